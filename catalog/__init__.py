@@ -1,0 +1,76 @@
+"""The catalog: the one DuckDB file with runs, files, tables, users and tokens."""
+
+from __future__ import annotations
+
+from catalog.errors import CatalogError, ConflictError, NotFoundError, SchemaVersionError
+from catalog.projects import ProjectRepository
+from catalog.readers import FORMATS, SourceFile
+from catalog.records import (
+    CollectionRecord,
+    ColumnSpec,
+    DriftNote,
+    FileRecord,
+    ProjectRecord,
+    RunRecord,
+    ScanReport,
+    TableRecord,
+    TokenRecord,
+    UserRecord,
+    WorkflowRecord,
+)
+from catalog.runs_files import FileRepository, RunRepository, SyncCounts, utc_now
+from catalog.scans import ScanRepository
+from catalog.schema import SCHEMA_VERSION
+from catalog.store import Store
+from catalog.tables import BuildRequest, BuildResult, FileResult, TableRepository, fingerprint
+from catalog.users import TokenRepository, UserRepository
+
+
+class Catalog:
+    """The catalog of one service: a DuckDB file and one repository per kind of record."""
+
+    def __init__(self, path: str) -> None:
+        self.store = Store(path)
+        self.projects = ProjectRepository(self.store)
+        self.runs = RunRepository(self.store)
+        self.files = FileRepository(self.store)
+        self.tables = TableRepository(self.store)
+        self.users = UserRepository(self.store)
+        self.tokens = TokenRepository(self.store)
+        self.scans = ScanRepository(self.store)
+
+    @property
+    def path(self) -> str:
+        return self.store.path
+
+    def close(self) -> None:
+        self.store.close()
+
+
+__all__ = [
+    "FORMATS",
+    "SCHEMA_VERSION",
+    "BuildRequest",
+    "BuildResult",
+    "Catalog",
+    "CatalogError",
+    "CollectionRecord",
+    "ColumnSpec",
+    "ConflictError",
+    "DriftNote",
+    "FileRecord",
+    "FileResult",
+    "NotFoundError",
+    "ProjectRecord",
+    "RunRecord",
+    "ScanReport",
+    "SchemaVersionError",
+    "SourceFile",
+    "SyncCounts",
+    "TableRecord",
+    "TokenRecord",
+    "UserRecord",
+    "WorkflowRecord",
+    "fingerprint",
+    "utc_now",
+]

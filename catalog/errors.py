@@ -1,0 +1,31 @@
+"""Catalog exceptions; none of them knows about HTTP."""
+
+from __future__ import annotations
+
+
+class CatalogError(Exception):
+    """Raised when the catalog file cannot be opened or used."""
+
+
+class SchemaVersionError(CatalogError):
+    """Raised when the catalog file was written by a depictiod with another schema version."""
+
+    def __init__(self, path: str, found: str, expected: int) -> None:
+        super().__init__(
+            f"the catalog {path!r} has schema version {found}, but this depictiod uses version "
+            f"{expected}; use the depictiod release that wrote it, or move the file away to start "
+            "a new catalog (tables are rebuilt from the workflow files)"
+        )
+
+
+class NotFoundError(CatalogError):
+    """Raised when a requested catalog record does not exist."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        self.kind = kind
+        self.key = key
+        super().__init__(f"{kind} {key!r} not found")
+
+
+class ConflictError(CatalogError):
+    """Raised when a write would break a uniqueness rule of the catalog."""

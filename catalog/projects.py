@@ -1,0 +1,175 @@
+"""Projects, workflows and data collections in the catalog."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import msgspec
+
+from catalog.records import CollectionRecord, ProjectRecord, WorkflowRecord
+from catalog.schema import DATA_SCHEMA
+from catalog.store import Connection, Store
+from config import DataCollection, Project, Workflow
+
+logger = logging.getLogger(__name__)
+
+_PROJECT_COLUMNS = "id, name, source, document, registration_time, last_modified"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class ProjectRepository:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def sync_from_config(self, projects: list[Project]) -> None:
+        """Store the projects of the config files and drop config projects no longer listed."""
+        wanted = {project.id for project in projects}
+
+        def work(connection: Connection) -> None:
+            stored = connection.execute("SELECT id FROM projects WHERE source = 'config'").fetchall()
+            for (project_id,) in stored:
+                if project_id not in wanted:
+                    logger.info("removing project %s: its file is no longer listed in the settings", project_id)
+                    _delete_project(connection, project_id)
+            for project in projects:
+                _upsert_project(connection, project, source="config")
+
+        self._store.write(work)
+
+    def list(self) -> list[ProjectRecord]:
+        rows = self._store.query(f"SELECT {_PROJECT_COLUMNS} FROM projects ORDER BY name")
+        return [_project_record(row) for row in rows]
+
+    def get(self, project_id: str) -> ProjectRecord | None:
+        row = self._store.query_one(f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE id = ?", [project_id])
+        return _project_record(row) if row else None
+
+    def get_by_name(self, name: str) -> ProjectRecord | None:
+        row = self._store.query_one(f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE name = ?", [name])
+        return _project_record(row) if row else None
+
+    def workflow(self, workflow_id: str) -> WorkflowRecord | None:
+        row = self._store.query_one(
+            "SELECT id, project_id, document FROM workflows WHERE id = ?", [workflow_id]
+        )
+        if row is None:
+            return None
+        return WorkflowRecord(id=row[0], project_id=row[1], workflow=msgspec.json.decode(row[2], type=Workflow))
+
+    def collection(self, collection_id: str) -> CollectionRecord | None:
+        row = self._store.query_one(
+            "SELECT id, project_id, workflow_id, document FROM data_collections WHERE id = ?",
+            [collection_id],
+        )
+        if row is None:
+            return None
+        collection = msgspec.json.decode(row[3], type=DataCollection)
+        return CollectionRecord(id=row[0], project_id=row[1], workflow_id=row[2], collection=collection)
+
+
+def _project_record(row: tuple[object, ...]) -> ProjectRecord:
+    project_id, name, source, document, registered, modified = row
+    project = msgspec.json.decode(str(document), type=Project)
+    return ProjectRecord(
+        id=str(project_id),
+        name=str(name),
+        source=str(source),
+        project=project,
+        registration_time=registered,  # type: ignore[arg-type]
+        last_modified=modified,  # type: ignore[arg-type]
+    )
+
+
+def _upsert_project(connection: Connection, project: Project, source: str) -> None:
+    assert project.id is not None, "config.load_project assigns every project an id"
+    now = _now()
+    previous = connection.execute(
+        "SELECT registration_time, document FROM projects WHERE id = ?", [project.id]
+    ).fetchone()
+    document = msgspec.json.encode(project).decode()
+    registered = previous[0] if previous else now
+    modified = now if previous is None or previous[1] != document else None
+
+    if previous is not None and modified is None:
+        return  # Unchanged: keep last_modified as it was.
+
+    connection.execute("DELETE FROM projects WHERE id = ?", [project.id])
+    connection.execute(
+        "INSERT INTO projects VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [project.id, project.name, source, project.yaml_config_path, project.is_public, document, registered, modified],
+    )
+    _replace_children(connection, project)
+
+
+def _replace_children(connection: Connection, project: Project) -> None:
+    kept_workflows = {workflow.id for workflow in project.workflows}
+    kept_collections = {dc.id for workflow in project.workflows for dc in workflow.data_collections}
+    kept_collections |= {dc.id for dc in project.data_collections}
+
+    # Workflows and collections removed from the YAML take their runs, files and tables along.
+    for (workflow_id,) in connection.execute("SELECT id FROM workflows WHERE project_id = ?", [project.id]).fetchall():
+        if workflow_id not in kept_workflows:
+            _delete_workflow_data(connection, workflow_id)
+    for (collection_id,) in connection.execute("SELECT id FROM data_collections WHERE project_id = ?", [project.id]).fetchall():
+        if collection_id not in kept_collections:
+            _delete_collection_data(connection, collection_id)
+
+    connection.execute("DELETE FROM workflows WHERE project_id = ?", [project.id])
+    connection.execute("DELETE FROM data_collections WHERE project_id = ?", [project.id])
+    for position, workflow in enumerate(project.workflows):
+        _insert_workflow(connection, project, workflow, position)
+    for position, collection in enumerate(project.data_collections):
+        _insert_collection(connection, project.id, None, collection, position)
+
+
+def _insert_workflow(connection: Connection, project: Project, workflow: Workflow, position: int) -> None:
+    connection.execute(
+        "INSERT INTO workflows VALUES (?, ?, ?, ?, ?, ?)",
+        [workflow.id, project.id, workflow.name, workflow.workflow_tag, position, msgspec.json.encode(workflow).decode()],
+    )
+    for index, collection in enumerate(workflow.data_collections):
+        _insert_collection(connection, str(project.id), workflow.id, collection, index)
+
+
+def _insert_collection(connection: Connection, project_id: str | None, workflow_id: str | None, collection: DataCollection, position: int) -> None:
+    connection.execute(
+        "INSERT INTO data_collections VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            collection.id,
+            project_id,
+            workflow_id,
+            collection.data_collection_tag,
+            collection.config.type,
+            collection.config.metatype,
+            position,
+            msgspec.json.encode(collection).decode(),
+        ],
+    )
+
+
+def _delete_project(connection: Connection, project_id: str) -> None:
+    for (workflow_id,) in connection.execute("SELECT id FROM workflows WHERE project_id = ?", [project_id]).fetchall():
+        _delete_workflow_data(connection, workflow_id)
+    for (collection_id,) in connection.execute("SELECT id FROM data_collections WHERE project_id = ?", [project_id]).fetchall():
+        _delete_collection_data(connection, collection_id)
+    connection.execute("DELETE FROM workflows WHERE project_id = ?", [project_id])
+    connection.execute("DELETE FROM data_collections WHERE project_id = ?", [project_id])
+    connection.execute("DELETE FROM dashboards WHERE project_id = ?", [project_id])
+    connection.execute("DELETE FROM scan_reports WHERE project_id = ?", [project_id])
+    connection.execute("DELETE FROM projects WHERE id = ?", [project_id])
+
+
+def _delete_workflow_data(connection: Connection, workflow_id: str) -> None:
+    connection.execute("DELETE FROM runs WHERE workflow_id = ?", [workflow_id])
+    connection.execute("DELETE FROM files WHERE workflow_id = ?", [workflow_id])
+
+
+def _delete_collection_data(connection: Connection, collection_id: str) -> None:
+    connection.execute("DELETE FROM files WHERE data_collection_id = ?", [collection_id])
+    connection.execute("DELETE FROM aggregated_tables WHERE data_collection_id = ?", [collection_id])
+    connection.execute("DELETE FROM column_specs WHERE data_collection_id = ?", [collection_id])
+    connection.execute(f'DROP TABLE IF EXISTS {DATA_SCHEMA}."dc_{collection_id}"')

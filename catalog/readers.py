@@ -1,0 +1,107 @@
+"""SQL that reads one workflow file with DuckDB, by format."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import itertools
+import os
+from typing import Any
+
+import msgspec
+
+from config import ReaderOptions
+
+FORMATS = ("csv", "tsv", "parquet", "feather", "xls", "xlsx")
+
+
+class SourceFile(msgspec.Struct, kw_only=True, frozen=True):
+    """One registered file to aggregate, with how to read it."""
+
+    file_id: str
+    run_tag: str
+    location: str
+    format: str
+    options: ReaderOptions = ReaderOptions()
+
+
+class UnreadableFileError(Exception):
+    """Raised when a file cannot be read in its declared format."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def separator_for(source: SourceFile) -> str:
+    """Return the field separator: the configured one, else by file suffix, else by format."""
+    if source.options.separator is not None:
+        return source.options.separator
+    name = source.location.lower().removesuffix(".gz")
+    if name.endswith((".tsv", ".tab")):
+        return "\t"
+    if source.format == "tsv" and not name.endswith(".csv"):
+        return "\t"
+    return ","
+
+
+def read_expression(source: SourceFile, full_sample: bool = False) -> tuple[str, list[Any]]:
+    """Return (table expression, parameters) that reads `source` in a FROM clause."""
+    if source.format in ("csv", "tsv"):
+        return _csv_expression(source, full_sample)
+    if source.format == "parquet":
+        return "read_parquet(?)", [source.location]
+    raise UnreadableFileError(
+        f"format {source.format!r} is not read by this depictiod release; convert the file to csv, tsv or parquet"
+    )
+
+
+def _csv_expression(source: SourceFile, full_sample: bool) -> tuple[str, list[Any]]:
+    options = source.options
+    # An explicit delimiter, header and skip stop the sniffer from guessing another
+    # dialect or silently skipping leading rows of a malformed file.
+    arguments = ["delim = ?", "header = ?", "skip = ?"]
+    parameters: list[Any] = [source.location, separator_for(source), options.has_header, options.skip_rows]
+    if options.quote_char is not None:
+        arguments.append("quote = ?")
+        parameters.append(options.quote_char)
+    if options.comment_prefix is not None:
+        arguments.append("comment = ?")
+        parameters.append(options.comment_prefix)
+    if options.null_values:
+        arguments.append("nullstr = ?")
+        parameters.append(list(options.null_values))
+    if options.column_types:
+        arguments.append("types = ?")
+        parameters.append(dict(options.column_types))
+    if full_sample:
+        arguments.append("sample_size = -1")
+    return f"read_csv(?, {', '.join(arguments)})", parameters
+
+
+def find_ragged_line(source: SourceFile) -> tuple[int, str] | None:
+    """Return (line number, message) for the first row whose field count differs from the header.
+
+    DuckDB reports a malformed CSV only as "could not detect the dialect"; this finds the
+    row a user has to fix. Only the first 1,000,000 rows are checked.
+    """
+    opener: Any = gzip.open if source.location.endswith(".gz") else open
+    try:
+        with opener(source.location, "rt", encoding="utf-8", errors="replace", newline="") as handle:
+            rows = csv.reader(handle, delimiter=separator_for(source))
+            expected: int | None = None
+            for number, row in enumerate(itertools.islice(rows, 1_000_000), start=1):
+                if not row or number <= source.options.skip_rows:
+                    continue
+                if expected is None:
+                    expected = len(row)
+                    continue
+                if len(row) != expected:
+                    return number, f"line {number} has {len(row)} fields but the header has {expected}"
+    except (OSError, csv.Error):
+        return None
+    return None
+
+
+def file_exists(source: SourceFile) -> bool:
+    return os.path.isfile(source.location)

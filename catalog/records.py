@@ -1,0 +1,133 @@
+"""Typed rows that the catalog returns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from config import DataCollection, Project, Workflow
+
+
+class ProjectRecord(msgspec.Struct, kw_only=True, frozen=True):
+    id: str
+    name: str
+    source: str
+    project: Project
+    registration_time: datetime
+    last_modified: datetime
+
+
+class WorkflowRecord(msgspec.Struct, kw_only=True, frozen=True):
+    id: str
+    project_id: str
+    workflow: Workflow
+
+
+class CollectionRecord(msgspec.Struct, kw_only=True, frozen=True):
+    id: str
+    project_id: str
+    workflow_id: str | None
+    collection: DataCollection
+
+
+class RunRecord(msgspec.Struct, kw_only=True, frozen=True):
+    id: str
+    workflow_id: str
+    run_tag: str
+    run_location: str
+    workflow_config_id: str
+    creation_time: datetime
+    last_modification_time: datetime
+    registration_time: datetime
+    run_hash: str
+
+
+class FileRecord(msgspec.Struct, kw_only=True, frozen=True):
+    id: str
+    data_collection_id: str
+    workflow_id: str
+    run_id: str
+    run_tag: str
+    file_location: str
+    filename: str
+    filesize: int
+    mtime_ns: int
+    creation_time: datetime
+    modification_time: datetime
+    content_hash: str
+    wildcards: dict[str, str]
+    # registered (found, not yet aggregated), aggregated or failed.
+    status: str
+    error: str | None
+    error_line: int | None
+    row_count: int | None
+    registration_time: datetime
+
+
+class DriftNote(msgspec.Struct, kw_only=True, frozen=True):
+    """One column of one file whose type differs from the table's column type."""
+
+    file_id: str
+    column: str
+    file_type: str
+    table_type: str
+
+
+class TableRecord(msgspec.Struct, kw_only=True, frozen=True):
+    data_collection_id: str
+    table_name: str
+    row_count: int
+    column_count: int
+    size_bytes: int
+    aggregation_version: int
+    aggregation_time: datetime
+    aggregation_hash: str
+    inputs_fingerprint: str
+    drift: list[DriftNote]
+
+
+class ColumnSpec(msgspec.Struct, kw_only=True, frozen=True):
+    name: str
+    duckdb_type: str
+    # Depictio's type name: int64, float64, bool, datetime, object ...
+    type: str
+    description: str | None
+    specs: dict[str, Any]
+
+
+class UserRecord(msgspec.Struct, kw_only=True, frozen=True):
+    id: str
+    email: str
+    password_hash: str
+    is_admin: bool
+    is_active: bool
+    registration_date: datetime
+    last_login: datetime | None
+
+
+class TokenRecord(msgspec.Struct, kw_only=True, frozen=True):
+    id: str
+    user_id: str
+    name: str
+    token_lifetime: str
+    jti: str
+    expire_datetime: datetime
+    created_at: datetime
+    revoked: bool
+
+
+class ScanReport(msgspec.Struct, kw_only=True, frozen=True):
+    id: str
+    project_id: str
+    workflow_id: str
+    started_at: datetime
+    finished_at: datetime
+    runs: int
+    files_total: int
+    files_new: int
+    files_changed: int
+    files_removed: int
+    files_failed: int
+    details: dict[str, Any]

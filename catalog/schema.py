@@ -1,0 +1,57 @@
+"""The catalog's tables and its schema version.
+
+No primary keys, unique constraints or indexes: the same SQL must run on DuckLake, which
+has none, so uniqueness is kept by the repositories in this package (delete, then insert).
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+# Aggregated tables live in their own schema, one table per data collection.
+DATA_SCHEMA = "data"
+
+STATEMENTS = (
+    "CREATE TABLE IF NOT EXISTS catalog_meta (key VARCHAR, value VARCHAR)",
+    f"CREATE SCHEMA IF NOT EXISTS {DATA_SCHEMA}",
+    """CREATE TABLE IF NOT EXISTS projects (
+        id VARCHAR, name VARCHAR, source VARCHAR, yaml_config_path VARCHAR,
+        is_public BOOLEAN, document VARCHAR,
+        registration_time TIMESTAMP, last_modified TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS workflows (
+        id VARCHAR, project_id VARCHAR, name VARCHAR, workflow_tag VARCHAR,
+        position INTEGER, document VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS data_collections (
+        id VARCHAR, project_id VARCHAR, workflow_id VARCHAR, tag VARCHAR, type VARCHAR,
+        metatype VARCHAR, position INTEGER, document VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS runs (
+        id VARCHAR, workflow_id VARCHAR, run_tag VARCHAR, run_location VARCHAR,
+        workflow_config_id VARCHAR, creation_time TIMESTAMP, last_modification_time TIMESTAMP,
+        registration_time TIMESTAMP, run_hash VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS files (
+        id VARCHAR, data_collection_id VARCHAR, workflow_id VARCHAR, run_id VARCHAR,
+        run_tag VARCHAR, file_location VARCHAR, filename VARCHAR, filesize BIGINT,
+        mtime_ns BIGINT, creation_time TIMESTAMP, modification_time TIMESTAMP,
+        content_hash VARCHAR, wildcards VARCHAR, status VARCHAR, error VARCHAR,
+        error_line BIGINT, row_count BIGINT, registration_time TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS aggregated_tables (
+        data_collection_id VARCHAR, table_name VARCHAR, row_count BIGINT, column_count INTEGER,
+        size_bytes BIGINT, aggregation_version INTEGER, aggregation_time TIMESTAMP,
+        aggregation_hash VARCHAR, inputs_fingerprint VARCHAR, drift VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS column_specs (
+        data_collection_id VARCHAR, position INTEGER, name VARCHAR, duckdb_type VARCHAR,
+        type VARCHAR, description VARCHAR, specs VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS users (
+        id VARCHAR, email VARCHAR, password_hash VARCHAR, is_admin BOOLEAN, is_active BOOLEAN,
+        registration_date TIMESTAMP, last_login TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS tokens (
+        id VARCHAR, user_id VARCHAR, name VARCHAR, token_lifetime VARCHAR, jti VARCHAR,
+        expire_datetime TIMESTAMP, created_at TIMESTAMP, revoked BOOLEAN)""",
+    """CREATE TABLE IF NOT EXISTS dashboards (
+        id VARCHAR, project_id VARCHAR, title VARCHAR, document VARCHAR,
+        last_saved_ts TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS scan_reports (
+        id VARCHAR, project_id VARCHAR, workflow_id VARCHAR, started_at TIMESTAMP,
+        finished_at TIMESTAMP, runs INTEGER, files_total INTEGER, files_new INTEGER,
+        files_changed INTEGER, files_removed INTEGER, files_failed INTEGER, details VARCHAR)""",
+)

@@ -1,0 +1,129 @@
+"""The one DuckDB connection of the service, with a single writer thread.
+
+Every write runs on the thread named `catalog-writer`, one transaction at a time, so
+writes from the API and from ingestion never conflict. Reads use their own cursors and
+see only committed data.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import duckdb
+
+from catalog.errors import CatalogError, SchemaVersionError
+from catalog.schema import SCHEMA_VERSION, STATEMENTS
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Connection = duckdb.DuckDBPyConnection
+
+
+class Store:
+    """Owns the DuckDB file: opens it, checks its schema version, runs reads and writes."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        try:
+            self._connection = duckdb.connect(path, config={"autoinstall_known_extensions": False})
+        except duckdb.IOException as error:
+            raise CatalogError(
+                f"cannot open the catalog {path!r}: {error}. If a depictiod service is running on "
+                "it, stop it first or send the request to its API"
+            ) from None
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-writer")
+        self._write_connection = self._connection.cursor()
+        self._closed = False
+        self._lock = threading.Lock()
+        self._prepare_schema()
+
+    def _prepare_schema(self) -> None:
+        tables = self._connection.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'catalog_meta'"
+        ).fetchone()
+        if tables and tables[0]:
+            row = self._connection.execute(
+                "SELECT value FROM catalog_meta WHERE key = 'schema_version'"
+            ).fetchone()
+            found = row[0] if row else "missing"
+            if found != str(SCHEMA_VERSION):
+                raise SchemaVersionError(self.path, found, SCHEMA_VERSION)
+            return
+
+        def create(connection: Connection) -> None:
+            for statement in STATEMENTS:
+                connection.execute(statement)
+            connection.execute(
+                "INSERT INTO catalog_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+            )
+
+        self.write(create)
+        logger.info("created catalog %s with schema version %d", self.path, SCHEMA_VERSION)
+
+    def write(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one transaction on the writer thread and return its result."""
+        if self._closed:
+            raise CatalogError("the catalog is closed")
+        return self._writer.submit(self._run_transaction, work).result()
+
+    def _run_transaction(self, work: Callable[[Connection], T]) -> T:
+        connection = self._write_connection
+        connection.execute("BEGIN TRANSACTION")
+        try:
+            result = work(connection)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return result
+
+    def write_steps(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` on the writer thread without an enclosing transaction.
+
+        Long jobs such as building a table use this and open their own short transactions,
+        so a failure part-way leaves only scratch tables behind, never a half-swapped one.
+        """
+        if self._closed:
+            raise CatalogError("the catalog is closed")
+        return self._writer.submit(work, self._write_connection).result()
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """Yield a cursor that sees the last committed state; it is closed afterwards."""
+        if self._closed:
+            raise CatalogError("the catalog is closed")
+        cursor = self._connection.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+
+    def query(self, sql: str, parameters: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run one read query and return all rows."""
+        with self.read() as cursor:
+            return cursor.execute(sql, parameters or []).fetchall()
+
+    def query_one(self, sql: str, parameters: list[Any] | None = None) -> tuple[Any, ...] | None:
+        """Run one read query and return the first row, or None."""
+        with self.read() as cursor:
+            return cursor.execute(sql, parameters or []).fetchone()
+
+    def close(self) -> None:
+        """Finish pending writes, then close the database file."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._writer.shutdown(wait=True)
+        self._write_connection.close()
+        self._connection.close()
+        logger.info("closed catalog %s", self.path)

@@ -1,0 +1,37 @@
+"""Configuration: service settings (depictio.toml) and Depictio project YAML files."""
+
+from config.errors import ConfigError, ConfigProblem
+from config.ids import derive_id, is_object_id
+from config.load_project import compile_file_pattern, load_project
+from config.project import (
+    DataCollection,
+    DataLocation,
+    Join,
+    Project,
+    TableProperties,
+    Workflow,
+)
+from config.reader_options import ReaderOptions, parse_reader_options
+from config.settings import Settings, environment_names, load_settings
+from config.projects import load_projects
+
+__all__ = [
+    "ConfigError",
+    "ConfigProblem",
+    "DataCollection",
+    "DataLocation",
+    "Join",
+    "Project",
+    "ReaderOptions",
+    "Settings",
+    "TableProperties",
+    "Workflow",
+    "compile_file_pattern",
+    "derive_id",
+    "environment_names",
+    "is_object_id",
+    "load_project",
+    "load_projects",
+    "load_settings",
+    "parse_reader_options",
+]

@@ -1,0 +1,16 @@
+"""Ingestion: discover runs and files, register them, aggregate tables."""
+
+from ingestor.aggregate import CollectionAggregate, aggregate_collection
+from ingestor.scan import CollectionScan, WorkflowScan, scan_workflow
+from ingestor.service import IngestStatus, Ingestor, ProjectScan
+
+__all__ = [
+    "CollectionAggregate",
+    "CollectionScan",
+    "IngestStatus",
+    "Ingestor",
+    "ProjectScan",
+    "WorkflowScan",
+    "aggregate_collection",
+    "scan_workflow",
+]

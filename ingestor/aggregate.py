@@ -1,0 +1,86 @@
+"""Aggregate the files of a table data collection into its DuckDB table."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import msgspec
+
+from catalog import BuildRequest, Catalog, SourceFile, fingerprint
+from config import DataCollection, TableProperties, parse_reader_options
+
+logger = logging.getLogger(__name__)
+
+# Depictio processes image collections exactly like tables: their rows describe images.
+TABLE_TYPES = ("table", "image")
+
+
+class CollectionAggregate(msgspec.Struct, kw_only=True):
+    collection_id: str
+    tag: str
+    # built, unchanged, empty (no file to read) or skipped (not a table collection).
+    outcome: str
+    rows: int = 0
+    files_aggregated: int = 0
+    files_failed: int = 0
+    seconds: float = 0.0
+
+
+def aggregate_collection(catalog: Catalog, collection: DataCollection) -> CollectionAggregate:
+    """Rebuild the collection's table when its files or settings changed since the last build."""
+    assert collection.id is not None
+    started = time.monotonic()
+    tag = collection.data_collection_tag
+    if collection.config.type not in TABLE_TYPES or collection.config.source != "native":
+        return CollectionAggregate(collection_id=collection.id, tag=tag, outcome="skipped")
+
+    files = [record for record in catalog.files.list_for_collection(collection.id) if record.filesize > 0]
+    if not files:
+        catalog.tables.drop(collection.id)
+        return CollectionAggregate(collection_id=collection.id, tag=tag, outcome="empty")
+
+    settings = msgspec.json.encode(collection.config).decode()
+    inputs = fingerprint([settings, *(f"{r.id}:{r.run_tag}:{r.content_hash}" for r in files)])
+    existing = catalog.tables.get(collection.id)
+    if existing is not None and existing.inputs_fingerprint == inputs:
+        return CollectionAggregate(collection_id=collection.id, tag=tag, outcome="unchanged", rows=existing.row_count)
+
+    properties = msgspec.convert(collection.config.dc_specific_properties, TableProperties)
+    options, problems = parse_reader_options(properties.polars_kwargs)
+    assert options is not None, f"config.load_project rejects invalid polars_kwargs: {problems}"
+    sources = [
+        SourceFile(file_id=r.id, run_tag=r.run_tag, location=r.file_location, format=properties.format, options=options)
+        for r in files
+    ]
+    request = BuildRequest(
+        collection_id=collection.id,
+        files=sources,
+        inputs_fingerprint=inputs,
+        keep_columns=properties.keep_columns or None,
+        descriptions=properties.columns_description or {},
+        input_bytes=sum(r.filesize for r in files),
+    )
+    result = catalog.tables.build(request)
+    catalog.files.set_results([(f.file_id, f.status, f.error, f.error_line, f.row_count) for f in result.files])
+
+    failed = sum(1 for f in result.files if f.status == "failed")
+    seconds = time.monotonic() - started
+    if result.table is None:
+        logger.warning("collection %s (%s): no file could be read, %d failed; the previous table, if any, is kept", tag, collection.id, failed)
+        return CollectionAggregate(collection_id=collection.id, tag=tag, outcome="empty", files_failed=failed, seconds=seconds)
+
+    logger.info(
+        "collection %s (%s): table version %d built from %d files, %d rows, %d files failed, %.2f s",
+        tag, collection.id, result.table.aggregation_version, len(result.files) - failed, result.table.row_count, failed, seconds,
+    )
+    return CollectionAggregate(
+        collection_id=collection.id,
+        tag=tag,
+        outcome="built",
+        rows=result.table.row_count,
+        files_aggregated=len(result.files) - failed,
+        files_failed=failed,
+        seconds=seconds,
+    )
+

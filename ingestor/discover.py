@@ -1,0 +1,143 @@
+"""Find the runs of a workflow and the files of its data collections.
+
+Matching follows Depictio's scanner so that existing project files find the same files:
+`runs_regex` is `re.match`ed against the names of the location's immediate subfolders,
+and a recursive collection's pattern is `re.match`ed against the file's name, then
+against its path relative to the run folder when the pattern contains a `/`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import re
+from datetime import UTC, datetime
+
+import msgspec
+
+from config import DataCollection, Workflow, compile_file_pattern
+
+logger = logging.getLogger(__name__)
+
+# Names that writers use while a file is incomplete, and editor or OS leftovers.
+TEMPORARY_SUFFIXES = (".tmp", ".part", "~")
+
+
+class RunFound(msgspec.Struct, kw_only=True, frozen=True):
+    tag: str
+    location: str
+    creation_time: datetime
+    last_modification_time: datetime
+
+
+class FileFound(msgspec.Struct, kw_only=True, frozen=True):
+    collection_id: str
+    run_tag: str
+    path: str
+    size: int
+    mtime_ns: int
+    creation_time: datetime
+    wildcards: dict[str, str]
+
+
+def timestamp(seconds: float) -> datetime:
+    """Return a file time as a UTC datetime without zone, as the catalog stores times."""
+    return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None)
+
+
+def is_temporary(name: str) -> bool:
+    """Return True for names that are never ingested: hidden files and partial writes."""
+    return name.startswith(".") or name.endswith(TEMPORARY_SUFFIXES)
+
+
+def discover_runs(workflow: Workflow, warnings: list[str]) -> list[RunFound]:
+    """Return the workflow's runs in location order, then name order."""
+    location = workflow.data_location
+    pattern = re.compile(location.runs_regex) if location.runs_regex else None
+    runs: list[RunFound] = []
+    tags: set[str] = set()
+
+    for folder in location.locations:
+        if not os.path.isdir(folder):
+            warnings.append(f"location {folder!r} of workflow {workflow.name!r} is missing or not a folder; its runs count as removed")
+            continue
+        for run_path in _run_folders(folder, location.structure, pattern, warnings):
+            tag = os.path.basename(os.path.normpath(run_path))
+            if tag in tags:
+                warnings.append(f"run tag {tag!r} appears in two locations of workflow {workflow.name!r}; only the first is used ({run_path!r} is skipped)")
+                continue
+            try:
+                info = os.stat(run_path)
+            except OSError as error:
+                warnings.append(f"run folder {run_path!r} cannot be read: {error.strerror}; skipped")
+                continue
+            tags.add(tag)
+            runs.append(RunFound(tag=tag, location=run_path, creation_time=timestamp(info.st_ctime), last_modification_time=timestamp(info.st_mtime)))
+    return runs
+
+
+def _run_folders(folder: str, structure: str, pattern: re.Pattern[str] | None, warnings: list[str]) -> list[str]:
+    if structure == "flat":
+        return [folder]
+    assert pattern is not None, "config.load_project requires runs_regex for sequencing-runs"
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError as error:
+        warnings.append(f"location {folder!r} cannot be listed: {error.strerror}; skipped")
+        return []
+    return [
+        os.path.join(folder, name)
+        for name in names
+        if pattern.match(name) and not name.startswith(".") and os.path.isdir(os.path.join(folder, name))
+    ]
+
+
+class CollectionMatcher:
+    """Decide whether a file of a run belongs to a recursive data collection."""
+
+    def __init__(self, collection: DataCollection) -> None:
+        assert collection.id is not None and collection.config.scan is not None
+        parameters = collection.config.scan.scan_parameters
+        regex_config = parameters["regex_config"]
+        wildcards = {item["name"]: item["wildcard_regex"] for item in regex_config.get("wildcards") or []}
+        self.collection_id = collection.id
+        self.pattern = compile_file_pattern(regex_config["pattern"], wildcards)
+        self.path_pattern = "/" in regex_config["pattern"]
+        self.max_depth: int | None = parameters.get("max_depth")
+        self.ignore: list[str] = parameters.get("ignore") or []
+
+    def match(self, relative_path: str) -> dict[str, str] | None:
+        """Return the wildcard captures when the file matches, else None."""
+        depth = relative_path.count("/")
+        if self.max_depth is not None and depth > self.max_depth:
+            return None
+        name = relative_path.rsplit("/", 1)[-1]
+        if any(fnmatch.fnmatch(name, rule) or fnmatch.fnmatch(relative_path, rule) for rule in self.ignore):
+            return None
+        found = self.pattern.match(name)
+        if found is None and self.path_pattern:
+            found = self.pattern.match(relative_path)
+        if found is None:
+            return None
+        return {key: value for key, value in found.groupdict().items() if value is not None}
+
+
+def walk_run(run_location: str, warnings: list[str]) -> list[tuple[str, str]]:
+    """Return (path relative to the run, absolute path) for every file under the run folder.
+
+    Symlinked folders are not followed, so a link cannot pull another tree into a run.
+    """
+    found: list[tuple[str, str]] = []
+
+    def report(error: OSError) -> None:
+        warnings.append(f"cannot list {error.filename!r}: {error.strerror}; its files are skipped")
+
+    for folder, subfolders, names in os.walk(run_location, onerror=report, followlinks=False):
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        for name in sorted(names):
+            if is_temporary(name):
+                continue
+            path = os.path.join(folder, name)
+            found.append((os.path.relpath(path, run_location).replace(os.sep, "/"), path))
+    return found

@@ -1,0 +1,242 @@
+"""One scan of a workflow: find its runs and files and make the catalog match them."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+
+import msgspec
+
+from catalog import Catalog, FileRecord, RunRecord, ScanReport, SyncCounts, utc_now
+from config import DataCollection, Project, Workflow, derive_id
+from ingestor.discover import CollectionMatcher, FileFound, RunFound, discover_runs, timestamp, walk_run
+from ingestor.hashing import content_hash
+
+logger = logging.getLogger(__name__)
+
+
+class CollectionScan(msgspec.Struct, kw_only=True):
+    """What a scan found for one data collection."""
+
+    collection_id: str
+    tag: str
+    files: int = 0
+    empty_files: int = 0
+
+
+class WorkflowScan(msgspec.Struct, kw_only=True):
+    project_id: str
+    workflow_id: str
+    workflow_name: str
+    runs: int
+    collections: list[CollectionScan]
+    counts: SyncCounts
+    warnings: list[str]
+    seconds: float
+
+
+def scan_workflow(catalog: Catalog, project: Project, workflow: Workflow) -> WorkflowScan:
+    """Register the workflow's current runs and files; remove those that are gone."""
+    started = time.monotonic()
+    started_at = utc_now()
+    warnings: list[str] = []
+    assert workflow.id is not None and project.id is not None
+
+    runs = discover_runs(workflow, warnings)
+    found = _find_recursive_files(workflow, runs, warnings)
+    found += _find_single_files(workflow, runs, warnings)
+    runs = _add_single_file_runs(workflow, runs, found)
+
+    previous = {record.id: record for record in catalog.files.list_for_workflow(workflow.id)}
+    files = [_file_record(workflow, item, previous, warnings) for item in found]
+    files = [record for record in files if record is not None]
+    run_records = [_run_record(workflow, run, files) for run in runs]
+    counts = catalog.files.sync_workflow(workflow.id, run_records, files)
+
+    collections = _collection_summaries(workflow, files, warnings)
+    seconds = time.monotonic() - started
+    report = ScanReport(
+        id=derive_id("scan", workflow.id, started_at.isoformat()),
+        project_id=project.id,
+        workflow_id=workflow.id,
+        started_at=started_at,
+        finished_at=utc_now(),
+        runs=len(run_records),
+        files_total=len(files),
+        files_new=counts.files_added,
+        files_changed=counts.files_changed,
+        files_removed=counts.files_removed,
+        files_failed=sum(1 for record in files if record.status == "failed"),
+        details={"warnings": warnings},
+    )
+    catalog.scans.add(report)
+    return WorkflowScan(
+        project_id=project.id,
+        workflow_id=workflow.id,
+        workflow_name=workflow.name,
+        runs=len(run_records),
+        collections=collections,
+        counts=counts,
+        warnings=warnings,
+        seconds=seconds,
+    )
+
+
+def _find_recursive_files(workflow: Workflow, runs: list[RunFound], warnings: list[str]) -> list[FileFound]:
+    matchers = [
+        CollectionMatcher(collection)
+        for collection in workflow.data_collections
+        if collection.config.scan is not None and collection.config.scan.mode == "recursive"
+    ]
+    if not matchers:
+        return []
+
+    found: list[FileFound] = []
+    for run in runs:
+        # One walk per run serves every collection of the workflow.
+        for relative_path, path in walk_run(run.location, warnings):
+            for matcher in matchers:
+                captures = matcher.match(relative_path)
+                if captures is None:
+                    continue
+                item = _stat_file(matcher.collection_id, run.tag, path, captures, warnings)
+                if item is not None:
+                    found.append(item)
+    return found
+
+
+def _find_single_files(workflow: Workflow, runs: list[RunFound], warnings: list[str]) -> list[FileFound]:
+    found: list[FileFound] = []
+    for collection in workflow.data_collections:
+        scan = collection.config.scan
+        if scan is None or scan.mode != "single":
+            continue
+        assert collection.id is not None
+        path = scan.scan_parameters["filename"]
+        item = _stat_file(collection.id, _run_tag_for(path, runs, collection), path, {}, warnings)
+        if item is not None:
+            found.append(item)
+    return found
+
+
+def _run_tag_for(path: str, runs: list[RunFound], collection: DataCollection) -> str:
+    """Return the tag of the run folder containing `path`, or Depictio's single-file run tag."""
+    for run in runs:
+        if os.path.commonpath([run.location, path]) == run.location:
+            return run.tag
+    return f"{collection.data_collection_tag}-single-file-scan"
+
+
+def _add_single_file_runs(workflow: Workflow, runs: list[RunFound], found: list[FileFound]) -> list[RunFound]:
+    # Depictio gives a file outside every run a synthetic run that it never stores; it is
+    # stored here, so every file's run_id names a real run.
+    known = {run.tag for run in runs}
+    extra: dict[str, RunFound] = {}
+    for item in found:
+        if item.run_tag in known or item.run_tag in extra:
+            continue
+        folder = os.path.dirname(item.path)
+        info = os.stat(folder)
+        extra[item.run_tag] = RunFound(tag=item.run_tag, location=folder, creation_time=timestamp(info.st_ctime), last_modification_time=timestamp(info.st_mtime))
+    return runs + list(extra.values())
+
+
+def _stat_file(collection_id: str, run_tag: str, path: str, captures: dict[str, str], warnings: list[str]) -> FileFound | None:
+    real_path = os.path.realpath(path)
+    try:
+        info = os.stat(real_path)
+    except OSError as error:
+        # A broken symlink or a file removed since the walk: skip it, the next scan sees it.
+        warnings.append(f"file {path!r} cannot be read: {error.strerror}; skipped")
+        return None
+    if not os.path.isfile(real_path):
+        return None
+    return FileFound(
+        collection_id=collection_id,
+        run_tag=run_tag,
+        path=real_path,
+        size=info.st_size,
+        mtime_ns=info.st_mtime_ns,
+        creation_time=timestamp(info.st_ctime),
+        wildcards=captures,
+    )
+
+
+def _file_record(workflow: Workflow, item: FileFound, previous: dict[str, FileRecord], warnings: list[str]) -> FileRecord | None:
+    assert workflow.id is not None
+    file_id = derive_id("file", item.collection_id, item.path)
+    old = previous.get(file_id)
+
+    if old is not None and (old.filesize, old.mtime_ns) == (item.size, item.mtime_ns):
+        digest = old.content_hash  # Same size and nanosecond mtime: trust the stored hash.
+    else:
+        try:
+            digest = content_hash(item.path)
+        except OSError as error:
+            warnings.append(f"file {item.path!r} cannot be read: {error.strerror}; skipped")
+            return None
+
+    # An unchanged file keeps the outcome of its last aggregation.
+    status, error, error_line, row_count = "registered", None, None, None
+    if item.size == 0:
+        status, error = "failed", "the file is empty (0 bytes)"
+    elif old is not None and (old.content_hash, old.filesize) == (digest, item.size):
+        status, error, error_line, row_count = old.status, old.error, old.error_line, old.row_count
+
+    return FileRecord(
+        id=file_id,
+        data_collection_id=item.collection_id,
+        workflow_id=workflow.id,
+        run_id=derive_id("run", workflow.id, item.run_tag),
+        run_tag=item.run_tag,
+        file_location=item.path,
+        filename=os.path.basename(item.path),
+        filesize=item.size,
+        mtime_ns=item.mtime_ns,
+        creation_time=item.creation_time,
+        modification_time=timestamp(item.mtime_ns / 1e9),
+        content_hash=digest,
+        wildcards=item.wildcards,
+        status=status,
+        error=error,
+        error_line=error_line,
+        row_count=row_count,
+        registration_time=old.registration_time if old is not None else utc_now(),
+    )
+
+
+def _run_record(workflow: Workflow, run: RunFound, files: list[FileRecord]) -> RunRecord:
+    assert workflow.id is not None and workflow.config is not None and workflow.config.id is not None
+    hashes = sorted(record.content_hash for record in files if record.run_tag == run.tag)
+    run_hash = hashlib.sha256("\n".join([run.location, *hashes]).encode()).hexdigest()
+    return RunRecord(
+        id=derive_id("run", workflow.id, run.tag),
+        workflow_id=workflow.id,
+        run_tag=run.tag,
+        run_location=run.location,
+        workflow_config_id=workflow.config.id,
+        creation_time=run.creation_time,
+        last_modification_time=run.last_modification_time,
+        registration_time=utc_now(),
+        run_hash=run_hash,
+    )
+
+
+def _collection_summaries(workflow: Workflow, files: list[FileRecord], warnings: list[str]) -> list[CollectionScan]:
+    summaries = []
+    for collection in workflow.data_collections:
+        assert collection.id is not None
+        summary = CollectionScan(collection_id=collection.id, tag=collection.data_collection_tag)
+        for record in files:
+            if record.data_collection_id == collection.id:
+                summary.files += 1
+                summary.empty_files += record.filesize == 0
+        scan = collection.config.scan
+        if summary.files == 0 and scan is not None:
+            where = ", ".join(workflow.data_location.locations)
+            what = scan.scan_parameters.get("filename") or scan.scan_parameters["regex_config"]["pattern"]
+            warnings.append(f"collection {collection.data_collection_tag!r} matched no file under {where} with {scan.mode} pattern {what!r}")
+        summaries.append(summary)
+    return summaries

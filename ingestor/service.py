@@ -1,0 +1,131 @@
+"""The ingestor: scans every configured project at start and reconciles on a schedule."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import msgspec
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from catalog import Catalog, utc_now
+from config import Project, Settings
+from ingestor.aggregate import CollectionAggregate, aggregate_collection
+from ingestor.scan import WorkflowScan, scan_workflow
+
+logger = logging.getLogger(__name__)
+
+
+class ProjectScan(msgspec.Struct, kw_only=True):
+    """The result of scanning and aggregating one project."""
+
+    project_id: str
+    name: str
+    workflows: list[WorkflowScan]
+    tables: list[CollectionAggregate]
+    seconds: float
+
+    @property
+    def files_failed(self) -> int:
+        return sum(table.files_failed for table in self.tables) + sum(
+            collection.empty_files for scan in self.workflows for collection in scan.collections
+        )
+
+
+class IngestStatus(msgspec.Struct, kw_only=True):
+    # starting, scanning, idle or stopped.
+    state: str = "starting"
+    last_scan_started: str | None = None
+    last_scan_finished: str | None = None
+    scans_completed: int = 0
+    last_error: str | None = None
+
+
+class Ingestor:
+    """Keeps the catalog in step with the workflow folders of the configured projects."""
+
+    def __init__(self, catalog: Catalog, settings: Settings, projects: list[Project]) -> None:
+        self.catalog = catalog
+        self.settings = settings
+        self.projects = projects
+        self.status = IngestStatus()
+        self._scan_lock = threading.Lock()
+        self._scheduler: BackgroundScheduler | None = None
+
+    def register_projects(self) -> None:
+        """Store the configured projects in the catalog, dropping ones no longer configured."""
+        self.catalog.projects.sync_from_config(self.projects)
+
+    def scan_all(self) -> list[ProjectScan]:
+        """Scan and aggregate every project once; one failing project does not stop the others."""
+        with self._scan_lock:
+            self.status.state = "scanning"
+            self.status.last_scan_started = utc_now().isoformat(sep=" ", timespec="seconds")
+            results = []
+            for project in self.projects:
+                try:
+                    results.append(self.scan_project(project))
+                except Exception as error:
+                    # One project's failure must not stop the others or the service.
+                    logger.exception("scan of project %s (%s) failed; the next reconcile retries it", project.name, project.id)
+                    self.status.last_error = f"project {project.name!r}: {error}"
+            self.status.state = "idle"
+            self.status.scans_completed += 1
+            self.status.last_scan_finished = utc_now().isoformat(sep=" ", timespec="seconds")
+            return results
+
+    def scan_project(self, project: Project) -> ProjectScan:
+        """Scan every workflow of `project`, then rebuild the tables whose inputs changed."""
+        assert project.id is not None
+        started = time.monotonic()
+        scans = []
+        tables = []
+        for workflow in project.workflows:
+            scan = scan_workflow(self.catalog, project, workflow)
+            for warning in scan.warnings:
+                logger.warning("project %s, workflow %s: %s", project.name, workflow.name, warning)
+            scans.append(scan)
+            for collection in workflow.data_collections:
+                tables.append(aggregate_collection(self.catalog, collection))
+
+        seconds = time.monotonic() - started
+        logger.info(
+            "scanned project %s (%s): %d runs, %d files, %d rows, %d files failed, %.2f s",
+            project.name,
+            project.id,
+            sum(scan.runs for scan in scans),
+            sum(c.files for scan in scans for c in scan.collections),
+            sum(table.rows for table in tables),
+            sum(table.files_failed for table in tables),
+            seconds,
+        )
+        return ProjectScan(project_id=project.id, name=project.name, workflows=scans, tables=tables, seconds=seconds)
+
+    def start(self) -> None:
+        """Register projects, scan them once, then reconcile every `reconcile_seconds`."""
+        self.register_projects()
+        if self.settings.ingest.scan_on_start:
+            self.scan_all()
+        self.status.state = "idle"
+
+        interval = self.settings.ingest.reconcile_seconds
+        if interval > 0:
+            self._scheduler = BackgroundScheduler(daemon=True)
+            self._scheduler.add_job(self._reconcile, "interval", seconds=interval, id="reconcile", max_instances=1, coalesce=True)
+            self._scheduler.start()
+            logger.info("reconcile scheduled every %d s", interval)
+
+    def _reconcile(self) -> None:
+        try:
+            self.scan_all()
+        except Exception:
+            logger.exception("scheduled reconcile failed; the next one runs as scheduled")
+
+    def stop(self) -> None:
+        """Stop the scheduler and wait for a running scan to finish."""
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+        with self._scan_lock:
+            self.status.state = "stopped"
