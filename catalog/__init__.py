@@ -23,7 +23,7 @@ from catalog.scans import ScanRepository
 from catalog.schema import SCHEMA_VERSION
 from catalog.store import Store
 from catalog.tables import BuildRequest, BuildResult, FileResult, TableRepository, fingerprint
-from catalog.users import TokenRepository, UserRepository
+from catalog.users import TokenRepository, UserRepository, user_id_for
 
 
 class Catalog:
@@ -72,5 +72,6 @@ __all__ = [
     "UserRecord",
     "WorkflowRecord",
     "fingerprint",
+    "user_id_for",
     "utc_now",
 ]

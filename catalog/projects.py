@@ -53,9 +53,7 @@ class ProjectRepository:
         return _project_record(row) if row else None
 
     def workflow(self, workflow_id: str) -> WorkflowRecord | None:
-        row = self._store.query_one(
-            "SELECT id, project_id, document FROM workflows WHERE id = ?", [workflow_id]
-        )
+        row = self._store.query_one("SELECT id, project_id, document FROM workflows WHERE id = ?", [workflow_id])
         if row is None:
             return None
         return WorkflowRecord(id=row[0], project_id=row[1], workflow=msgspec.json.decode(row[2], type=Workflow))
@@ -114,7 +112,9 @@ def _replace_children(connection: Connection, project: Project) -> None:
     for (workflow_id,) in connection.execute("SELECT id FROM workflows WHERE project_id = ?", [project.id]).fetchall():
         if workflow_id not in kept_workflows:
             _delete_workflow_data(connection, workflow_id)
-    for (collection_id,) in connection.execute("SELECT id FROM data_collections WHERE project_id = ?", [project.id]).fetchall():
+    for (collection_id,) in connection.execute(
+        "SELECT id FROM data_collections WHERE project_id = ?", [project.id]
+    ).fetchall():
         if collection_id not in kept_collections:
             _delete_collection_data(connection, collection_id)
 
@@ -129,13 +129,22 @@ def _replace_children(connection: Connection, project: Project) -> None:
 def _insert_workflow(connection: Connection, project: Project, workflow: Workflow, position: int) -> None:
     connection.execute(
         "INSERT INTO workflows VALUES (?, ?, ?, ?, ?, ?)",
-        [workflow.id, project.id, workflow.name, workflow.workflow_tag, position, msgspec.json.encode(workflow).decode()],
+        [
+            workflow.id,
+            project.id,
+            workflow.name,
+            workflow.workflow_tag,
+            position,
+            msgspec.json.encode(workflow).decode(),
+        ],
     )
     for index, collection in enumerate(workflow.data_collections):
         _insert_collection(connection, str(project.id), workflow.id, collection, index)
 
 
-def _insert_collection(connection: Connection, project_id: str | None, workflow_id: str | None, collection: DataCollection, position: int) -> None:
+def _insert_collection(
+    connection: Connection, project_id: str | None, workflow_id: str | None, collection: DataCollection, position: int
+) -> None:
     connection.execute(
         "INSERT INTO data_collections VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
@@ -154,7 +163,9 @@ def _insert_collection(connection: Connection, project_id: str | None, workflow_
 def _delete_project(connection: Connection, project_id: str) -> None:
     for (workflow_id,) in connection.execute("SELECT id FROM workflows WHERE project_id = ?", [project_id]).fetchall():
         _delete_workflow_data(connection, workflow_id)
-    for (collection_id,) in connection.execute("SELECT id FROM data_collections WHERE project_id = ?", [project_id]).fetchall():
+    for (collection_id,) in connection.execute(
+        "SELECT id FROM data_collections WHERE project_id = ?", [project_id]
+    ).fetchall():
         _delete_collection_data(connection, collection_id)
     connection.execute("DELETE FROM workflows WHERE project_id = ?", [project_id])
     connection.execute("DELETE FROM data_collections WHERE project_id = ?", [project_id])

@@ -47,7 +47,10 @@ class RunRepository:
         return RunRecord(**dict(zip(RunRecord.__struct_fields__, row, strict=True)))
 
     def file_ids(self, run_id: str) -> list[str]:
-        return [row[0] for row in self._store.query("SELECT id FROM files WHERE run_id = ? ORDER BY file_location", [run_id])]
+        return [
+            row[0]
+            for row in self._store.query("SELECT id FROM files WHERE run_id = ? ORDER BY file_location", [run_id])
+        ]
 
 
 class FileRepository:
@@ -100,7 +103,9 @@ def _file_record(row: tuple[object, ...]) -> FileRecord:
 
 
 def _sync_runs(connection: Connection, workflow_id: str, runs: list[RunRecord], counts: SyncCounts) -> None:
-    stored = {row[0] for row in connection.execute("SELECT id FROM runs WHERE workflow_id = ?", [workflow_id]).fetchall()}
+    stored = {
+        row[0] for row in connection.execute("SELECT id FROM runs WHERE workflow_id = ?", [workflow_id]).fetchall()
+    }
     wanted = {run.id for run in runs}
 
     for run_id in stored - wanted:

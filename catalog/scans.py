@@ -20,7 +20,11 @@ class ScanRepository:
     def add(self, report: ScanReport) -> None:
         values = [getattr(report, name) for name in ScanReport.__struct_fields__]
         values[-1] = msgspec.json.encode(report.details).decode()
-        self._store.write(lambda c: c.execute(f"INSERT INTO scan_reports ({_COLUMNS}) VALUES ({', '.join('?' * len(values))})", values))
+        self._store.write(
+            lambda c: c.execute(
+                f"INSERT INTO scan_reports ({_COLUMNS}) VALUES ({', '.join('?' * len(values))})", values
+            )
+        )
 
     def latest(self, limit: int = 20) -> list[ScanReport]:
         rows = self._store.query(f"SELECT {_COLUMNS} FROM scan_reports ORDER BY finished_at DESC LIMIT ?", [limit])
@@ -28,5 +32,5 @@ class ScanRepository:
         for row in rows:
             values = dict(zip(ScanReport.__struct_fields__, row, strict=True))
             values["details"] = msgspec.json.decode(str(values["details"]))
-            reports.append(ScanReport(**values))  # type: ignore[arg-type]
+            reports.append(ScanReport(**values))
         return reports

@@ -10,8 +10,32 @@ from typing import Any
 from catalog.records import ColumnSpec
 from catalog.store import Connection
 
-_INTEGER_PREFIXES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT")
-_NUMERIC_PREFIXES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL")
+_INTEGER_PREFIXES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+)
+_NUMERIC_PREFIXES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "FLOAT",
+    "DOUBLE",
+    "DECIMAL",
+)
 
 
 def depictio_type(duckdb_type: str) -> str:
@@ -57,7 +81,9 @@ def _aggregates(column: str, duckdb_type: str) -> list[tuple[str, str]]:
     return common + [("min", f"min({quoted})"), ("max", f"max({quoted})"), ("mode", f"mode({quoted})")]
 
 
-def compute(connection: Connection, table: str, columns: list[tuple[str, str]], descriptions: dict[str, str]) -> list[ColumnSpec]:
+def compute(
+    connection: Connection, table: str, columns: list[tuple[str, str]], descriptions: dict[str, str]
+) -> list[ColumnSpec]:
     """Compute the specs of every column of `table` in one scan."""
     plan = [(name, kind, _aggregates(name, kind)) for name, kind in columns]
     expressions = [expression for _, _, aggregates in plan for _, expression in aggregates]
@@ -69,7 +95,11 @@ def compute(connection: Connection, table: str, columns: list[tuple[str, str]], 
         stats = {method: _json_value(next(values)) for method, _ in aggregates}
         # Depictio reads the distinct count as `unique` for numbers and `nunique` for text.
         stats["nunique"] = stats["unique"]
-        result.append(ColumnSpec(name=name, duckdb_type=kind, type=depictio_type(kind), description=descriptions.get(name), specs=stats))
+        result.append(
+            ColumnSpec(
+                name=name, duckdb_type=kind, type=depictio_type(kind), description=descriptions.get(name), specs=stats
+            )
+        )
     return result
 
 

@@ -51,9 +51,7 @@ class Store:
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'catalog_meta'"
         ).fetchone()
         if tables and tables[0]:
-            row = self._connection.execute(
-                "SELECT value FROM catalog_meta WHERE key = 'schema_version'"
-            ).fetchone()
+            row = self._connection.execute("SELECT value FROM catalog_meta WHERE key = 'schema_version'").fetchone()
             found = row[0] if row else "missing"
             if found != str(SCHEMA_VERSION):
                 raise SchemaVersionError(self.path, found, SCHEMA_VERSION)
@@ -62,9 +60,7 @@ class Store:
         def create(connection: Connection) -> None:
             for statement in STATEMENTS:
                 connection.execute(statement)
-            connection.execute(
-                "INSERT INTO catalog_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
-            )
+            connection.execute("INSERT INTO catalog_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
         self.write(create)
         logger.info("created catalog %s with schema version %d", self.path, SCHEMA_VERSION)

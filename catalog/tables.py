@@ -72,7 +72,7 @@ class TableRepository:
             return None
         values = dict(zip(TableRecord.__struct_fields__, row, strict=True))
         values["drift"] = msgspec.json.decode(str(values["drift"] or "[]"), type=list[DriftNote])
-        return TableRecord(**values)  # type: ignore[arg-type]
+        return TableRecord(**values)
 
     def column_specs(self, collection_id: str) -> list[ColumnSpec]:
         rows = self._store.query(
@@ -81,7 +81,13 @@ class TableRepository:
             [collection_id],
         )
         return [
-            ColumnSpec(name=name, duckdb_type=duckdb_type, type=kind, description=description, specs=msgspec.json.decode(spec_json))
+            ColumnSpec(
+                name=name,
+                duckdb_type=duckdb_type,
+                type=kind,
+                description=description,
+                specs=msgspec.json.decode(spec_json),
+            )
             for name, duckdb_type, kind, description, spec_json in rows
         ]
 
@@ -159,7 +165,9 @@ class _Builder:
             schemas.append((source.file_id, columns))
         return schemas
 
-    def _mark_empty_text_columns(self, expression: str, parameters: list[Any], columns: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    def _mark_empty_text_columns(
+        self, expression: str, parameters: list[Any], columns: list[tuple[str, str]]
+    ) -> list[tuple[str, str]]:
         # DuckDB types an all-empty CSV column as VARCHAR; treating it as text would turn a
         # numeric column of the other files into text, so it counts as "no type" instead.
         text_columns = [name for name, kind in columns if kind == TEXT]
@@ -176,11 +184,15 @@ class _Builder:
             present = {name for name, _ in columns}
             missing = [name for name in keep if name not in present]
             if missing:
-                logger.warning("collection %s: keep_columns lists %s, which no file contains", self.request.collection_id, missing)
+                logger.warning(
+                    "collection %s: keep_columns lists %s, which no file contains", self.request.collection_id, missing
+                )
             columns = [(name, kind) for name, kind in columns if name in keep]
         return [*columns, ("depictio_run_id", TEXT), ("depictio_file_id", TEXT), ("aggregation_time", "TIMESTAMP")]
 
-    def _insert_file(self, source: SourceFile, file_types: dict[str, str], columns: list[tuple[str, str]], drift: list[DriftNote]) -> None:
+    def _insert_file(
+        self, source: SourceFile, file_types: dict[str, str], columns: list[tuple[str, str]], drift: list[DriftNote]
+    ) -> None:
         for full_sample in (False, True):
             try:
                 rows = self._insert(source, file_types, columns, full_sample)
@@ -198,7 +210,9 @@ class _Builder:
             self.results[source.file_id] = FileResult(file_id=source.file_id, status="aggregated", row_count=rows)
             return
 
-    def _insert(self, source: SourceFile, file_types: dict[str, str], columns: list[tuple[str, str]], full_sample: bool) -> int:
+    def _insert(
+        self, source: SourceFile, file_types: dict[str, str], columns: list[tuple[str, str]], full_sample: bool
+    ) -> int:
         selects = []
         for name, kind in columns[: -len(RESERVED_COLUMNS)]:
             if name in file_types:
@@ -212,7 +226,9 @@ class _Builder:
             row = self.connection.execute(sql, values).fetchone()
         return int(row[0]) if row else 0
 
-    def _retype(self, source: SourceFile, file_types: dict[str, str], columns: list[tuple[str, str]], drift: list[DriftNote]) -> dict[str, str]:
+    def _retype(
+        self, source: SourceFile, file_types: dict[str, str], columns: list[tuple[str, str]], drift: list[DriftNote]
+    ) -> dict[str, str]:
         with _reading(self.connection, source, full_sample=True) as (expression, parameters):
             rows = self.connection.execute(f"DESCRIBE SELECT * FROM {expression}", parameters).fetchall()
         new_types = {str(row[0]): str(row[1]) for row in rows if row[0] not in RESERVED_COLUMNS}
@@ -224,13 +240,17 @@ class _Builder:
                 self.connection.execute(f"ALTER TABLE {self.scratch} ALTER {_quote(name)} TYPE {widened}")
                 columns[index] = (name, widened)
             if new_types[name] != widened:
-                drift.append(DriftNote(file_id=source.file_id, column=name, file_type=new_types[name], table_type=widened))
+                drift.append(
+                    DriftNote(file_id=source.file_id, column=name, file_type=new_types[name], table_type=widened)
+                )
         return new_types
 
     def _fail(self, source: SourceFile, error: BaseException) -> None:
         message, line = _describe_error(source, error)
         logger.warning("file %s (%s) skipped: %s", source.file_id, source.location, message)
-        self.results[source.file_id] = FileResult(file_id=source.file_id, status="failed", error=message, error_line=line)
+        self.results[source.file_id] = FileResult(
+            file_id=source.file_id, status="failed", error=message, error_line=line
+        )
 
     def _swap(self, columns: list[tuple[str, str]], drift: list[DriftNote]) -> TableRecord:
         collection_id = self.request.collection_id
@@ -270,13 +290,23 @@ def _store_table_record(connection: Connection, table: TableRecord, column_specs
     connection.execute("DELETE FROM aggregated_tables WHERE data_collection_id = ?", [table.data_collection_id])
     values = [getattr(table, name) for name in TableRecord.__struct_fields__]
     values[-1] = msgspec.json.encode(table.drift).decode()
-    connection.execute(f"INSERT INTO aggregated_tables ({_TABLE_COLUMNS}) VALUES ({', '.join('?' * len(values))})", values)
+    connection.execute(
+        f"INSERT INTO aggregated_tables ({_TABLE_COLUMNS}) VALUES ({', '.join('?' * len(values))})", values
+    )
 
     connection.execute("DELETE FROM column_specs WHERE data_collection_id = ?", [table.data_collection_id])
     for position, spec in enumerate(column_specs):
         connection.execute(
             "INSERT INTO column_specs VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [table.data_collection_id, position, spec.name, spec.duckdb_type, spec.type, spec.description, msgspec.json.encode(spec.specs).decode()],
+            [
+                table.data_collection_id,
+                position,
+                spec.name,
+                spec.duckdb_type,
+                spec.type,
+                spec.description,
+                msgspec.json.encode(spec.specs).decode(),
+            ],
         )
 
 
@@ -322,4 +352,3 @@ def _column_definitions(columns: list[tuple[str, str]]) -> str:
 def fingerprint(parts: list[str]) -> str:
     """Return a hex digest identifying a table's inputs."""
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-

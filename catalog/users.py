@@ -7,9 +7,15 @@ from datetime import datetime
 from catalog.records import TokenRecord, UserRecord
 from catalog.runs_files import utc_now
 from catalog.store import Connection, Store
+from config import derive_id
 
 _USER_COLUMNS = "id, email, password_hash, is_admin, is_active, registration_date, last_login"
 _TOKEN_COLUMNS = "id, user_id, name, token_lifetime, jti, expire_datetime, created_at, revoked"
+
+
+def user_id_for(email: str) -> str:
+    """Return the stable id of the user with this e-mail address (case-insensitive)."""
+    return derive_id("user", email.strip().lower())
 
 
 class UserRepository:
@@ -24,12 +30,22 @@ class UserRepository:
         """Insert a user; the e-mail address must not be taken (checked here, not by a constraint)."""
 
         def work(connection: Connection) -> None:
-            taken = connection.execute("SELECT count(*) FROM users WHERE lower(email) = lower(?)", [user.email]).fetchone()
+            taken = connection.execute(
+                "SELECT count(*) FROM users WHERE lower(email) = lower(?)", [user.email]
+            ).fetchone()
             if taken and taken[0]:
                 raise ValueError(f"a user with e-mail {user.email!r} already exists")
             connection.execute(
                 f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [user.id, user.email, user.password_hash, user.is_admin, user.is_active, user.registration_date, user.last_login],
+                [
+                    user.id,
+                    user.email,
+                    user.password_hash,
+                    user.is_admin,
+                    user.is_active,
+                    user.registration_date,
+                    user.last_login,
+                ],
             )
 
         self._store.write(work)
@@ -54,7 +70,16 @@ class TokenRepository:
         self._store.write(
             lambda c: c.execute(
                 f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [token.id, token.user_id, token.name, token.token_lifetime, token.jti, token.expire_datetime, token.created_at, token.revoked],
+                [
+                    token.id,
+                    token.user_id,
+                    token.name,
+                    token.token_lifetime,
+                    token.jti,
+                    token.expire_datetime,
+                    token.created_at,
+                    token.revoked,
+                ],
             )
         )
 

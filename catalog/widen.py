@@ -38,7 +38,10 @@ def common_type(first: str, second: str) -> str:
         return "DOUBLE"
     if first in _DATES and second in _DATES:
         return "TIMESTAMP"
-    if {first, second} == {"TIMESTAMP WITH TIME ZONE", "TIMESTAMP"} or {first, second} == {"TIMESTAMP WITH TIME ZONE", "DATE"}:
+    if {first, second} == {"TIMESTAMP WITH TIME ZONE", "TIMESTAMP"} or {first, second} == {
+        "TIMESTAMP WITH TIME ZONE",
+        "DATE",
+    }:
         return "TIMESTAMP WITH TIME ZONE"
     return TEXT
 

@@ -7,13 +7,14 @@ from config.project import (
     DataCollection,
     DataLocation,
     Join,
+    Permissions,
     Project,
     TableProperties,
     Workflow,
 )
+from config.projects import load_projects
 from config.reader_options import ReaderOptions, parse_reader_options
 from config.settings import Settings, environment_names, load_settings
-from config.projects import load_projects
 
 __all__ = [
     "ConfigError",
@@ -21,6 +22,7 @@ __all__ = [
     "DataCollection",
     "DataLocation",
     "Join",
+    "Permissions",
     "Project",
     "ReaderOptions",
     "Settings",

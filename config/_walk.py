@@ -74,7 +74,7 @@ def _check(value: Any, info: mi.Type, path: str, problems: list[tuple[str, str]]
         expected = _TYPE_WORDS.get(type(info), "a value")
         hint = ""
         if isinstance(info, mi.StrType) and isinstance(value, int | float):
-            hint = "; quote it, e.g. \"3.0\", so YAML keeps it as text"
+            hint = '; quote it, e.g. "3.0", so YAML keeps it as text'
         problems.append((path, f"expected {expected}, got {describe_value(value)}{hint}"))
         return
 

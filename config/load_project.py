@@ -143,7 +143,9 @@ def _check_project(raw: dict[str, Any], base_dir: str, environ: dict[str, str] |
 
     url = raw.get("data_management_platform_project_url")
     if isinstance(url, str) and not url.startswith(("http://", "https://")):
-        problems.append(("data_management_platform_project_url", f"invalid URL {url!r}; it must start with http:// or https://"))
+        problems.append(
+            ("data_management_platform_project_url", f"invalid URL {url!r}; it must start with http:// or https://")
+        )
 
     project_id = _check_id(raw, "", problems) or derive_id("project", str(name))
     raw["id"] = project_id
@@ -156,7 +158,12 @@ def _check_project(raw: dict[str, Any], base_dir: str, environ: dict[str, str] |
         if isinstance(tag, str):
             if tag in workflow_names:
                 first = workflow_names[tag]
-                problems.append((f"{path}.name", f"workflow tag {tag!r} is already used by workflows[{first}]; workflow names must be unique in a project"))
+                problems.append(
+                    (
+                        f"{path}.name",
+                        f"workflow tag {tag!r} is already used by workflows[{first}]; workflow names must be unique in a project",
+                    )
+                )
             workflow_names.setdefault(tag, index)
 
     for index, collection in _indexed(raw.get("data_collections")):
@@ -172,14 +179,26 @@ def _check_id(item: dict[str, Any], path: str, problems: _Problems) -> str | Non
         return None
     if not is_object_id(value):
         key = _walk.join_path(path, "id")
-        problems.append((key, f"invalid id {value!r}; ids are 24 hexadecimal characters such as '646b0f3c1e4a2d7f8e5b8c9d'; remove the line to let depictiod derive a stable id"))
+        problems.append(
+            (
+                key,
+                f"invalid id {value!r}; ids are 24 hexadecimal characters such as '646b0f3c1e4a2d7f8e5b8c9d'; remove the line to let depictiod derive a stable id",
+            )
+        )
         return None
     lowered: str = value.lower()
     item["id"] = lowered
     return lowered
 
 
-def _check_workflow(workflow: dict[str, Any], path: str, project_id: str, base_dir: str, environ: dict[str, str] | None, problems: _Problems) -> None:
+def _check_workflow(
+    workflow: dict[str, Any],
+    path: str,
+    project_id: str,
+    base_dir: str,
+    environ: dict[str, str] | None,
+    problems: _Problems,
+) -> None:
     name = workflow.get("name")
     if isinstance(name, str) and not name.strip():
         problems.append((f"{path}.name", "the workflow name is empty; give the workflow a name"))
@@ -197,12 +216,20 @@ def _check_workflow(workflow: dict[str, Any], path: str, project_id: str, base_d
         config["id"] = _check_id(config, f"{path}.config", problems) or derive_id("workflow-config", workflow_id)
 
     catalog = workflow.get("catalog")
-    if isinstance(catalog, dict) and isinstance(catalog.get("url"), str) and not re.match(r"^(https?|git)://", catalog["url"]):
-        problems.append((f"{path}.catalog.url", f"invalid URL {catalog['url']!r}; it must start with http://, https:// or git://"))
+    if (
+        isinstance(catalog, dict)
+        and isinstance(catalog.get("url"), str)
+        and not re.match(r"^(https?|git)://", catalog["url"])
+    ):
+        problems.append(
+            (f"{path}.catalog.url", f"invalid URL {catalog['url']!r}; it must start with http://, https:// or git://")
+        )
 
     location = workflow.get("data_location")
     if isinstance(location, dict):
-        location["id"] = _check_id(location, f"{path}.data_location", problems) or derive_id("data-location", workflow_id)
+        location["id"] = _check_id(location, f"{path}.data_location", problems) or derive_id(
+            "data-location", workflow_id
+        )
         _check_data_location(location, f"{path}.data_location", base_dir, environ, problems)
 
     tags: dict[str, int] = {}
@@ -213,16 +240,28 @@ def _check_workflow(workflow: dict[str, Any], path: str, project_id: str, base_d
         if not isinstance(tag, str):
             continue
         if tag in tags:
-            problems.append((f"{dc_path}.data_collection_tag", f"tag {tag!r} is already used by data_collections[{tags[tag]}] of this workflow; tags must be unique in a workflow"))
+            problems.append(
+                (
+                    f"{dc_path}.data_collection_tag",
+                    f"tag {tag!r} is already used by data_collections[{tags[tag]}] of this workflow; tags must be unique in a workflow",
+                )
+            )
             continue
         tags[tag] = index
 
 
-def _check_data_location(location: dict[str, Any], path: str, base_dir: str, environ: dict[str, str] | None, problems: _Problems) -> None:
+def _check_data_location(
+    location: dict[str, Any], path: str, base_dir: str, environ: dict[str, str] | None, problems: _Problems
+) -> None:
     structure = location.get("structure")
     runs_regex = location.get("runs_regex")
     if structure == "sequencing-runs" and runs_regex is None:
-        problems.append((f"{path}.runs_regex", "runs_regex is required when structure is 'sequencing-runs'; add e.g. runs_regex: \"run_.*\""))
+        problems.append(
+            (
+                f"{path}.runs_regex",
+                "runs_regex is required when structure is 'sequencing-runs'; add e.g. runs_regex: \"run_.*\"",
+            )
+        )
     if isinstance(runs_regex, str):
         _check_regex(runs_regex, f"{path}.runs_regex", problems)
 
@@ -253,7 +292,12 @@ def _resolve(raw_path: str, key: str, base_dir: str, environ: dict[str, str] | N
 
 def _check_folder(folder: str, key: str, problems: _Problems) -> None:
     if not os.path.exists(folder):
-        problems.append((key, f"the folder {folder!r} does not exist; create it or fix the path (relative paths start at the YAML file's folder)"))
+        problems.append(
+            (
+                key,
+                f"the folder {folder!r} does not exist; create it or fix the path (relative paths start at the YAML file's folder)",
+            )
+        )
     elif not os.path.isdir(folder):
         problems.append((key, f"{folder!r} is not a folder; give the folder that contains the runs"))
     elif not os.access(folder, os.R_OK | os.X_OK):
@@ -264,15 +308,29 @@ def _check_regex(pattern: str, key: str, problems: _Problems) -> bool:
     try:
         re.compile(pattern)
     except re.error as error:
-        problems.append((key, f"invalid regular expression {pattern!r}: {error}; escape special characters with a backslash"))
+        problems.append(
+            (key, f"invalid regular expression {pattern!r}: {error}; escape special characters with a backslash")
+        )
         return False
     return True
 
 
-def _check_collection(collection: dict[str, Any], path: str, parent_id: str, base_dir: str, environ: dict[str, str] | None, problems: _Problems) -> None:
+def _check_collection(
+    collection: dict[str, Any],
+    path: str,
+    parent_id: str,
+    base_dir: str,
+    environ: dict[str, str] | None,
+    problems: _Problems,
+) -> None:
     tag = collection.get("data_collection_tag")
     if isinstance(tag, str) and not TAG_PATTERN.match(tag):
-        problems.append((f"{path}.data_collection_tag", f"invalid tag {tag!r}; use letters, digits, '_' and '-', starting with a letter or digit"))
+        problems.append(
+            (
+                f"{path}.data_collection_tag",
+                f"invalid tag {tag!r}; use letters, digits, '_' and '-', starting with a letter or digit",
+            )
+        )
 
     collection_id = _check_id(collection, path, problems) or derive_id("data-collection", parent_id, str(tag))
     collection["id"] = collection_id
@@ -287,7 +345,12 @@ def _check_collection(collection: dict[str, Any], path: str, parent_id: str, bas
     source = config.get("source", "native")
     scan = config.get("scan")
     if scan is None and source == "native" and kind != "multiqc":
-        problems.append((f"{config_path}.scan", "scan is required for native data collections; add a scan block (mode: single or recursive), or set source: joined or transformed"))
+        problems.append(
+            (
+                f"{config_path}.scan",
+                "scan is required for native data collections; add a scan block (mode: single or recursive), or set source: joined or transformed",
+            )
+        )
     if isinstance(scan, dict):
         _check_scan(scan, f"{config_path}.scan", base_dir, environ, problems)
 
@@ -296,11 +359,19 @@ def _check_collection(collection: dict[str, Any], path: str, parent_id: str, bas
         _check_properties(properties, kind, f"{config_path}.dc_specific_properties", problems)
 
     transform = config.get("transform")
-    if isinstance(transform, dict) and isinstance(transform.get("recipe"), str) and not transform["recipe"].endswith(".py"):
-        problems.append((f"{config_path}.transform.recipe", f"recipe {transform['recipe']!r} must be a Python file ending in .py"))
+    if (
+        isinstance(transform, dict)
+        and isinstance(transform.get("recipe"), str)
+        and not transform["recipe"].endswith(".py")
+    ):
+        problems.append(
+            (f"{config_path}.transform.recipe", f"recipe {transform['recipe']!r} must be a Python file ending in .py")
+        )
 
 
-def _check_scan(scan: dict[str, Any], path: str, base_dir: str, environ: dict[str, str] | None, problems: _Problems) -> None:
+def _check_scan(
+    scan: dict[str, Any], path: str, base_dir: str, environ: dict[str, str] | None, problems: _Problems
+) -> None:
     parameters = scan.get("scan_parameters")
     mode = scan.get("mode")
     if not isinstance(parameters, dict):
@@ -321,7 +392,12 @@ def _check_scan(scan: dict[str, Any], path: str, base_dir: str, environ: dict[st
             return
         parameters["filename"] = resolved
         if not os.path.isfile(resolved):
-            problems.append((f"{parameters_path}.filename", f"the file {resolved!r} does not exist; fix the path (relative paths start at the YAML file's folder)"))
+            problems.append(
+                (
+                    f"{parameters_path}.filename",
+                    f"the file {resolved!r} does not exist; fix the path (relative paths start at the YAML file's folder)",
+                )
+            )
         return
 
     if mode == "recursive":
@@ -355,7 +431,12 @@ def _check_regex_config(regex_config: dict[str, Any], path: str, problems: _Prob
     try:
         compile_file_pattern(pattern, wildcards)
     except re.error as error:
-        problems.append((f"{path}.pattern", f"invalid regular expression {pattern!r}: {error}; escape special characters with a backslash"))
+        problems.append(
+            (
+                f"{path}.pattern",
+                f"invalid regular expression {pattern!r}: {error}; escape special characters with a backslash",
+            )
+        )
 
 
 def _check_properties(properties: dict[str, Any], kind: str, path: str, problems: _Problems) -> None:
@@ -391,7 +472,9 @@ def _check_joins(raw: dict[str, Any], project_id: str, problems: _Problems) -> N
     names: set[str] = set()
     for index, join in _indexed(raw.get("joins")):
         _check_join(join, f"joins[{index}]", known_tags, names, problems)
-        join["id"] = _check_id(join, f"joins[{index}]", problems) or derive_id("join", project_id, str(join.get("name")))
+        join["id"] = _check_id(join, f"joins[{index}]", problems) or derive_id(
+            "join", project_id, str(join.get("name"))
+        )
 
 
 def _check_join(join: dict[str, Any], path: str, known_tags: set[str], names: set[str], problems: _Problems) -> None:
@@ -405,18 +488,24 @@ def _check_join(join: dict[str, Any], path: str, known_tags: set[str], names: se
 
     left, right = join.get("left_dc"), join.get("right_dc")
     if isinstance(left, str) and isinstance(right, str) and left == right:
-        problems.append((f"{path}.right_dc", f"left_dc and right_dc are both {left!r}; a join needs two different data collections"))
+        problems.append(
+            (f"{path}.right_dc", f"left_dc and right_dc are both {left!r}; a join needs two different data collections")
+        )
     for side, reference in (("left_dc", left), ("right_dc", right)):
         if isinstance(reference, str) and reference not in known_tags:
             choices = ", ".join(sorted(tag for tag in known_tags if "." not in tag)) or "none"
-            problems.append((f"{path}.{side}", f"data collection {reference!r} is not in this project; known tags: {choices}"))
+            problems.append(
+                (f"{path}.{side}", f"data collection {reference!r} is not in this project; known tags: {choices}")
+            )
 
     columns = join.get("on_columns")
     if isinstance(columns, list):
         if not columns:
             problems.append((f"{path}.on_columns", "on_columns is empty; list at least one column to join on"))
         elif len(set(map(str, columns))) != len(columns):
-            problems.append((f"{path}.on_columns", f"on_columns {columns!r} contains duplicates; list each column once"))
+            problems.append(
+                (f"{path}.on_columns", f"on_columns {columns!r} contains duplicates; list each column once")
+            )
 
 
 def _check_unique_ids(raw: dict[str, Any], problems: _Problems) -> None:
@@ -426,7 +515,9 @@ def _check_unique_ids(raw: dict[str, Any], problems: _Problems) -> None:
         if not isinstance(value, str):
             return
         if value in seen:
-            problems.append((f"{path}.id", f"id {value!r} is also used by {seen[value]}; every object needs its own id"))
+            problems.append(
+                (f"{path}.id", f"id {value!r} is also used by {seen[value]}; every object needs its own id")
+            )
             return
         seen[value] = path
 

@@ -24,7 +24,13 @@ def load_projects(paths: list[str], environ: dict[str, str] | None = None) -> li
         for key, value in (("id", project.id), ("name", project.name)):
             label = f"{key}:{value}"
             if label in owners:
-                problems.append(ConfigProblem(path, key, f"project {key} {value!r} is also used by {owners[label]}; give each project its own {key}"))
+                problems.append(
+                    ConfigProblem(
+                        path,
+                        key,
+                        f"project {key} {value!r} is also used by {owners[label]}; give each project its own {key}",
+                    )
+                )
             owners.setdefault(label, path)
         projects.append(project)
 

@@ -85,15 +85,15 @@ def _check_option(key: str, value: Any) -> str | None:
         return f"polars_kwargs key {key!r} is not supported; supported keys: {', '.join(SUPPORTED_KEYS)}"
 
     if key == "separator" and not (isinstance(value, str) and len(value) == 1):
-        return f"separator must be one character, got {value!r}; use \"\\t\" for tab-separated files"
-    if key in ("quote_char", "comment_prefix") and not (value is None or isinstance(value, str) and len(value) == 1):
+        return f'separator must be one character, got {value!r}; use "\\t" for tab-separated files'
+    if key in ("quote_char", "comment_prefix") and not (value is None or (isinstance(value, str) and len(value) == 1)):
         return f"{key} must be one character or null, got {value!r}"
     if key == "has_header" and not isinstance(value, bool):
         return f"has_header must be true or false, got {value!r}"
     if key == "skip_rows" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
         return f"skip_rows must be a non-negative integer, got {value!r}"
     if key == "null_values" and not (
-        isinstance(value, str) or isinstance(value, list) and all(isinstance(item, str) for item in value)
+        isinstance(value, str) or (isinstance(value, list) and all(isinstance(item, str) for item in value))
     ):
         return f"null_values must be a string or a list of strings, got {value!r}"
     if key in ("schema_overrides", "dtypes"):

@@ -124,7 +124,12 @@ def _apply_environment(raw: dict[str, Any], env: Any, problems: list[tuple[str, 
                 continue
             value = _parse_env_value(env[name], field.type)
             if value is None:
-                problems.append((f"{section}.{field.name}", f"environment variable {name}={env[name]!r} is not {_kind_word(field.type)}"))
+                problems.append(
+                    (
+                        f"{section}.{field.name}",
+                        f"environment variable {name}={env[name]!r} is not {_kind_word(field.type)}",
+                    )
+                )
                 continue
             target = raw.setdefault(section, {})
             if isinstance(target, dict):
@@ -178,7 +183,9 @@ def _check_values(raw: dict[str, Any], problems: list[tuple[str, str]]) -> None:
 
     level = number("server", "log_level")
     if isinstance(level, str) and level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        problems.append(("server.log_level", f"invalid log level {level!r}; valid choices: DEBUG, INFO, WARNING, ERROR"))
+        problems.append(
+            ("server.log_level", f"invalid log level {level!r}; valid choices: DEBUG, INFO, WARNING, ERROR")
+        )
 
 
 def _resolve_paths(settings: Settings, source_file: str) -> Settings:
@@ -186,6 +193,4 @@ def _resolve_paths(settings: Settings, source_file: str) -> Settings:
     catalog = msgspec.structs.replace(settings.catalog, path=resolve_path(settings.catalog.path, base_dir))
     auth = msgspec.structs.replace(settings.auth, key_file=resolve_path(settings.auth.key_file, base_dir))
     projects = [resolve_path(project, base_dir) for project in settings.projects]
-    return msgspec.structs.replace(
-        settings, catalog=catalog, auth=auth, projects=projects, source_file=source_file
-    )
+    return msgspec.structs.replace(settings, catalog=catalog, auth=auth, projects=projects, source_file=source_file)

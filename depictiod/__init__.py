@@ -1,0 +1,1 @@
+"""depictiod: the command line that checks, scans and serves a Depictio catalog."""

@@ -115,9 +115,7 @@ def read_penguins(path: Path) -> list[Row]:
     with path.open(newline="", encoding="utf-8") as stream:
         reader = csv.DictReader(stream)
         if reader.fieldnames != PENGUINS_SOURCE_HEADER:
-            raise SourceError(
-                f"{path}: invalid header {reader.fieldnames!r}, expected {PENGUINS_SOURCE_HEADER!r}"
-            )
+            raise SourceError(f"{path}: invalid header {reader.fieldnames!r}, expected {PENGUINS_SOURCE_HEADER!r}")
 
         rows = []
         for row in reader:
@@ -126,9 +124,7 @@ def read_penguins(path: Path) -> list[Row]:
                     f"{path}, line {reader.line_num}: unexpected species {row['species']!r}, "
                     f"expected one of {sorted(PENGUIN_RUN_FOLDERS)}"
                 )
-            cleaned = {
-                key: "" if value == PENGUINS_MISSING_VALUE else value for key, value in row.items()
-            }
+            cleaned = {key: "" if value == PENGUINS_MISSING_VALUE else value for key, value in row.items()}
             rows.append(cleaned)
 
     return rows
@@ -158,8 +154,7 @@ def read_iris(path: Path) -> list[Row]:
     for index, record in enumerate(records):
         if set(record) != set(IRIS_COLUMNS.values()):
             raise SourceError(
-                f"{path}, record {index}: invalid keys {sorted(record)!r}, "
-                f"expected {sorted(IRIS_COLUMNS.values())!r}"
+                f"{path}, record {index}: invalid keys {sorted(record)!r}, expected {sorted(IRIS_COLUMNS.values())!r}"
             )
         rows.append({column: record[key] for column, key in IRIS_COLUMNS.items()})
 
@@ -171,9 +166,7 @@ def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Row]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     with path.open("w", newline="", encoding="utf-8") as stream:
-        writer = csv.DictWriter(
-            stream, fieldnames=columns, extrasaction="ignore", lineterminator="\n"
-        )
+        writer = csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for row in rows:
             writer.writerow(row)

@@ -2,7 +2,7 @@
 
 from ingestor.aggregate import CollectionAggregate, aggregate_collection
 from ingestor.scan import CollectionScan, WorkflowScan, scan_workflow
-from ingestor.service import IngestStatus, Ingestor, ProjectScan
+from ingestor.service import Ingestor, IngestStatus, ProjectScan
 
 __all__ = [
     "CollectionAggregate",

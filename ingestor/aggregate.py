@@ -67,12 +67,25 @@ def aggregate_collection(catalog: Catalog, collection: DataCollection) -> Collec
     failed = sum(1 for f in result.files if f.status == "failed")
     seconds = time.monotonic() - started
     if result.table is None:
-        logger.warning("collection %s (%s): no file could be read, %d failed; the previous table, if any, is kept", tag, collection.id, failed)
-        return CollectionAggregate(collection_id=collection.id, tag=tag, outcome="empty", files_failed=failed, seconds=seconds)
+        logger.warning(
+            "collection %s (%s): no file could be read, %d failed; the previous table, if any, is kept",
+            tag,
+            collection.id,
+            failed,
+        )
+        return CollectionAggregate(
+            collection_id=collection.id, tag=tag, outcome="empty", files_failed=failed, seconds=seconds
+        )
 
     logger.info(
         "collection %s (%s): table version %d built from %d files, %d rows, %d files failed, %.2f s",
-        tag, collection.id, result.table.aggregation_version, len(result.files) - failed, result.table.row_count, failed, seconds,
+        tag,
+        collection.id,
+        result.table.aggregation_version,
+        len(result.files) - failed,
+        result.table.row_count,
+        failed,
+        seconds,
     )
     return CollectionAggregate(
         collection_id=collection.id,
@@ -83,4 +96,3 @@ def aggregate_collection(catalog: Catalog, collection: DataCollection) -> Collec
         files_failed=failed,
         seconds=seconds,
     )
-

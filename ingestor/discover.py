@@ -60,12 +60,16 @@ def discover_runs(workflow: Workflow, warnings: list[str]) -> list[RunFound]:
 
     for folder in location.locations:
         if not os.path.isdir(folder):
-            warnings.append(f"location {folder!r} of workflow {workflow.name!r} is missing or not a folder; its runs count as removed")
+            warnings.append(
+                f"location {folder!r} of workflow {workflow.name!r} is missing or not a folder; its runs count as removed"
+            )
             continue
         for run_path in _run_folders(folder, location.structure, pattern, warnings):
             tag = os.path.basename(os.path.normpath(run_path))
             if tag in tags:
-                warnings.append(f"run tag {tag!r} appears in two locations of workflow {workflow.name!r}; only the first is used ({run_path!r} is skipped)")
+                warnings.append(
+                    f"run tag {tag!r} appears in two locations of workflow {workflow.name!r}; only the first is used ({run_path!r} is skipped)"
+                )
                 continue
             try:
                 info = os.stat(run_path)
@@ -73,7 +77,14 @@ def discover_runs(workflow: Workflow, warnings: list[str]) -> list[RunFound]:
                 warnings.append(f"run folder {run_path!r} cannot be read: {error.strerror}; skipped")
                 continue
             tags.add(tag)
-            runs.append(RunFound(tag=tag, location=run_path, creation_time=timestamp(info.st_ctime), last_modification_time=timestamp(info.st_mtime)))
+            runs.append(
+                RunFound(
+                    tag=tag,
+                    location=run_path,
+                    creation_time=timestamp(info.st_ctime),
+                    last_modification_time=timestamp(info.st_mtime),
+                )
+            )
     return runs
 
 

@@ -50,8 +50,8 @@ def scan_workflow(catalog: Catalog, project: Project, workflow: Workflow) -> Wor
     runs = _add_single_file_runs(workflow, runs, found)
 
     previous = {record.id: record for record in catalog.files.list_for_workflow(workflow.id)}
-    files = [_file_record(workflow, item, previous, warnings) for item in found]
-    files = [record for record in files if record is not None]
+    records = [_file_record(workflow, item, previous, warnings) for item in found]
+    files = [record for record in records if record is not None]
     run_records = [_run_record(workflow, run, files) for run in runs]
     counts = catalog.files.sync_workflow(workflow.id, run_records, files)
 
@@ -139,11 +139,18 @@ def _add_single_file_runs(workflow: Workflow, runs: list[RunFound], found: list[
             continue
         folder = os.path.dirname(item.path)
         info = os.stat(folder)
-        extra[item.run_tag] = RunFound(tag=item.run_tag, location=folder, creation_time=timestamp(info.st_ctime), last_modification_time=timestamp(info.st_mtime))
+        extra[item.run_tag] = RunFound(
+            tag=item.run_tag,
+            location=folder,
+            creation_time=timestamp(info.st_ctime),
+            last_modification_time=timestamp(info.st_mtime),
+        )
     return runs + list(extra.values())
 
 
-def _stat_file(collection_id: str, run_tag: str, path: str, captures: dict[str, str], warnings: list[str]) -> FileFound | None:
+def _stat_file(
+    collection_id: str, run_tag: str, path: str, captures: dict[str, str], warnings: list[str]
+) -> FileFound | None:
     real_path = os.path.realpath(path)
     try:
         info = os.stat(real_path)
@@ -164,7 +171,9 @@ def _stat_file(collection_id: str, run_tag: str, path: str, captures: dict[str, 
     )
 
 
-def _file_record(workflow: Workflow, item: FileFound, previous: dict[str, FileRecord], warnings: list[str]) -> FileRecord | None:
+def _file_record(
+    workflow: Workflow, item: FileFound, previous: dict[str, FileRecord], warnings: list[str]
+) -> FileRecord | None:
     assert workflow.id is not None
     file_id = derive_id("file", item.collection_id, item.path)
     old = previous.get(file_id)
@@ -174,8 +183,8 @@ def _file_record(workflow: Workflow, item: FileFound, previous: dict[str, FileRe
     else:
         try:
             digest = content_hash(item.path)
-        except OSError as error:
-            warnings.append(f"file {item.path!r} cannot be read: {error.strerror}; skipped")
+        except OSError as exc:
+            warnings.append(f"file {item.path!r} cannot be read: {exc.strerror}; skipped")
             return None
 
     # An unchanged file keeps the outcome of its last aggregation.
@@ -232,11 +241,13 @@ def _collection_summaries(workflow: Workflow, files: list[FileRecord], warnings:
         for record in files:
             if record.data_collection_id == collection.id:
                 summary.files += 1
-                summary.empty_files += record.filesize == 0
+                summary.empty_files += int(record.filesize == 0)
         scan = collection.config.scan
         if summary.files == 0 and scan is not None:
             where = ", ".join(workflow.data_location.locations)
             what = scan.scan_parameters.get("filename") or scan.scan_parameters["regex_config"]["pattern"]
-            warnings.append(f"collection {collection.data_collection_tag!r} matched no file under {where} with {scan.mode} pattern {what!r}")
+            warnings.append(
+                f"collection {collection.data_collection_tag!r} matched no file under {where} with {scan.mode} pattern {what!r}"
+            )
         summaries.append(summary)
     return summaries

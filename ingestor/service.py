@@ -68,7 +68,9 @@ class Ingestor:
                     results.append(self.scan_project(project))
                 except Exception as error:
                     # One project's failure must not stop the others or the service.
-                    logger.exception("scan of project %s (%s) failed; the next reconcile retries it", project.name, project.id)
+                    logger.exception(
+                        "scan of project %s (%s) failed; the next reconcile retries it", project.name, project.id
+                    )
                     self.status.last_error = f"project {project.name!r}: {error}"
             self.status.state = "idle"
             self.status.scans_completed += 1
@@ -112,7 +114,9 @@ class Ingestor:
         interval = self.settings.ingest.reconcile_seconds
         if interval > 0:
             self._scheduler = BackgroundScheduler(daemon=True)
-            self._scheduler.add_job(self._reconcile, "interval", seconds=interval, id="reconcile", max_instances=1, coalesce=True)
+            self._scheduler.add_job(
+                self._reconcile, "interval", seconds=interval, id="reconcile", max_instances=1, coalesce=True
+            )
             self._scheduler.start()
             logger.info("reconcile scheduled every %d s", interval)
 

@@ -1,0 +1,89 @@
+"""The Litestar application: Depictio's v1 API over the catalog, with its lifecycle."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from anyio import to_thread
+from litestar import Litestar, Router
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware.base import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from api.access import provide_access
+from api.auth import API_PREFIX, PUBLIC_PATHS, BearerAuthenticationMiddleware
+from api.controllers import CONTROLLERS, health
+from api.controllers.utils import service_version
+from api.errors import EXCEPTION_HANDLERS
+from api.security import TokenService, ensure_admin
+from catalog import Catalog, user_id_for
+from config import Project, Settings
+from ingestor import Ingestor
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings,
+    projects: list[Project],
+    admin_password: str | None = None,
+    catalog: Catalog | None = None,
+) -> Litestar:
+    """Build the app; the first scan runs when the app starts, and the catalog closes when it stops.
+
+    Without `catalog`, the app opens `settings.catalog.path` itself at start.
+    """
+    opened: Catalog | None = catalog
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        catalog = opened if opened is not None else await to_thread.run_sync(Catalog, settings.catalog.path)
+        ingestor = Ingestor(catalog, settings, projects)
+        try:
+            await to_thread.run_sync(ensure_admin, catalog, settings, admin_password)
+            app.state.catalog = catalog
+            app.state.ingestor = ingestor
+            app.state.tokens = TokenService(catalog, settings)
+            app.state.admin_id = user_id_for(settings.auth.admin_email)
+            # Start-up scans every project before the server accepts requests.
+            await to_thread.run_sync(ingestor.start)
+            logger.info(
+                "depictiod ready on %s:%d with %d projects", settings.server.host, settings.server.port, len(projects)
+            )
+            yield
+        finally:
+            await to_thread.run_sync(ingestor.stop)
+            await to_thread.run_sync(catalog.close)
+            logger.info("depictiod stopped")
+
+    api = Router(
+        path=API_PREFIX,
+        route_handlers=CONTROLLERS,
+        dependencies={"access": Provide(provide_access, sync_to_thread=False)},
+    )
+    openapi = OpenAPIConfig(
+        title="depictiod",
+        version=service_version(),
+        description="Depictio's v1 API served from a self-updating DuckDB catalog.",
+        path="/docs",
+        render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        components=Components(
+            security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+        ),
+        security=[{"BearerToken": []}],
+    )
+    return Litestar(
+        route_handlers=[api, health],
+        lifespan=[lifespan],
+        middleware=[DefineMiddleware(BearerAuthenticationMiddleware, exclude=PUBLIC_PATHS)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=openapi,
+        state=State({}),
+        # Logging is configured by the command line (depictiod.cli), not by Litestar.
+        logging_config=None,
+    )

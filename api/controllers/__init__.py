@@ -1,0 +1,23 @@
+"""Route handlers, one controller per Depictio resource."""
+
+from api.controllers.auth import AuthController
+from api.controllers.datacollections import DataCollectionController
+from api.controllers.deltatables import DeltaTableController
+from api.controllers.files import FileController
+from api.controllers.projects import ProjectController
+from api.controllers.runs import RunController
+from api.controllers.utils import UtilsController, health
+from api.controllers.workflows import WorkflowController
+
+CONTROLLERS = [
+    AuthController,
+    DataCollectionController,
+    DeltaTableController,
+    FileController,
+    ProjectController,
+    RunController,
+    UtilsController,
+    WorkflowController,
+]
+
+__all__ = ["CONTROLLERS", "health"]

@@ -1,0 +1,26 @@
+"""`/datacollections`: data collection documents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, get
+
+from api.access import Access
+from api.schemas import rename_ids
+
+
+class DataCollectionController(Controller):
+    path = "/datacollections"
+    tags = ["datacollections"]
+
+    @get(
+        "/specs/{data_collection_id:str}",
+        sync_to_thread=True,
+        summary="The data collection as a raw document (`_id` keys)",
+    )
+    def specs(self, access: Access, data_collection_id: str) -> dict[str, Any]:
+        record, _ = access.collection(data_collection_id)
+        document: dict[str, Any] = rename_ids(msgspec.to_builtins(record.collection))
+        return document

@@ -1,0 +1,101 @@
+"""`/deltatables`: the aggregated table of a data collection, under Depictio's names."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from litestar import Controller, get
+from litestar.exceptions import NotFoundException
+from litestar.params import Parameter
+
+from api.access import Access, format_time
+from api.schemas import AggregationOut, ColumnSpecOut, DeltaTableDocument, DriftOut, PreviewOut, ShapeOut
+from catalog import TableRecord
+
+MAX_PREVIEW_ROWS = 1000
+
+
+class DeltaTableController(Controller):
+    path = "/deltatables"
+    tags = ["deltatables"]
+
+    @get("/get/{data_collection_id:str}", sync_to_thread=True, summary="The table record with its latest aggregation")
+    def get_table(self, access: Access, data_collection_id: str) -> DeltaTableDocument:
+        table = _table(access, data_collection_id)
+        aggregation = AggregationOut(
+            aggregation_time=format_time(table.aggregation_time) or "",
+            aggregation_by=None,
+            aggregation_version=table.aggregation_version,
+            aggregation_hash=table.aggregation_hash,
+            aggregation_columns_specs=_specs(access, data_collection_id),
+        )
+        return DeltaTableDocument(
+            id=data_collection_id,
+            data_collection_id=data_collection_id,
+            delta_table_location=table.table_name,
+            aggregation=[aggregation],
+            num_rows=table.row_count,
+            num_columns=table.column_count,
+            drift=[
+                DriftOut(file_id=d.file_id, column=d.column, file_type=d.file_type, table_type=d.table_type)
+                for d in table.drift
+            ],
+        )
+
+    @get("/specs/{data_collection_id:str}", sync_to_thread=True, summary="Column specs of the latest aggregation")
+    def specs(self, access: Access, data_collection_id: str) -> list[ColumnSpecOut]:
+        _table(access, data_collection_id)
+        return _specs(access, data_collection_id)
+
+    @get("/shape/{data_collection_id:str}", sync_to_thread=True, summary="Row and column counts")
+    def shape(self, access: Access, data_collection_id: str) -> ShapeOut:
+        table = _table(access, data_collection_id)
+        return ShapeOut(num_rows=table.row_count, num_columns=table.column_count)
+
+    @get("/preview/{data_collection_id:str}", sync_to_thread=True, summary="The first rows of the table")
+    def preview(
+        self,
+        access: Access,
+        data_collection_id: str,
+        limit: int = Parameter(default=100, description="rows to return; values outside 1 to 1000 are clamped"),
+    ) -> PreviewOut:
+        table = _table(access, data_collection_id)
+        limit = min(max(limit, 1), MAX_PREVIEW_ROWS)
+        columns, rows = access.catalog.tables.preview(data_collection_id, limit)
+        return PreviewOut(
+            columns=columns,
+            rows=[{name: _json_value(value) for name, value in zip(columns, row, strict=True)} for row in rows],
+            total_rows=table.row_count,
+            total_columns=table.column_count,
+        )
+
+
+def _table(access: Access, collection_id: str) -> TableRecord:
+    access.collection(collection_id)
+    table = access.catalog.tables.get(collection_id)
+    if table is None:
+        raise NotFoundException(f"data collection {collection_id!r} has no aggregated table yet")
+    return table
+
+
+def _specs(access: Access, collection_id: str) -> list[ColumnSpecOut]:
+    return [
+        ColumnSpecOut(name=spec.name, type=spec.type, description=spec.description, specs=spec.specs)
+        for spec in access.catalog.tables.column_specs(collection_id)
+    ]
+
+
+def _json_value(value: Any) -> Any:
+    """Return a table value in a JSON-safe form: NaN and infinities become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return value

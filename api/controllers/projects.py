@@ -1,0 +1,62 @@
+"""`/projects`: the projects the signed-in user may read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, get
+
+from api.access import Access, format_time
+from api.schemas import rename_ids
+from catalog import ProjectRecord
+from config import Permissions, Project
+
+
+class ProjectController(Controller):
+    path = "/projects"
+    tags = ["projects"]
+
+    @get("/get/all", sync_to_thread=True, summary="Every project the user may read")
+    def get_all(self, access: Access) -> list[Project]:
+        return [project_model(access, record) for record in access.projects()]
+
+    @get("/get/from_id", sync_to_thread=True, summary="One project as a raw document (`_id` keys)")
+    def get_from_id(self, access: Access, project_id: str, skip_enrichment: bool = False) -> dict[str, Any]:
+        """Return the project with each data collection's `delta_location` and `last_aggregation`."""
+        record = access.project(project_id)
+        document = msgspec.to_builtins(project_model(access, record))
+        if not skip_enrichment:
+            for workflow in document["workflows"]:
+                for collection in workflow["data_collections"]:
+                    _enrich_collection(access, collection)
+        result: dict[str, Any] = rename_ids(document)
+        return result
+
+    @get("/get/from_name/{project_name:str}", sync_to_thread=True, summary="One project by its exact name")
+    def get_from_name(self, access: Access, project_name: str) -> Project:
+        return project_model(access, access.project_by_name(project_name))
+
+
+def project_model(access: Access, record: ProjectRecord) -> Project:
+    """Return the stored project in Depictio's model form, with resolved permissions and times."""
+    permissions = access.permissions(record.project)
+    as_dicts = msgspec.to_builtins(permissions)
+    return msgspec.structs.replace(
+        record.project,
+        permissions=Permissions(owners=as_dicts["owners"], editors=as_dicts["editors"], viewers=as_dicts["viewers"]),
+        registration_time=format_time(record.registration_time),
+        last_modified=format_time(record.last_modified),
+    )
+
+
+def _enrich_collection(access: Access, collection: dict[str, Any]) -> None:
+    table = access.catalog.tables.get(collection["id"])
+    if table is None:
+        return
+    collection["delta_location"] = table.table_name
+    collection["last_aggregation"] = {
+        "aggregation_time": format_time(table.aggregation_time),
+        "aggregation_version": table.aggregation_version,
+        "aggregation_hash": table.aggregation_hash,
+    }

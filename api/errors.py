@@ -1,0 +1,66 @@
+"""One JSON error shape for every error response, and the mapping of exceptions to it.
+
+Every 4xx and 5xx body is `{"status_code": <int>, "detail": <str>}`; `detail` is the field
+that Depictio clients read. A 500 carries no internals: the exception goes to the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from catalog import CatalogError, NotFoundError
+
+logger = logging.getLogger(__name__)
+
+
+class ErrorBody(msgspec.Struct, kw_only=True):
+    status_code: int
+    detail: str
+
+
+def error_response(status_code: int, detail: str, headers: dict[str, str] | None = None) -> Response[ErrorBody]:
+    return Response(ErrorBody(status_code=status_code, detail=detail), status_code=status_code, headers=headers)
+
+
+def _validation_detail(exception: ValidationException) -> str:
+    extra: Any = exception.extra
+    if isinstance(extra, list) and extra:
+        parts = []
+        for item in extra:
+            if isinstance(item, dict):
+                key = item.get("key") or item.get("source") or "request"
+                parts.append(f"{key}: {item.get('message', 'invalid value')}")
+        if parts:
+            return f"invalid request: {'; '.join(parts)}"
+    return f"invalid request: {exception.detail}"
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exception: HTTPException) -> Response[ErrorBody]:
+    if isinstance(exception, ValidationException):
+        return error_response(exception.status_code, _validation_detail(exception))
+    headers = dict(exception.headers or {})
+    return error_response(exception.status_code, str(exception.detail), headers or None)
+
+
+def handle_not_found(request: Request[Any, Any, Any], exception: NotFoundError) -> Response[ErrorBody]:
+    return error_response(404, str(exception))
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exception: Exception) -> Response[ErrorBody]:
+    logger.exception("request %s %s failed", request.method, request.url.path)
+    if isinstance(exception, CatalogError):
+        return error_response(503, "the catalog is not available; try again shortly")
+    return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal server error; the service log has the details")
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    HTTPException: handle_http_exception,
+    NotFoundError: handle_not_found,
+    Exception: handle_unexpected,
+}

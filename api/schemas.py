@@ -1,0 +1,212 @@
+"""Request and response bodies, with Depictio's field names.
+
+Depictio serves two spellings of ids: model responses use `id`, raw document responses
+(run and file lists, project by id) use `_id`. Each Struct below follows the route it
+serves; `Document` variants rename `id` to `_id`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+class UserRef(msgspec.Struct, kw_only=True):
+    id: str
+    email: str
+    is_admin: bool = False
+
+
+class PermissionsOut(msgspec.Struct, kw_only=True):
+    owners: list[UserRef]
+    editors: list[UserRef]
+    viewers: list[UserRef | str]
+
+
+class UserOut(msgspec.Struct, kw_only=True):
+    """A user as `/auth/me` returns it: never with a password hash."""
+
+    id: str
+    email: str
+    is_admin: bool
+    is_active: bool
+    registration_date: str | None
+    last_login: str | None
+    is_anonymous: bool = False
+    is_temporary: bool = False
+    expiration_time: str | None = None
+    is_verified: bool = False
+    description: str | None = None
+    flexible_metadata: dict[str, Any] | None = None
+    hash: str | None = None
+
+
+class LoginForm(msgspec.Struct, kw_only=True):
+    """OAuth2 password form: `username` is the e-mail address."""
+
+    username: str
+    password: str
+    grant_type: str | None = None
+    scope: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+
+
+class TokenOut(msgspec.Struct, kw_only=True, rename={"id": "_id"}):
+    id: str
+    user_id: str
+    access_token: str
+    token_type: str
+    token_lifetime: str
+    expire_datetime: str
+    name: str
+    created_at: str
+    logged_in: bool
+    refresh_token: str | None = None
+    refresh_expire_datetime: str | None = None
+    description: str | None = None
+    flexible_metadata: dict[str, Any] | None = None
+    hash: str | None = None
+
+
+class _RunFields(msgspec.Struct, kw_only=True):
+    id: str
+    workflow_id: str
+    run_tag: str
+    files_id: list[str]
+    workflow_config_id: str
+    run_location: str
+    creation_time: str
+    last_modification_time: str
+    registration_time: str
+    run_hash: str
+    scan_results: list[dict[str, Any]]
+    permissions: PermissionsOut
+    description: str | None = None
+    flexible_metadata: dict[str, Any] | None = None
+    hash: str | None = None
+
+
+class RunOut(_RunFields, kw_only=True):
+    """A run in model form (`id`), as `/runs/get/{run_id}` returns it."""
+
+
+class RunDocument(_RunFields, kw_only=True, rename={"id": "_id"}):
+    """A run in document form (`_id`), as `/runs/list/{workflow_id}` returns it."""
+
+
+class FileDocument(msgspec.Struct, kw_only=True, rename={"id": "_id"}):
+    """A file as `/files/list/{data_collection_id}` returns it; the Depictio CLI rejects extra keys."""
+
+    id: str
+    file_location: str
+    filename: str
+    creation_time: str
+    modification_time: str
+    run_id: str
+    run_tag: str
+    data_collection_id: str
+    registration_time: str
+    file_hash: str
+    filesize: int
+    permissions: PermissionsOut
+    description: str | None = None
+    flexible_metadata: dict[str, Any] | None = None
+    hash: str | None = None
+
+
+class FileDetails(msgspec.Struct, kw_only=True, rename={"id": "_id"}):
+    """A file with depictiod's ingestion details, for `/files/list/{id}?details=true`."""
+
+    id: str
+    file_location: str
+    filename: str
+    run_id: str
+    run_tag: str
+    data_collection_id: str
+    filesize: int
+    modification_time: str
+    content_hash: str
+    wildcards: dict[str, str]
+    status: str
+    error: str | None
+    error_line: int | None
+    row_count: int | None
+
+
+class ColumnSpecOut(msgspec.Struct, kw_only=True):
+    name: str
+    type: str
+    description: str | None
+    specs: dict[str, Any]
+
+
+class DriftOut(msgspec.Struct, kw_only=True):
+    file_id: str
+    column: str
+    file_type: str
+    table_type: str
+
+
+class AggregationOut(msgspec.Struct, kw_only=True):
+    aggregation_time: str
+    aggregation_by: UserRef | None
+    aggregation_version: int
+    aggregation_hash: str
+    aggregation_columns_specs: list[ColumnSpecOut]
+
+
+class DeltaTableDocument(msgspec.Struct, kw_only=True, rename={"id": "_id"}):
+    id: str
+    data_collection_id: str
+    delta_table_location: str
+    aggregation: list[AggregationOut]
+    num_rows: int
+    num_columns: int
+    drift: list[DriftOut]
+    description: str | None = None
+    flexible_metadata: dict[str, Any] | None = None
+    hash: str | None = None
+
+
+class ShapeOut(msgspec.Struct, kw_only=True):
+    num_rows: int
+    num_columns: int
+
+
+class PreviewOut(msgspec.Struct, kw_only=True):
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    total_rows: int
+    total_columns: int
+
+
+class IngestStatusOut(msgspec.Struct, kw_only=True):
+    state: str
+    last_scan_started: str | None
+    last_scan_finished: str | None
+    scans_completed: int
+    last_error: str | None
+
+
+class StatusOut(msgspec.Struct, kw_only=True):
+    status: str
+    version: str
+    ingest: IngestStatusOut
+
+
+class HealthOut(msgspec.Struct, kw_only=True):
+    status: str
+    version: str
+
+
+def rename_ids(value: Any) -> Any:
+    """Return `value` with every `id` key renamed to `_id`, as Depictio's raw documents have."""
+    if isinstance(value, dict):
+        return {("_id" if key == "id" else key): rename_ids(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [rename_ids(item) for item in value]
+    return value

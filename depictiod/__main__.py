@@ -1,0 +1,3 @@
+from depictiod.cli import main
+
+raise SystemExit(main())

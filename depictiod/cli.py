@@ -1,0 +1,144 @@
+"""The `depictiod` command: check, scan and serve."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from catalog import Catalog, CatalogError
+from config import ConfigError, Project, Settings, environment_names, load_projects, load_settings
+
+logger = logging.getLogger("depictiod")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the process exit code."""
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    if arguments.command is None:
+        parser.print_help()
+        return 2
+    try:
+        settings = load_settings(arguments.config)
+        _configure_logging(arguments.log_level or settings.server.log_level)
+        projects = load_projects(settings.projects)
+    except ConfigError as error:
+        print(f"depictiod: {error}", file=sys.stderr)
+        return 1
+
+    handlers = {"check": _check, "scan": _scan, "serve": _serve}
+    try:
+        return handlers[arguments.command](arguments, settings, projects)
+    except CatalogError as error:
+        print(f"depictiod: {error}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="depictiod",
+        description="Watch workflow output folders, aggregate them into DuckDB tables and serve Depictio's v1 API.",
+        epilog="Every setting can be overridden by an environment variable: " + ", ".join(environment_names()),
+    )
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="overrides server.log_level")
+    commands = parser.add_subparsers(dest="command")
+    for name, help_text in (
+        ("check", "check depictio.toml and every project file; print all problems"),
+        ("scan", "scan and aggregate every project once, print a summary and exit"),
+        ("serve", "scan every project, then serve the API until stopped with Ctrl-C"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument(
+            "--config", default="depictio.toml", help="path of the settings file (default: depictio.toml)"
+        )
+        if name == "serve":
+            command.add_argument("--host", help="address to listen on; overrides server.host")
+            command.add_argument("--port", type=int, help="TCP port to listen on; overrides server.port")
+    return parser
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr, force=True)
+
+
+def _check(arguments: argparse.Namespace, settings: Settings, projects: list[Project]) -> int:
+    workflows = sum(len(project.workflows) for project in projects)
+    collections = sum(len(workflow.data_collections) for project in projects for workflow in project.workflows)
+    for note in _notes(projects):
+        print(f"note: {note}")
+    print(
+        f"{settings.source_file}: valid; {len(projects)} projects, {workflows} workflows, {collections} data collections"
+    )
+    return 0
+
+
+def _notes(projects: list[Project]) -> list[str]:
+    """List what a valid configuration still leaves without a table, so it is no surprise."""
+    notes = []
+    for project in projects:
+        for workflow in project.workflows:
+            for collection in workflow.data_collections:
+                config = collection.config
+                where = f"{project.name} / {workflow.name} / {collection.data_collection_tag}"
+                if config.source != "native":
+                    notes.append(
+                        f"{where}: source {config.source!r} collections are not built by depictiod yet; no table"
+                    )
+                elif config.type not in ("table", "image"):
+                    notes.append(f"{where}: {config.type} files are registered but not aggregated into a table")
+    return notes
+
+
+def _scan(arguments: argparse.Namespace, settings: Settings, projects: list[Project]) -> int:
+    from ingestor import Ingestor
+
+    # DuckDB lets one process write a file: a running service holds it, and opening fails.
+    catalog = Catalog(settings.catalog.path)
+    try:
+        ingestor = Ingestor(catalog, settings, projects)
+        ingestor.register_projects()
+        results = ingestor.scan_all()
+    finally:
+        catalog.close()
+
+    failed = 0
+    print(f"{'project':<32} {'collection':<32} {'files':>6} {'failed':>6} {'rows':>9}  outcome")
+    for result in results:
+        files = {c.collection_id: c for scan in result.workflows for c in scan.collections}
+        for table in result.tables:
+            found = files.get(table.collection_id)
+            count = found.files if found else 0
+            failures = table.files_failed + (found.empty_files if found else 0)
+            failed += failures
+            print(
+                f"{result.name[:32]:<32} {table.tag[:32]:<32} {count:>6} {failures:>6} {table.rows:>9}  {table.outcome}"
+            )
+        for scan in result.workflows:
+            for warning in scan.warnings:
+                print(f"warning: {result.name} / {scan.workflow_name}: {warning}")
+    if len(results) < len(projects):
+        print(
+            f"error: {len(projects) - len(results)} projects could not be scanned; see the log above", file=sys.stderr
+        )
+        return 1
+    return 1 if failed else 0
+
+
+def _serve(arguments: argparse.Namespace, settings: Settings, projects: list[Project]) -> int:
+    import uvicorn
+
+    from api import create_app
+
+    host = arguments.host or settings.server.host
+    port = arguments.port if arguments.port is not None else settings.server.port
+    catalog = Catalog(settings.catalog.path)
+    app = create_app(settings, projects, catalog=catalog)
+    logger.info("starting depictiod %s on http://%s:%d", settings.source_file, host, port)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, loop="auto", http="auto", log_config=None, lifespan="on")
+    )
+    server.run()
+    return 0 if server.started else 1
