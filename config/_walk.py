@@ -72,10 +72,7 @@ def _check(value: Any, info: mi.Type, path: str, problems: list[tuple[str, str]]
 
     if not _has_kind(value, info):
         expected = _TYPE_WORDS.get(type(info), "a value")
-        hint = ""
-        if isinstance(info, mi.StrType) and isinstance(value, int | float):
-            hint = '; quote it, e.g. "3.0", so YAML keeps it as text'
-        problems.append((path, f"expected {expected}, got {describe_value(value)}{hint}"))
+        problems.append((path, f"expected {expected}, got {describe_value(value)}{_quote_hint(info, value)}"))
         return
 
     if isinstance(info, mi.StructType):
@@ -121,7 +118,15 @@ def _check_union(value: Any, info: mi.UnionType, path: str, problems: list[tuple
             return
 
     expected = " or ".join(_TYPE_WORDS.get(type(t), "a value") for t in members)
-    problems.append((path, f"expected {expected}, got {describe_value(value)}"))
+    hint = next((_quote_hint(member, value) for member in members if _quote_hint(member, value)), "")
+    problems.append((path, f"expected {expected}, got {describe_value(value)}{hint}"))
+
+
+def _quote_hint(info: mi.Type, value: Any) -> str:
+    # YAML reads `version: 3.10` as the number 3.1, so text fields need quotes.
+    if isinstance(info, mi.StrType) and isinstance(value, int | float) and not isinstance(value, bool):
+        return "; quote it so YAML keeps it as text"
+    return ""
 
 
 def _check_struct(value: dict[str, Any], info: mi.StructType, path: str, problems: list[tuple[str, str]]) -> None:

@@ -47,12 +47,19 @@ def load_project(path: str, environ: dict[str, str] | None = None) -> Project:
 
 
 def compile_file_pattern(pattern: str, wildcards: dict[str, str]) -> re.Pattern[str]:
-    """Compile a scan pattern, turning each `{name}` wildcard into a named capture group."""
+    """Compile a scan pattern, turning each `{name}` wildcard into a named capture group.
+
+    A wildcard used twice must match the same text both times (a backreference).
+    """
+    seen: set[str] = set()
 
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in wildcards:
             return match.group(0)
+        if name in seen:
+            return f"(?P={name})"
+        seen.add(name)
         return f"(?P<{name}>{wildcards[name]})"
 
     return re.compile(WILDCARD_REFERENCE.sub(substitute, pattern))
@@ -175,8 +182,8 @@ def _check_project(raw: dict[str, Any], base_dir: str, environ: dict[str, str] |
 
 def _check_id(item: dict[str, Any], path: str, problems: _Problems) -> str | None:
     value = item.get("id")
-    if value is None:
-        return None
+    if not isinstance(value, str):
+        return None  # Absent, or a wrong type that the structural check reports.
     if not is_object_id(value):
         key = _walk.join_path(path, "id")
         problems.append(
@@ -203,7 +210,10 @@ def _check_workflow(
     if isinstance(name, str) and not name.strip():
         problems.append((f"{path}.name", "the workflow name is empty; give the workflow a name"))
 
-    workflow_id = _check_id(workflow, path, problems) or derive_id("workflow", project_id, str(name))
+    # A name of the wrong type is reported elsewhere; the key path keeps derived ids distinct.
+    workflow_id = _check_id(workflow, path, problems) or derive_id(
+        "workflow", project_id, name if isinstance(name, str) else path
+    )
     workflow["id"] = workflow_id
     if not isinstance(workflow.get("workflow_tag"), str):
         # Depictio stores the plain name as the tag for workflows loaded from YAML.
@@ -332,7 +342,9 @@ def _check_collection(
             )
         )
 
-    collection_id = _check_id(collection, path, problems) or derive_id("data-collection", parent_id, str(tag))
+    collection_id = _check_id(collection, path, problems) or derive_id(
+        "data-collection", parent_id, tag if isinstance(tag, str) else path
+    )
     collection["id"] = collection_id
 
     config = collection.get("config")
@@ -355,7 +367,7 @@ def _check_collection(
         _check_scan(scan, f"{config_path}.scan", base_dir, environ, problems)
 
     properties = config.get("dc_specific_properties")
-    if isinstance(properties, dict) and kind in PROPERTIES_BY_TYPE:
+    if isinstance(properties, dict) and isinstance(kind, str) and kind in PROPERTIES_BY_TYPE:
         _check_properties(properties, kind, f"{config_path}.dc_specific_properties", problems)
 
     transform = config.get("transform")

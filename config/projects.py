@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from config.errors import ConfigError, ConfigProblem
 from config.load_project import load_project
 from config.project import Project
@@ -13,7 +15,8 @@ def load_projects(paths: list[str], environ: dict[str, str] | None = None) -> li
     problems: list[ConfigProblem] = []
     owners: dict[str, str] = {}
 
-    for path in paths:
+    for given_path in paths:
+        path = os.path.abspath(given_path)
         try:
             project = load_project(path, environ)
         except ConfigError as error:
@@ -21,16 +24,13 @@ def load_projects(paths: list[str], environ: dict[str, str] | None = None) -> li
             continue
 
         # Projects are looked up by id and by name, so both must be unique across files.
-        for key, value in (("id", project.id), ("name", project.name)):
+        # Renaming fixes a derived id too, so a clash of names is reported alone.
+        name_clash = f"name:{project.name}" in owners
+        for key, value in (("name", project.name), ("id", project.id)):
             label = f"{key}:{value}"
-            if label in owners:
-                problems.append(
-                    ConfigProblem(
-                        path,
-                        key,
-                        f"project {key} {value!r} is also used by {owners[label]}; give each project its own {key}",
-                    )
-                )
+            if label in owners and not (key == "id" and name_clash):
+                message = f"project {key} {value!r} is also used by {owners[label]}; give each project its own {key}"
+                problems.append(ConfigProblem(path, key, message))
             owners.setdefault(label, path)
         projects.append(project)
 

@@ -105,7 +105,7 @@ def _check_column_types(key: str, value: Any) -> str | None:
     if not isinstance(value, dict):
         return f"{key} must map column names to polars types, got {value!r}"
     for column, kind in value.items():
-        if kind not in POLARS_TO_DUCKDB:
+        if not isinstance(kind, str) or kind not in POLARS_TO_DUCKDB:
             choices = ", ".join(POLARS_TO_DUCKDB)
             return f"{key} gives column {column!r} the unknown type {kind!r}; valid types: {choices}"
     return None

@@ -7,6 +7,7 @@ takes a list of project files separated by the OS path separator (`:` on Linux).
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from typing import Any
@@ -50,14 +51,20 @@ class IngestSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     settle_seconds: float = 2.0
 
 
-class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class _SettingsFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The keys that depictio.toml may contain."""
+
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     catalog: CatalogSettings = msgspec.field(default_factory=CatalogSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     ingest: IngestSettings = msgspec.field(default_factory=IngestSettings)
     # Depictio project YAML files; relative paths start at the folder of depictio.toml.
     projects: list[str] = msgspec.field(default_factory=list)
-    # The file these settings came from; not a setting itself.
+
+
+class Settings(_SettingsFile, kw_only=True, forbid_unknown_fields=True):
+    """Service settings, with the file they came from."""
+
     source_file: str = ""
 
 
@@ -86,9 +93,7 @@ def load_settings(path: str, environ: dict[str, str] | None = None) -> Settings:
     problems: list[tuple[str, str]] = []
 
     _apply_environment(raw, env, problems)
-    problems.extend(_walk.check_against(raw, Settings))
-    if "source_file" in raw:
-        problems.append(("source_file", "source_file is not a setting; remove it"))
+    problems.extend(_walk.check_against(raw, _SettingsFile))
     _check_values(raw, problems)
     if problems:
         raise ConfigError([ConfigProblem(shown_path, key, message) for key, message in problems])
@@ -178,7 +183,9 @@ def _check_values(raw: dict[str, Any], problems: list[tuple[str, str]]) -> None:
         ("ingest", "settle_seconds", 0),
     ):
         value = number(section, key)
-        if isinstance(value, int | float) and not isinstance(value, bool) and value < minimum:
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append((f"{section}.{key}", f"{key} is {value}; give a finite number"))
+        elif isinstance(value, int | float) and not isinstance(value, bool) and value < minimum:
             problems.append((f"{section}.{key}", f"{key} is {value}; it must be at least {minimum}"))
 
     level = number("server", "log_level")

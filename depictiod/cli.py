@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 
@@ -62,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr, force=True)
+    # APScheduler logs every job run at INFO; depictiod logs its own reconcile lines.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def _check(arguments: argparse.Namespace, settings: Settings, projects: list[Project]) -> int:
@@ -134,11 +137,21 @@ def _serve(arguments: argparse.Namespace, settings: Settings, projects: list[Pro
 
     host = arguments.host or settings.server.host
     port = arguments.port if arguments.port is not None else settings.server.port
+    from api.security import ensure_admin
+
     catalog = Catalog(settings.catalog.path)
+    try:
+        ensure_admin(catalog, settings)
+    except ValueError as error:
+        catalog.close()
+        print(f"depictiod: {error}", file=sys.stderr)
+        return 1
     app = create_app(settings, projects, catalog=catalog)
     logger.info("starting depictiod %s on http://%s:%d", settings.source_file, host, port)
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, loop="auto", http="auto", log_config=None, lifespan="on")
     )
-    server.run()
+    # uvicorn shuts down gracefully on Ctrl-C, then raises the interrupt again.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
     return 0 if server.started else 1

@@ -1,0 +1,42 @@
+"""An app over copies of the real Depictio examples, driven through Litestar's TestClient."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+
+from api import create_app
+from config import load_projects, load_settings
+from tests.examples import copy_examples, write_settings
+
+ADMIN_PASSWORD = "admin-password-for-tests"
+API = "/depictio/api/v1"
+
+
+@pytest.fixture(scope="module")
+def example_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("examples")
+    write_settings(root, copy_examples(root))
+    return root
+
+
+@pytest.fixture(scope="module")
+def client(example_root: Path) -> Iterator[TestClient]:
+    settings = load_settings(str(example_root / "depictio.toml"), environ={})
+    app = create_app(settings, load_projects(settings.projects), admin_password=ADMIN_PASSWORD)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def login(client: TestClient, email: str, password: str) -> dict[str, str]:
+    response = client.post(f"{API}/auth/login", data={"username": email, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+@pytest.fixture(scope="module")
+def admin(client: TestClient) -> dict[str, str]:
+    return login(client, "admin@example.org", ADMIN_PASSWORD)

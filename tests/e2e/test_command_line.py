@@ -1,0 +1,95 @@
+"""`depictiod check` and `depictiod scan` as a user runs them."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+COMMAND_DEADLINE_SECONDS = 120
+
+
+def _run(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "depictiod", *arguments],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_DEADLINE_SECONDS,
+    )
+
+
+def _bundled_example(target: Path) -> Path:
+    """Copy the repository's examples and depictio.toml into `target`; return the settings path."""
+    shutil.copytree(REPOSITORY / "examples", target / "examples")
+    shutil.copy(REPOSITORY / "depictio.toml", target / "depictio.toml")
+    return target / "depictio.toml"
+
+
+def test_check_accepts_bundled_example(tmp_path: Path) -> None:
+    _bundled_example(tmp_path)
+    result = _run("check", "--config", "depictio.toml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "valid; 2 projects" in result.stdout
+
+
+def test_check_reports_every_problem_without_traceback(tmp_path: Path) -> None:
+    _bundled_example(tmp_path)
+    project = tmp_path / "examples" / "penguins" / "project.yaml"
+    text = (
+        project.read_text()
+        .replace("structure: sequencing-runs", "structure: runs")
+        .replace("mode: recursive", "mode: walk")
+    )
+    project.write_text(text)
+
+    result = _run("check", "--config", "depictio.toml", cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "workflows[0].data_location.structure" in result.stderr
+    assert "valid choices: flat, sequencing-runs" in result.stderr
+    assert "workflows[0].data_collections[0].config.scan.mode" in result.stderr
+    assert "valid choices: recursive, single" in result.stderr
+
+
+def test_check_reports_missing_settings_file(tmp_path: Path) -> None:
+    result = _run("check", "--config", "absent.toml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "absent.toml" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_scan_prints_summary_per_collection(tmp_path: Path) -> None:
+    _bundled_example(tmp_path)
+    result = _run("scan", "--config", "depictio.toml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "physical_features" in result.stdout
+    assert "demographic_data" in result.stdout
+    assert "iris_table" in result.stdout
+
+
+def test_scan_exits_non_zero_when_a_file_fails(tmp_path: Path) -> None:
+    _bundled_example(tmp_path)
+    broken = tmp_path / "examples" / "penguins" / "data" / "run_2_chinstrap" / "physical_features.csv"
+    broken.write_text("individual_id,bill_length_mm\nx,1\ny,2,3,4\nz,5\n")
+
+    result = _run("scan", "--config", "depictio.toml", cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert "physical_features" in result.stdout
+    assert "line 3 has 4 fields but the header has 2" in result.stderr
+
+
+def test_scan_warns_about_collection_matching_nothing(tmp_path: Path) -> None:
+    _bundled_example(tmp_path)
+    project = tmp_path / "examples" / "penguins" / "project.yaml"
+    project.write_text(project.read_text().replace("physical_features\\\\.csv$", "nothing_matches\\\\.csv$"))
+
+    result = _run("scan", "--config", "depictio.toml", cwd=tmp_path)
+
+    assert "warning:" in result.stdout
+    assert "matched no file" in result.stdout
+    assert "nothing_matches" in result.stdout

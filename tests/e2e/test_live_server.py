@@ -1,0 +1,135 @@
+"""`depictiod serve` as a real process on loopback, driven over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.examples import PHYSICAL_FEATURES_ID, copy_examples, write_settings
+
+API = "/depictio/api/v1"
+PASSWORD = "live-server-password"
+START_DEADLINE_SECONDS = 60
+STOP_DEADLINE_SECONDS = 30
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class LiveServer:
+    def __init__(self, process: subprocess.Popen[str], base_url: str, log: Path) -> None:
+        self.process = process
+        self.base_url = base_url
+        self.log = log
+
+
+def _wait_until_healthy(server: LiveServer) -> None:
+    deadline = time.monotonic() + START_DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(f"depictiod exited with {server.process.returncode}:\n{server.log.read_text()}")
+        try:
+            if httpx.get(f"{server.base_url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"depictiod did not answer /health within {START_DEADLINE_SECONDS} s:\n{server.log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    root = tmp_path_factory.mktemp("live")
+    port = _free_port()
+    settings = write_settings(root, copy_examples(root), port=port)
+    log = root / "server.log"
+    environment = {**os.environ, "DEPICTIO_ADMIN_PASSWORD": PASSWORD}
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "depictiod", "serve", "--config", str(settings)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            text=True,
+        )
+    server = LiveServer(process, f"http://127.0.0.1:{port}", log)
+    try:
+        _wait_until_healthy(server)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=STOP_DEADLINE_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=STOP_DEADLINE_SECONDS)
+
+
+def test_login_list_and_preview_over_http(live_server: LiveServer) -> None:
+    with httpx.Client(base_url=live_server.base_url, timeout=10) as client:
+        login = client.post(f"{API}/auth/login", data={"username": "admin@example.org", "password": PASSWORD})
+        assert login.status_code == 200
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+        projects = client.get(f"{API}/projects/get/all", headers=headers)
+        assert projects.status_code == 200
+        assert len(projects.json()) == 3
+
+        preview = client.get(f"{API}/deltatables/preview/{PHYSICAL_FEATURES_ID}", params={"limit": 5}, headers=headers)
+        assert preview.status_code == 200
+        assert len(preview.json()["rows"]) == 5
+        assert preview.json()["total_rows"] == 342
+
+
+def test_unauthenticated_request_gets_401_over_http(live_server: LiveServer) -> None:
+    response = httpx.get(f"{live_server.base_url}{API}/projects/get/all", timeout=10)
+    assert response.status_code == 401
+    assert set(response.json()) == {"status_code", "detail"}
+
+
+def test_log_has_one_line_per_project(live_server: LiveServer) -> None:
+    log = live_server.log.read_text()
+    assert log.count("scanned project") == 3
+    assert PASSWORD not in log
+
+
+def test_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
+    port = _free_port()
+    settings = write_settings(tmp_path, copy_examples(tmp_path), port=port)
+    log = tmp_path / "server.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "depictiod", "serve", "--config", str(settings)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "DEPICTIO_ADMIN_PASSWORD": PASSWORD},
+            text=True,
+        )
+    server = LiveServer(process, f"http://127.0.0.1:{port}", log)
+    try:
+        _wait_until_healthy(server)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=STOP_DEADLINE_SECONDS)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=STOP_DEADLINE_SECONDS)
+
+    text = log.read_text()
+    assert process.returncode == 0, text
+    assert "depictiod stopped" in text
+    assert "closed catalog" in text
+    assert "Traceback" not in text
