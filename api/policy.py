@@ -1,4 +1,4 @@
-"""Who may read what: the one access rule used by every route.
+"""The one access rule that every route applies.
 
 A signed-in user may read a project when they are an administrator, when the project is
 public, or when the project's permissions list them as owner, editor or viewer (or list

@@ -94,8 +94,10 @@ class RunOut(_RunFields, kw_only=True):
     """A run in model form (`id`), as `/runs/get/{run_id}` returns it."""
 
 
-class RunDocument(_RunFields, kw_only=True, rename={"id": "_id"}):
+class RunDocument(_RunFields, kw_only=True):
     """A run in document form (`_id`), as `/runs/list/{workflow_id}` returns it."""
+
+    id: str = msgspec.field(name="_id")
 
 
 class FileDocument(msgspec.Struct, kw_only=True, rename={"id": "_id"}):

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 ALGORITHM = "EdDSA"
 LEEWAY_SECONDS = 30
+MIN_PASSWORD_LENGTH = 8
 _hasher = PasswordHasher()
 
 
@@ -131,10 +132,15 @@ def ensure_admin(catalog: Catalog, settings: Settings, password: str | None = No
     """
     if catalog.users.count() > 0:
         return
-    chosen = password or os.environ.get("DEPICTIO_ADMIN_PASSWORD")
+    chosen = password or os.environ.get("DEPICTIO_ADMIN_PASSWORD") or None
     generated = chosen is None
     if chosen is None:
         chosen = secrets.token_urlsafe(18)
+    if len(chosen) < MIN_PASSWORD_LENGTH:
+        raise ValueError(
+            f"the administrator password is {len(chosen)} characters long; use at least "
+            f"{MIN_PASSWORD_LENGTH}, or unset DEPICTIO_ADMIN_PASSWORD to have one generated"
+        )
     email = settings.auth.admin_email
     catalog.users.add(
         UserRecord(

@@ -1,4 +1,4 @@
-"""Catalog exceptions; none of them knows about HTTP."""
+"""Catalog exceptions. None of them refers to HTTP: api/ maps them to status codes."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ _FILE_COLUMNS = (
 
 
 class SyncCounts(msgspec.Struct, kw_only=True):
-    """What one workflow sync changed in the catalog."""
+    """Counts of the runs and files that one workflow sync changed in the catalog."""
 
     runs_added: int = 0
     runs_removed: int = 0

@@ -94,7 +94,7 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """Yield a cursor that sees the last committed state; it is closed afterwards."""
+        """Yield a cursor that reads the last committed state, and close it afterwards."""
         if self._closed:
             raise CatalogError("the catalog is closed")
         cursor = self._connection.cursor()

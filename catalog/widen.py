@@ -1,4 +1,4 @@
-"""The widening rule: the one column type that holds the values of several files."""
+"""The widening rule: the one column type that can store the values of several files."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ _WIDE_INTEGERS = ("HUGEINT", "UBIGINT", "UHUGEINT")
 _FLOATS = ("FLOAT", "DOUBLE")
 _DATES = ("DATE", "TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S")
 TEXT = "VARCHAR"
-# A column that holds only nulls in one file says nothing about its type.
+# A column with only nulls in one file gives no information about its type.
 NULL = "NULL"
 
 
@@ -22,7 +22,7 @@ def _is_number(kind: str) -> bool:
 
 
 def common_type(first: str, second: str) -> str:
-    """Return the narrowest type that holds both: int → bigint → double, date → timestamp, else text."""
+    """Return the narrowest type that can store both: int → bigint → double, date → timestamp, else text."""
     if first == second:
         return first
     if first == NULL:

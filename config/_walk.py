@@ -36,10 +36,10 @@ def describe_value(value: Any) -> str:
         dict: "mapping",
         type(None): "null",
     }.get(type(value), type(value).__name__)
-    shown = repr(value)
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
-    return f"{shown} ({kind})"
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({kind})"
 
 
 def join_path(parent: str, key: str | int) -> str:

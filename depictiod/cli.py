@@ -98,7 +98,7 @@ def _notes(projects: list[Project]) -> list[str]:
 def _scan(arguments: argparse.Namespace, settings: Settings, projects: list[Project]) -> int:
     from ingestor import Ingestor
 
-    # DuckDB lets one process write a file: a running service holds it, and opening fails.
+    # DuckDB allows one writing process per file, so opening fails while a service runs on it.
     catalog = Catalog(settings.catalog.path)
     try:
         ingestor = Ingestor(catalog, settings, projects)

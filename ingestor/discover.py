@@ -1,9 +1,9 @@
 """Find the runs of a workflow and the files of its data collections.
 
-Matching follows Depictio's scanner so that existing project files find the same files:
-`runs_regex` is `re.match`ed against the names of the location's immediate subfolders,
-and a recursive collection's pattern is `re.match`ed against the file's name, then
-against its path relative to the run folder when the pattern contains a `/`.
+Matching follows Depictio's scanner, so existing project files find the same files.
+`runs_regex` is `re.match`ed against the names of the location's immediate subfolders.
+A recursive collection's pattern is `re.match`ed against the file's name, then against
+its path relative to the run folder when the pattern contains a `/`.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ def content_hash(path: str) -> str:
     """Return the xxh3-128 hex digest of the file's bytes (32 hex characters).
 
     xxh3 runs at several GB/s, so hashing every new or changed file costs little next to
-    parsing it; it detects changes, it is not a defence against a malicious writer.
+    parsing it. It detects changes but is no defence against a malicious writer.
     """
     digest = xxhash.xxh3_128()
     with open(path, "rb") as handle:

@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 
 class CollectionScan(msgspec.Struct, kw_only=True):
-    """What a scan found for one data collection."""
+    """The files that one scan found for one data collection."""
 
     collection_id: str
     tag: str
@@ -130,8 +130,8 @@ def _run_tag_for(path: str, runs: list[RunFound], collection: DataCollection) ->
 
 
 def _add_single_file_runs(workflow: Workflow, runs: list[RunFound], found: list[FileFound]) -> list[RunFound]:
-    # Depictio gives a file outside every run a synthetic run that it never stores; it is
-    # stored here, so every file's run_id names a real run.
+    # Depictio gives a file outside every run a synthetic run that it never stores.
+    # depictiod stores that run, so every file's run_id names a real run.
     known = {run.tag for run in runs}
     extra: dict[str, RunFound] = {}
     for item in found:
@@ -155,7 +155,7 @@ def _stat_file(
     try:
         info = os.stat(real_path)
     except OSError as error:
-        # A broken symlink or a file removed since the walk: skip it, the next scan sees it.
+        # A broken symlink or a file removed since the walk is skipped; the next scan finds it again if it returns.
         warnings.append(f"file {path!r} cannot be read: {error.strerror}; skipped")
         return None
     if not os.path.isfile(real_path):

@@ -6,6 +6,8 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 
 from api.access import Access
 from api.schemas import rename_ids
@@ -20,7 +22,7 @@ class DataCollectionController(Controller):
         sync_to_thread=True,
         summary="The data collection as a raw document (`_id` keys)",
     )
-    def specs(self, access: Access, data_collection_id: str) -> dict[str, Any]:
+    def specs(self, access: NamedDependency[Access], data_collection_id: FromPath[str]) -> dict[str, Any]:
         record, _ = access.collection(data_collection_id)
         document: dict[str, Any] = rename_ids(msgspec.to_builtins(record.collection))
         return document

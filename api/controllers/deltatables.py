@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, get
+from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
-from litestar.params import Parameter
+from litestar.params import FromPath, QueryParameter
 
 from api.access import Access, format_time
 from api.schemas import AggregationOut, ColumnSpecOut, DeltaTableDocument, DriftOut, PreviewOut, ShapeOut
@@ -23,7 +24,7 @@ class DeltaTableController(Controller):
     tags = ["deltatables"]
 
     @get("/get/{data_collection_id:str}", sync_to_thread=True, summary="The table record with its latest aggregation")
-    def get_table(self, access: Access, data_collection_id: str) -> DeltaTableDocument:
+    def get_table(self, access: NamedDependency[Access], data_collection_id: FromPath[str]) -> DeltaTableDocument:
         table = _table(access, data_collection_id)
         aggregation = AggregationOut(
             aggregation_time=format_time(table.aggregation_time) or "",
@@ -46,21 +47,21 @@ class DeltaTableController(Controller):
         )
 
     @get("/specs/{data_collection_id:str}", sync_to_thread=True, summary="Column specs of the latest aggregation")
-    def specs(self, access: Access, data_collection_id: str) -> list[ColumnSpecOut]:
+    def specs(self, access: NamedDependency[Access], data_collection_id: FromPath[str]) -> list[ColumnSpecOut]:
         _table(access, data_collection_id)
         return _specs(access, data_collection_id)
 
     @get("/shape/{data_collection_id:str}", sync_to_thread=True, summary="Row and column counts")
-    def shape(self, access: Access, data_collection_id: str) -> ShapeOut:
+    def shape(self, access: NamedDependency[Access], data_collection_id: FromPath[str]) -> ShapeOut:
         table = _table(access, data_collection_id)
         return ShapeOut(num_rows=table.row_count, num_columns=table.column_count)
 
     @get("/preview/{data_collection_id:str}", sync_to_thread=True, summary="The first rows of the table")
     def preview(
         self,
-        access: Access,
-        data_collection_id: str,
-        limit: int = Parameter(default=100, description="rows to return; values outside 1 to 1000 are clamped"),
+        access: NamedDependency[Access],
+        data_collection_id: FromPath[str],
+        limit: Annotated[int, QueryParameter(description="rows to return; values outside 1 to 1000 are clamped")] = 100,
     ) -> PreviewOut:
         table = _table(access, data_collection_id)
         limit = min(max(limit, 1), MAX_PREVIEW_ROWS)
@@ -73,7 +74,7 @@ class DeltaTableController(Controller):
         )
 
 
-def _table(access: Access, collection_id: str) -> TableRecord:
+def _table(access: NamedDependency[Access], collection_id: str) -> TableRecord:
     access.collection(collection_id)
     table = access.catalog.tables.get(collection_id)
     if table is None:
@@ -81,7 +82,7 @@ def _table(access: Access, collection_id: str) -> TableRecord:
     return table
 
 
-def _specs(access: Access, collection_id: str) -> list[ColumnSpecOut]:
+def _specs(access: NamedDependency[Access], collection_id: str) -> list[ColumnSpecOut]:
     return [
         ColumnSpecOut(name=spec.name, type=spec.type, description=spec.description, specs=spec.specs)
         for spec in access.catalog.tables.column_specs(collection_id)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
 
 from api.access import Access, format_time
 from api.schemas import FileDetails, FileDocument
@@ -15,7 +17,7 @@ class FileController(Controller):
 
     @get("/list/{data_collection_id:str}", sync_to_thread=True, summary="The files of a data collection (`_id` keys)")
     def list_files(
-        self, access: Access, data_collection_id: str, details: bool = False
+        self, access: NamedDependency[Access], data_collection_id: FromPath[str], details: FromQuery[bool] = False
     ) -> list[FileDocument] | list[FileDetails]:
         """Return Depictio's strict file documents, or depictiod's ingestion details with `details=true`."""
         _, project = access.collection(data_collection_id)

@@ -6,6 +6,8 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
 
 from api.access import Access, format_time
 from api.schemas import rename_ids
@@ -18,11 +20,13 @@ class ProjectController(Controller):
     tags = ["projects"]
 
     @get("/get/all", sync_to_thread=True, summary="Every project the user may read")
-    def get_all(self, access: Access) -> list[Project]:
+    def get_all(self, access: NamedDependency[Access]) -> list[Project]:
         return [project_model(access, record) for record in access.projects()]
 
     @get("/get/from_id", sync_to_thread=True, summary="One project as a raw document (`_id` keys)")
-    def get_from_id(self, access: Access, project_id: str, skip_enrichment: bool = False) -> dict[str, Any]:
+    def get_from_id(
+        self, access: NamedDependency[Access], project_id: FromQuery[str], skip_enrichment: FromQuery[bool] = False
+    ) -> dict[str, Any]:
         """Return the project with each data collection's `delta_location` and `last_aggregation`."""
         record = access.project(project_id)
         document = msgspec.to_builtins(project_model(access, record))
@@ -34,7 +38,7 @@ class ProjectController(Controller):
         return result
 
     @get("/get/from_name/{project_name:str}", sync_to_thread=True, summary="One project by its exact name")
-    def get_from_name(self, access: Access, project_name: str) -> Project:
+    def get_from_name(self, access: NamedDependency[Access], project_name: FromPath[str]) -> Project:
         return project_model(access, access.project_by_name(project_name))
 
 
@@ -50,7 +54,7 @@ def project_model(access: Access, record: ProjectRecord) -> Project:
     )
 
 
-def _enrich_collection(access: Access, collection: dict[str, Any]) -> None:
+def _enrich_collection(access: NamedDependency[Access], collection: dict[str, Any]) -> None:
     table = access.catalog.tables.get(collection["id"])
     if table is None:
         return

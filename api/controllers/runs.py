@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 
 from api.access import Access, format_time
 from api.schemas import PermissionsOut, RunDocument, RunOut
@@ -16,7 +18,7 @@ class RunController(Controller):
     tags = ["runs"]
 
     @get("/list/{workflow_id:str}", sync_to_thread=True, summary="The runs of a workflow (`_id` keys)")
-    def list_runs(self, access: Access, workflow_id: str) -> list[RunDocument]:
+    def list_runs(self, access: NamedDependency[Access], workflow_id: FromPath[str]) -> list[RunDocument]:
         _, project = access.workflow(workflow_id)
         permissions = access.permissions(project.project)
         return [
@@ -25,12 +27,12 @@ class RunController(Controller):
         ]
 
     @get("/get/{run_id:str}", sync_to_thread=True, summary="One run (`id` keys)")
-    def get_run(self, access: Access, run_id: str) -> RunOut:
+    def get_run(self, access: NamedDependency[Access], run_id: FromPath[str]) -> RunOut:
         run, project = access.run(run_id)
         return RunOut(**_run_fields(access, run, access.permissions(project.project)))
 
 
-def _run_fields(access: Access, run: RunRecord, permissions: PermissionsOut) -> dict[str, Any]:
+def _run_fields(access: NamedDependency[Access], run: RunRecord, permissions: PermissionsOut) -> dict[str, Any]:
     return {
         "id": run.id,
         "workflow_id": run.workflow_id,
