@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck pytest check scan clean
+.PHONY: run test lint typecheck pytest check scan bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ pytest: $(VENV)/.installed-test
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
+
+# Times depictiod against bare DuckDB on the same generated files; see bench/.
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

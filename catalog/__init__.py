@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from catalog.build import BuildRequest, BuildResult, FileResult
 from catalog.errors import CatalogError, ConflictError, NotFoundError, SchemaVersionError
 from catalog.projects import ProjectRepository
 from catalog.readers import FORMATS, SourceFile
@@ -22,7 +23,7 @@ from catalog.runs_files import FileRepository, RunRepository, SyncCounts, utc_no
 from catalog.scans import ScanRepository
 from catalog.schema import SCHEMA_VERSION
 from catalog.store import Store
-from catalog.tables import BuildRequest, BuildResult, FileResult, TableRepository, fingerprint
+from catalog.tables import TableRepository, fingerprint
 from catalog.users import TokenRepository, UserRepository, user_id_for
 
 

@@ -45,23 +45,42 @@ def separator_for(source: SourceFile) -> str:
     return ","
 
 
-def read_expression(source: SourceFile, full_sample: bool = False) -> tuple[str, list[Any]]:
-    """Return (table expression, parameters) that reads `source` in a FROM clause."""
-    if source.format in ("csv", "tsv"):
-        return _csv_expression(source, full_sample)
-    if source.format == "parquet":
-        return "read_parquet(?)", [source.location]
+def read_expression(
+    sources: list[SourceFile],
+    full_sample: bool = False,
+    columns: dict[str, str] | None = None,
+    path_column: str | None = None,
+) -> tuple[str, list[Any]]:
+    """Return (table expression, parameters) that reads `sources` in a FROM clause.
+
+    Several sources must share one format and reader options. `columns` gives the column
+    types, so DuckDB reads without sniffing them. `path_column` adds each row's file path.
+    """
+    first = sources[0]
+    locations = [source.location for source in sources]
+    if first.format in ("csv", "tsv"):
+        return _csv_expression(first, locations, full_sample, columns, path_column)
+    if first.format == "parquet":
+        if path_column is None:
+            return "read_parquet(?)", [locations]
+        return "read_parquet(?, filename = ?)", [locations, path_column]
     raise UnreadableFileError(
-        f"format {source.format!r} is not read by this depictiod release; convert the file to csv, tsv or parquet"
+        f"format {first.format!r} is not read by this depictiod release; convert the file to csv, tsv or parquet"
     )
 
 
-def _csv_expression(source: SourceFile, full_sample: bool) -> tuple[str, list[Any]]:
+def _csv_expression(
+    source: SourceFile,
+    locations: list[str],
+    full_sample: bool,
+    columns: dict[str, str] | None,
+    path_column: str | None,
+) -> tuple[str, list[Any]]:
     options = source.options
     # An explicit delimiter, header and skip stop the sniffer from guessing another
     # dialect or silently skipping leading rows of a malformed file.
     arguments = ["delim = ?", "header = ?", "skip = ?"]
-    parameters: list[Any] = [source.location, separator_for(source), options.has_header, options.skip_rows]
+    parameters: list[Any] = [locations, separator_for(source), options.has_header, options.skip_rows]
     if options.quote_char is not None:
         arguments.append("quote = ?")
         parameters.append(options.quote_char)
@@ -71,9 +90,15 @@ def _csv_expression(source: SourceFile, full_sample: bool) -> tuple[str, list[An
     if options.null_values:
         arguments.append("nullstr = ?")
         parameters.append(list(options.null_values))
-    if options.column_types:
+    if columns is not None:
+        arguments.append("columns = ?")
+        parameters.append(columns)
+    elif options.column_types:
         arguments.append("types = ?")
         parameters.append(dict(options.column_types))
+    if path_column is not None:
+        arguments.append("filename = ?")
+        parameters.append(path_column)
     if full_sample:
         arguments.append("sample_size = -1")
     return f"read_csv(?, {', '.join(arguments)})", parameters

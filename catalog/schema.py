@@ -11,6 +11,12 @@ SCHEMA_VERSION = 1
 # Aggregated tables live in their own schema, one table per data collection.
 DATA_SCHEMA = "data"
 
+# Column order of aggregated_tables, matching the fields of catalog.records.TableRecord.
+AGGREGATED_TABLE_COLUMNS = (
+    "data_collection_id, table_name, row_count, column_count, size_bytes, aggregation_version, "
+    "aggregation_time, aggregation_hash, inputs_fingerprint, drift"
+)
+
 STATEMENTS = (
     "CREATE TABLE IF NOT EXISTS catalog_meta (key VARCHAR, value VARCHAR)",
     f"CREATE SCHEMA IF NOT EXISTS {DATA_SCHEMA}",

@@ -44,7 +44,12 @@ class Store:
         self._write_connection = self._connection.cursor()
         self._closed = False
         self._lock = threading.Lock()
-        self._prepare_schema()
+        try:
+            self._prepare_schema()
+        except BaseException:
+            # Release the file lock at once, so another process or a retry can open it.
+            self.close()
+            raise
 
     def _prepare_schema(self) -> None:
         tables = self._connection.execute(

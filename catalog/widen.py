@@ -8,6 +8,7 @@ _INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT"
 _WIDE_INTEGERS = ("HUGEINT", "UBIGINT", "UHUGEINT")
 _FLOATS = ("FLOAT", "DOUBLE")
 _DATES = ("DATE", "TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S")
+INTEGER_TYPES = _INTEGERS + _WIDE_INTEGERS
 TEXT = "VARCHAR"
 # A column with only nulls in one file gives no information about its type.
 NULL = "NULL"
@@ -31,6 +32,8 @@ def common_type(first: str, second: str) -> str:
         return first
 
     if _is_integer(first) and _is_integer(second):
+        if "UHUGEINT" in (first, second):
+            return "DOUBLE"  # No integer type stores both UHUGEINT and negative values.
         if first in _WIDE_INTEGERS or second in _WIDE_INTEGERS:
             return "HUGEINT"
         return "BIGINT"

@@ -19,7 +19,7 @@ TABLE_TYPES = ("table", "image")
 class CollectionAggregate(msgspec.Struct, kw_only=True):
     collection_id: str
     tag: str
-    # built, unchanged, empty (no file to read) or skipped (not a table collection).
+    # built, unchanged, empty (no file to read), skipped (not a table collection) or error.
     outcome: str
     rows: int = 0
     files_aggregated: int = 0

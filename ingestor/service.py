@@ -10,7 +10,7 @@ import msgspec
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from catalog import Catalog, utc_now
-from config import Project, Settings
+from config import DataCollection, Project, Settings
 from ingestor.aggregate import CollectionAggregate, aggregate_collection
 from ingestor.scan import WorkflowScan, scan_workflow
 
@@ -89,7 +89,7 @@ class Ingestor:
                 logger.warning("project %s, workflow %s: %s", project.name, workflow.name, warning)
             scans.append(scan)
             for collection in workflow.data_collections:
-                tables.append(aggregate_collection(self.catalog, collection))
+                tables.append(self._aggregate(project, collection))
 
         seconds = time.monotonic() - started
         logger.info(
@@ -103,6 +103,21 @@ class Ingestor:
             seconds,
         )
         return ProjectScan(project_id=project.id, name=project.name, workflows=scans, tables=tables, seconds=seconds)
+
+    def _aggregate(self, project: Project, collection: DataCollection) -> CollectionAggregate:
+        assert collection.id is not None
+        try:
+            return aggregate_collection(self.catalog, collection)
+        except Exception as error:
+            # One collection's failure must not stop the other collections of the project.
+            logger.exception(
+                "aggregation of collection %s (%s) in project %s failed; its previous table is kept",
+                collection.data_collection_tag,
+                collection.id,
+                project.name,
+            )
+            self.status.last_error = f"collection {collection.data_collection_tag!r}: {error}"
+            return CollectionAggregate(collection_id=collection.id, tag=collection.data_collection_tag, outcome="error")
 
     def start(self) -> None:
         """Register projects, scan them once, then reconcile every `reconcile_seconds`."""

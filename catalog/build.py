@@ -1,0 +1,495 @@
+"""Build one data collection's table from its files, then swap it in atomically.
+
+Each file is described once (DuckDB sniffs its dialect and types). Files with equal
+columns and types are then read together with one `read_csv` or `read_parquet` over the
+list, with those types given, so DuckDB does not sniff them again. A group that fails as
+a whole is read again file by file, so one bad file is recorded and skipped while the
+rest loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import duckdb
+import msgspec
+import pyarrow
+import pyarrow.feather
+
+from catalog import specs
+from catalog.readers import SourceFile, UnreadableFileError, find_ragged_line, read_expression
+from catalog.records import ColumnSpec, DriftNote, TableRecord
+from catalog.runs_files import utc_now
+from catalog.schema import AGGREGATED_TABLE_COLUMNS, DATA_SCHEMA
+from catalog.store import Connection
+from catalog.widen import INTEGER_TYPES, NULL, TEXT, common_type, unify
+
+logger = logging.getLogger(__name__)
+
+# Columns that depictiod adds to every aggregated row; a file's own copies are replaced.
+RESERVED_COLUMNS = ("depictio_run_id", "depictio_file_id", "aggregation_time")
+_RESERVED = set(RESERVED_COLUMNS)
+# Column that carries each row's source path while a group of files is read.
+_PATH_COLUMN = "depictiod_source_path__"
+_LINE_NUMBER = re.compile(r"[Ll]ine:? (\d+)")
+
+Columns = list[tuple[str, str]]
+
+
+class BuildRequest(msgspec.Struct, kw_only=True, frozen=True):
+    collection_id: str
+    files: list[SourceFile]
+    # Fingerprint of the files and reader settings; equal fingerprints mean equal tables.
+    inputs_fingerprint: str
+    keep_columns: list[str] | None = None
+    descriptions: dict[str, str] = msgspec.field(default_factory=dict)
+    input_bytes: int = 0
+
+
+class FileResult(msgspec.Struct, kw_only=True, frozen=True):
+    file_id: str
+    status: str
+    error: str | None = None
+    error_line: int | None = None
+    row_count: int | None = None
+
+
+class BuildResult(msgspec.Struct, kw_only=True, frozen=True):
+    table: TableRecord | None
+    files: list[FileResult]
+    column_specs: list[ColumnSpec] = msgspec.field(default_factory=list)
+
+
+class _Unit(msgspec.Struct, kw_only=True):
+    """Files read in one statement because their columns and types are equal."""
+
+    sources: list[SourceFile]
+    columns: Columns
+    # Lower-case names of columns that are empty in every file of the unit.
+    empty: set[str] = msgspec.field(default_factory=set)
+
+
+def _own(columns: Columns) -> Columns:
+    """Return a file's columns without the ones depictiod adds itself."""
+    return [(name, kind) for name, kind in columns if name.lower() not in _RESERVED]
+
+
+def _observed(columns: Columns, empty: set[str]) -> dict[str, str]:
+    """Return a file's column types by lower-case name, leaving out reserved and empty columns."""
+    return {name.lower(): kind for name, kind in _own(columns) if name.lower() not in empty}
+
+
+def _read_types(columns: Columns) -> dict[str, str]:
+    """Return the types to read a CSV with: integer columns are read as text and checked.
+
+    DuckDB casts the text "1.5" to the integer 2, so a decimal value beyond the rows the
+    sniffer sampled would be rounded silently; `_checked_integer` raises instead.
+    """
+    return {name: (TEXT if kind in INTEGER_TYPES else kind) for name, kind in columns}
+
+
+def _checked_integer(value: str, column: str, kind: str) -> str:
+    """Return SQL that casts a text value to an integer type, raising an error for any non-integer."""
+    label = column.replace("'", "''")
+    return (
+        f"CASE WHEN {value} IS NULL OR regexp_full_match({value}, '\\s*[+-]?[0-9]+\\s*') "
+        f"THEN CAST({value} AS {kind}) "
+        f"ELSE error('column {label} has the non-integer value ' || {value}) END"
+    )
+
+
+def table_name(collection_id: str) -> str:
+    """Return the quoted, schema-qualified name of a collection's aggregated table."""
+    return f'{DATA_SCHEMA}."dc_{collection_id}"'
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class TableBuilder:
+    """One table build on the writer connection: plan, unify, insert, then swap."""
+
+    def __init__(self, connection: Connection, request: BuildRequest) -> None:
+        self.connection = connection
+        self.request = request
+        self.failures: dict[str, FileResult] = {}
+        self.loaded: set[str] = set()
+        # The column types seen in each file, by lower-case column name.
+        self.observed: dict[str, dict[str, str]] = {}
+        # The table's columns by lower-case name, as (spelling, type); DuckDB names ignore case.
+        self.table: dict[str, tuple[str, str]] = {}
+        self.scratch = table_name(f"{request.collection_id}__next")
+        self.aggregation_time = utc_now()
+
+    def run(self) -> tuple[Columns, list[DriftNote]] | None:
+        """Fill the scratch table; return its columns and drift, or None when no file loaded."""
+        units = self._plan_units()
+        if not units:
+            return None
+
+        self._unify(units)
+        self.connection.execute(f"DROP TABLE IF EXISTS {self.scratch}")
+        self.connection.execute(f"CREATE TABLE {self.scratch} ({self._definitions()})")
+        for unit in units:
+            self._insert_unit(unit)
+
+        if not self.loaded:
+            self.connection.execute(f"DROP TABLE IF EXISTS {self.scratch}")
+            return None
+        return self._columns(), self._drift()
+
+    def results(self) -> list[FileResult]:
+        """Return every file's outcome, with the row count of each loaded file."""
+        counts: dict[str, int] = {}
+        if self.loaded:
+            rows = self.connection.execute(
+                f"SELECT depictio_file_id, count(*) FROM {self.scratch} GROUP BY 1"
+            ).fetchall()
+            counts = {str(file_id): int(count) for file_id, count in rows}
+        outcomes = list(self.failures.values())
+        for file_id in sorted(self.loaded):
+            outcomes.append(FileResult(file_id=file_id, status="aggregated", row_count=counts.get(file_id, 0)))
+        return outcomes
+
+    # Describe every file, then group files whose format, options and columns are equal.
+    def _plan_units(self) -> list[_Unit]:
+        units: dict[object, _Unit] = {}
+        for source in self.request.files:
+            columns = self._describe(source)
+            if columns is None:
+                continue
+            # Feather files are registered one at a time, so each is its own unit.
+            shared = source.format != "feather"
+            key = (source.format, source.options, tuple(columns)) if shared else source.file_id
+            if key in units:
+                units[key].sources.append(source)
+            else:
+                units[key] = _Unit(sources=[source], columns=columns)
+        return list(units.values())
+
+    def _describe(self, source: SourceFile, full_sample: bool = False) -> Columns | None:
+        try:
+            with _reading(self.connection, [source], full_sample) as (expression, parameters):
+                rows = self.connection.execute(f"DESCRIBE SELECT * FROM {expression}", parameters).fetchall()
+        except (duckdb.Error, UnreadableFileError, OSError, ValueError, pyarrow.ArrowException) as error:
+            self._fail(source, error)
+            return None
+
+        # Reserved columns stay in the list because an explicit column list must name every
+        # column of a CSV file; they are left out of the table, which adds its own.
+        columns = [(str(row[0]), str(row[1])) for row in rows]
+        if not [name for name, _ in columns if name.lower() not in _RESERVED]:
+            self._fail(source, UnreadableFileError("the file has no columns besides depictiod's own"))
+            return None
+        return columns
+
+    # Unify the units' schemas by column name (ignoring case) with the widening rule.
+    def _unify(self, units: list[_Unit]) -> None:
+        spelling: dict[str, str] = {}
+        for unit in units:
+            for name, _ in _own(unit.columns):
+                spelling.setdefault(name.lower(), name)
+
+        schemas = [
+            (str(index), [(spelling[name.lower()], kind) for name, kind in _own(unit.columns)])
+            for index, unit in enumerate(units)
+        ]
+        unified = unify(schemas)
+        empty = self._empty_text_columns(units, schemas, unified.columns)
+        if empty:
+            for index, name in empty:
+                units[index].empty.add(name.lower())
+            schemas = [
+                (index, [(name, NULL if (int(index), name) in empty else kind) for name, kind in columns])
+                for index, columns in schemas
+            ]
+            unified = unify(schemas)
+
+        keep = {name.lower() for name in self.request.keep_columns or []}
+        for name, kind in unified.columns:
+            if keep and name.lower() not in keep:
+                continue
+            self.table[name.lower()] = (name, kind)
+        if keep:
+            missing = sorted(keep - set(self.table))
+            if missing:
+                logger.warning(
+                    "collection %s: keep_columns lists %s, which no file contains", self.request.collection_id, missing
+                )
+
+    def _empty_text_columns(
+        self, units: list[_Unit], schemas: list[tuple[str, Columns]], columns: Columns
+    ) -> set[tuple[int, str]]:
+        # DuckDB types an all-empty CSV column as VARCHAR. Treating that as text would turn
+        # the numeric column of the other files into text, so it counts as "no type".
+        typed = {name for _, unit_columns in schemas for name, kind in unit_columns if kind != TEXT}
+        final = dict(columns)
+        suspects = [
+            (int(index), name)
+            for index, unit_columns in schemas
+            for name, kind in unit_columns
+            if kind == TEXT and name in typed and final.get(name) == TEXT
+        ]
+        empty: set[tuple[int, str]] = set()
+        for index, name in suspects:
+            unit = units[index]
+            own_name = next(column for column, _ in unit.columns if column.lower() == name.lower())
+            try:
+                with _reading(self.connection, unit.sources) as (expression, parameters):
+                    row = self.connection.execute(
+                        f"SELECT count({quote(own_name)}) FROM {expression}", parameters
+                    ).fetchone()
+            except (duckdb.Error, UnreadableFileError, OSError, ValueError, pyarrow.ArrowException):
+                continue  # The file-by-file insert reports the problem.
+            if row is not None and row[0] == 0:
+                empty.add((index, name))
+        return empty
+
+    def _columns(self) -> Columns:
+        return [
+            *self.table.values(),
+            ("depictio_run_id", TEXT),
+            ("depictio_file_id", TEXT),
+            ("aggregation_time", "TIMESTAMP"),
+        ]
+
+    def _definitions(self) -> str:
+        return ", ".join(f"{quote(name)} {kind}" for name, kind in self._columns())
+
+    def _insert_unit(self, unit: _Unit) -> None:
+        if len(unit.sources) > 1:
+            try:
+                self._insert_group(unit)
+                return
+            except (duckdb.Error, UnreadableFileError, OSError, ValueError) as error:
+                logger.info(
+                    "collection %s: %d files with one header could not be read together (%s); reading them one by one",
+                    self.request.collection_id,
+                    len(unit.sources),
+                    str(error).splitlines()[0] if str(error) else type(error).__name__,
+                )
+        for source in unit.sources:
+            self._insert_alone(source, unit.columns, unit.empty)
+
+    def _insert_group(self, unit: _Unit) -> None:
+        types = _read_types(unit.columns)
+        mapping = pyarrow.table(
+            {
+                "path": [source.location for source in unit.sources],
+                "run_tag": [source.run_tag for source in unit.sources],
+                "file_id": [source.file_id for source in unit.sources],
+            }
+        )
+        view = f"paths_{self.request.collection_id}"
+        self.connection.register(view, mapping)
+        try:
+            expression, parameters = read_expression(unit.sources, columns=types, path_column=_PATH_COLUMN)
+            selects = self._select_list(unit.columns, prefix="r.", guard_integers=True)
+            sql = (
+                f"INSERT INTO {self.scratch} BY NAME SELECT {selects}, m.run_tag AS depictio_run_id, "
+                f"m.file_id AS depictio_file_id, ? AS aggregation_time "
+                f"FROM {expression} AS r JOIN {quote(view)} AS m ON r.{quote(_PATH_COLUMN)} = m.path"
+            )
+            self.connection.execute(sql, [self.aggregation_time, *parameters])
+        finally:
+            self.connection.unregister(view)
+
+        for source in unit.sources:
+            self.loaded.add(source.file_id)
+            self.observed[source.file_id] = _observed(unit.columns, unit.empty)
+
+    def _insert_alone(self, source: SourceFile, known: Columns, empty: set[str]) -> None:
+        for full_sample in (False, True):
+            columns = known if not full_sample else self._describe(source, full_sample)
+            if columns is None:
+                return
+            self._widen_table(columns, empty)
+            try:
+                self._insert_file(source, columns)
+            except (duckdb.ConversionException, duckdb.InvalidInputException) as error:
+                if not full_sample:
+                    # The sniffer typed a column from a sample of rows and a later row does
+                    # not fit, so type the whole file and try once more.
+                    continue
+                self._fail(source, error)
+                return
+            except (duckdb.Error, UnreadableFileError, OSError, ValueError, pyarrow.ArrowException) as error:
+                self._fail(source, error)
+                return
+            self.loaded.add(source.file_id)
+            self.observed[source.file_id] = _observed(columns, empty)
+            return
+
+    def _insert_file(self, source: SourceFile, columns: Columns) -> None:
+        types = _read_types(columns) if source.format in ("csv", "tsv") else None
+        with _reading(self.connection, [source], columns=types) as (expression, parameters):
+            selects = self._select_list(columns, prefix="", guard_integers=types is not None)
+            sql = (
+                f"INSERT INTO {self.scratch} BY NAME SELECT {selects}, ? AS depictio_run_id, "
+                f"? AS depictio_file_id, ? AS aggregation_time FROM {expression}"
+            )
+            self.connection.execute(sql, [source.run_tag, source.file_id, self.aggregation_time, *parameters])
+
+    def _widen_table(self, columns: Columns, empty: set[str]) -> None:
+        """Alter table columns whose type cannot store this file's values."""
+        for name, kind in _own(columns):
+            entry = self.table.get(name.lower())
+            if entry is None or name.lower() in empty:
+                continue
+            spelling, table_kind = entry
+            widened = common_type(table_kind, kind)
+            if widened != table_kind:
+                self.connection.execute(f"ALTER TABLE {self.scratch} ALTER {quote(spelling)} TYPE {widened}")
+                self.table[name.lower()] = (spelling, widened)
+
+    def _select_list(self, columns: Columns, prefix: str, guard_integers: bool) -> str:
+        own = {name.lower(): (name, kind) for name, kind in columns}
+        selects = []
+        for key, (name, kind) in self.table.items():
+            if key not in own:
+                selects.append(f"CAST(NULL AS {kind}) AS {quote(name)}")
+                continue
+            file_name, file_kind = own[key]
+            value = f"{prefix}{quote(file_name)}"
+            if guard_integers and file_kind in INTEGER_TYPES:
+                value = _checked_integer(value, file_name, file_kind)
+            selects.append(f"CAST({value} AS {kind}) AS {quote(name)}")
+        return ", ".join(selects)
+
+    def _drift(self) -> list[DriftNote]:
+        drift = []
+        for file_id in sorted(self.loaded):
+            for key, kind in self.observed.get(file_id, {}).items():
+                entry = self.table.get(key)
+                if entry is None or kind in (NULL, entry[1]):
+                    continue
+                drift.append(DriftNote(file_id=file_id, column=entry[0], file_type=kind, table_type=entry[1]))
+        return drift
+
+    def _fail(self, source: SourceFile, error: BaseException) -> None:
+        message, line = describe_error(source, error)
+        logger.warning("file %s (%s) skipped: %s", source.file_id, source.location, message)
+        self.loaded.discard(source.file_id)
+        self.failures[source.file_id] = FileResult(
+            file_id=source.file_id, status="failed", error=message, error_line=line
+        )
+
+
+def build_table(connection: Connection, request: BuildRequest) -> BuildResult:
+    """Build the collection's table and swap it in; the old table stays when no file loads."""
+    builder = TableBuilder(connection, request)
+    try:
+        built = builder.run()
+        outcomes = builder.results()
+        if built is None:
+            return BuildResult(table=None, files=outcomes)
+        columns, drift = built
+        column_specs = specs.compute(connection, builder.scratch, columns, request.descriptions)
+        table = _swap(connection, request, builder, columns, drift, outcomes, column_specs)
+        return BuildResult(table=table, files=outcomes, column_specs=column_specs)
+    finally:
+        connection.execute(f"DROP TABLE IF EXISTS {builder.scratch}")
+
+
+def _swap(
+    connection: Connection,
+    request: BuildRequest,
+    builder: TableBuilder,
+    columns: Columns,
+    drift: list[DriftNote],
+    outcomes: list[FileResult],
+    column_specs: list[ColumnSpec],
+) -> TableRecord:
+    collection_id = request.collection_id
+    live = table_name(collection_id)
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        previous = connection.execute(
+            "SELECT aggregation_version FROM aggregated_tables WHERE data_collection_id = ?", [collection_id]
+        ).fetchone()
+        version = (previous[0] if previous else 0) + 1
+        table = TableRecord(
+            data_collection_id=collection_id,
+            table_name=live,
+            row_count=sum(outcome.row_count or 0 for outcome in outcomes),
+            column_count=len(columns),
+            size_bytes=request.input_bytes,
+            aggregation_version=version,
+            aggregation_time=builder.aggregation_time,
+            aggregation_hash=hashlib.sha256(f"{request.inputs_fingerprint}:{version}".encode()).hexdigest(),
+            inputs_fingerprint=request.inputs_fingerprint,
+            drift=drift,
+        )
+        connection.execute(f"DROP TABLE IF EXISTS {live}")
+        connection.execute(f'ALTER TABLE {builder.scratch} RENAME TO "dc_{collection_id}"')
+        store_table_record(connection, table, column_specs)
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    return table
+
+
+def store_table_record(connection: Connection, table: TableRecord, column_specs: list[ColumnSpec]) -> None:
+    connection.execute("DELETE FROM aggregated_tables WHERE data_collection_id = ?", [table.data_collection_id])
+    values = [getattr(table, name) for name in TableRecord.__struct_fields__]
+    values[-1] = msgspec.json.encode(table.drift).decode()
+    connection.execute(
+        f"INSERT INTO aggregated_tables ({AGGREGATED_TABLE_COLUMNS}) VALUES ({', '.join('?' * len(values))})", values
+    )
+
+    connection.execute("DELETE FROM column_specs WHERE data_collection_id = ?", [table.data_collection_id])
+    for position, spec in enumerate(column_specs):
+        connection.execute(
+            "INSERT INTO column_specs VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                table.data_collection_id,
+                position,
+                spec.name,
+                spec.duckdb_type,
+                spec.type,
+                spec.description,
+                msgspec.json.encode(spec.specs).decode(),
+            ],
+        )
+
+
+@contextmanager
+def _reading(
+    connection: Connection, sources: list[SourceFile], full_sample: bool = False, columns: dict[str, str] | None = None
+) -> Iterator[tuple[str, list[Any]]]:
+    """Yield a FROM expression for `sources`; a Feather file is read with pyarrow and registered."""
+    first = sources[0]
+    if first.format != "feather":
+        yield read_expression(sources, full_sample, columns)
+        return
+
+    view = f"feather_{first.file_id}"
+    connection.register(view, pyarrow.feather.read_table(first.location))
+    try:
+        yield quote(view), []
+    finally:
+        connection.unregister(view)
+
+
+def describe_error(source: SourceFile, error: BaseException) -> tuple[str, int | None]:
+    """Return (message, line number or None) that tells a user why a file was skipped."""
+    if isinstance(error, UnreadableFileError):
+        return str(error), error.line
+    if isinstance(error, FileNotFoundError):
+        return "the file no longer exists", None
+
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    match = _LINE_NUMBER.search(str(error))
+    line = int(match.group(1)) if match else None
+    if source.format in ("csv", "tsv") and "sniffing" in text:
+        ragged = find_ragged_line(source)
+        if ragged:
+            return f"malformed {source.format.upper()}: {ragged[1]}", ragged[0]
+    return text, line

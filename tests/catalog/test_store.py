@@ -1,0 +1,231 @@
+"""Opening, versioning, locking and closing the catalog's DuckDB file."""
+
+from __future__ import annotations
+
+import select
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from catalog import SCHEMA_VERSION, Catalog, CatalogError, SchemaVersionError, UserRecord, utc_now
+
+# Seconds a helper process may take to open or lock a DuckDB file.
+PROCESS_DEADLINE = 30
+
+# Opens the file given as argv[1], prints "locked", then keeps it open until stdin closes
+# or the deadline passes, so a failed test never leaves the process behind.
+HOLD_LOCK = """
+import select, sys, duckdb
+connection = duckdb.connect(sys.argv[1])
+print("locked", flush=True)
+select.select([sys.stdin], [], [], float(sys.argv[2]))
+connection.close()
+"""
+
+# Opens the file given as argv[1], closes it again and prints "opened".
+OPEN_AND_CLOSE = "import sys, duckdb; duckdb.connect(sys.argv[1]).close(); print('opened')"
+
+
+def _schema_version(path: Path) -> str:
+    connection = duckdb.connect(str(path), read_only=True)
+    try:
+        row = connection.execute("SELECT value FROM catalog_meta WHERE key = 'schema_version'").fetchone()
+    finally:
+        connection.close()
+    assert row is not None, "catalog_meta has no schema_version row"
+    return str(row[0])
+
+
+def _set_schema_version(path: Path, value: str) -> None:
+    connection = duckdb.connect(str(path))
+    try:
+        connection.execute("UPDATE catalog_meta SET value = ? WHERE key = 'schema_version'", [value])
+    finally:
+        connection.close()
+
+
+def _user(email: str) -> UserRecord:
+    return UserRecord(
+        id="65f000000000000000000001",
+        email=email,
+        password_hash="not-a-real-hash",
+        is_admin=False,
+        is_active=True,
+        registration_date=utc_now(),
+        last_login=None,
+    )
+
+
+@pytest.fixture
+def catalog_path(tmp_path: Path) -> Path:
+    return tmp_path / "catalog.duckdb"
+
+
+@pytest.fixture
+def lock_holder(catalog_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """Start a second process that keeps the catalog file open until the test ends."""
+    Catalog(str(catalog_path)).close()
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(catalog_path), str(PROCESS_DEADLINE)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stdin is not None
+    ready, _, _ = select.select([process.stdout], [], [], PROCESS_DEADLINE)
+    line = process.stdout.readline() if ready else ""
+    try:
+        assert line.strip() == "locked", f"the helper process did not lock the file within {PROCESS_DEADLINE} s"
+        yield process
+    finally:
+        process.stdin.close()
+        try:
+            process.wait(timeout=PROCESS_DEADLINE)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_schema_version_is_one() -> None:
+    assert SCHEMA_VERSION == 1
+
+
+def test_new_catalog_stores_schema_version(catalog_path: Path) -> None:
+    Catalog(str(catalog_path)).close()
+
+    assert _schema_version(catalog_path) == "1"
+
+
+def test_new_catalog_creates_missing_folder(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "state" / "catalog.duckdb"
+
+    Catalog(str(path)).close()
+
+    assert path.is_file()
+
+
+def test_reopen_keeps_records(catalog_path: Path) -> None:
+    first = Catalog(str(catalog_path))
+    first.users.add(_user("ada@example.org"))
+    first.close()
+
+    second = Catalog(str(catalog_path))
+    try:
+        user = second.users.get_by_email("ada@example.org")
+    finally:
+        second.close()
+
+    assert user is not None
+    assert user.email == "ada@example.org"
+
+
+def test_reopen_keeps_schema_version(catalog_path: Path) -> None:
+    Catalog(str(catalog_path)).close()
+    Catalog(str(catalog_path)).close()
+
+    assert _schema_version(catalog_path) == "1"
+
+
+def test_other_schema_version_raises(catalog_path: Path) -> None:
+    Catalog(str(catalog_path)).close()
+    _set_schema_version(catalog_path, "2")
+
+    with pytest.raises(SchemaVersionError) as caught:
+        Catalog(str(catalog_path))
+
+    message = str(caught.value)
+    assert str(catalog_path) in message
+    assert "schema version 2" in message
+    assert "uses version 1" in message
+    assert "use the depictiod release that wrote it" in message
+    assert "move the file away" in message
+
+
+def test_schema_version_error_is_catalog_error(catalog_path: Path) -> None:
+    Catalog(str(catalog_path)).close()
+    _set_schema_version(catalog_path, "0")
+
+    with pytest.raises(CatalogError):
+        Catalog(str(catalog_path))
+
+
+def test_missing_schema_version_raises(catalog_path: Path) -> None:
+    Catalog(str(catalog_path)).close()
+    connection = duckdb.connect(str(catalog_path))
+    connection.execute("DELETE FROM catalog_meta")
+    connection.close()
+
+    with pytest.raises(SchemaVersionError, match="schema version missing"):
+        Catalog(str(catalog_path))
+
+
+def test_schema_version_error_releases_file(catalog_path: Path) -> None:
+    Catalog(str(catalog_path)).close()
+    _set_schema_version(catalog_path, "2")
+
+    with pytest.raises(SchemaVersionError) as caught:
+        Catalog(str(catalog_path))
+
+    # `caught` still references the error and its traceback, as a caller that logs the
+    # error does. The failed open must not keep the file locked meanwhile.
+    opened = subprocess.run(
+        [sys.executable, "-c", OPEN_AND_CLOSE, str(catalog_path)],
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_DEADLINE,
+    )
+    assert opened.stdout.strip() == "opened", opened.stderr
+    assert "schema version 2" in str(caught.value)
+
+
+def test_file_locked_by_other_process_raises(catalog_path: Path, lock_holder: subprocess.Popen[str]) -> None:
+    with pytest.raises(CatalogError) as caught:
+        Catalog(str(catalog_path))
+
+    message = str(caught.value)
+    assert "cannot open the catalog" in message
+    assert str(catalog_path) in message
+    assert "stop it first or send the request to its API" in message
+
+
+def test_close_is_idempotent(catalog_path: Path) -> None:
+    catalog = Catalog(str(catalog_path))
+
+    catalog.close()
+    catalog.close()
+
+    assert catalog_path.is_file()
+
+
+def test_closed_catalog_rejects_reads(catalog_path: Path) -> None:
+    catalog = Catalog(str(catalog_path))
+    catalog.close()
+
+    with pytest.raises(CatalogError, match="closed"):
+        catalog.store.query("SELECT 1")
+
+
+def test_closed_catalog_rejects_writes(catalog_path: Path) -> None:
+    catalog = Catalog(str(catalog_path))
+    catalog.close()
+
+    with pytest.raises(CatalogError, match="closed"):
+        catalog.users.add(_user("ada@example.org"))
+
+
+def test_close_releases_file(catalog_path: Path) -> None:
+    catalog = Catalog(str(catalog_path))
+    catalog.close()
+
+    opened = subprocess.run(
+        [sys.executable, "-c", OPEN_AND_CLOSE, str(catalog_path)],
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_DEADLINE,
+    )
+
+    assert opened.stdout.strip() == "opened", opened.stderr
