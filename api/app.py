@@ -52,9 +52,7 @@ def create_app(
             app.state.admin_id = user_id_for(settings.auth.admin_email)
             # Start-up scans every project before the server accepts requests.
             await to_thread.run_sync(ingestor.start)
-            logger.info(
-                "depictiod ready on %s:%d with %d projects", settings.server.host, settings.server.port, len(projects)
-            )
+            logger.info("depictiod ready with %d projects", len(projects))
             yield
         finally:
             await to_thread.run_sync(ingestor.stop)

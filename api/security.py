@@ -46,6 +46,16 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+# Verified against when the e-mail is unknown, so a failed sign-in takes the same time
+# whether or not the account exists.
+_UNKNOWN_USER_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+def verify_unknown_user(password: str) -> None:
+    """Spend the time of one password check, for a sign-in with an unknown e-mail address."""
+    verify_password(_UNKNOWN_USER_HASH, password)
+
+
 def verify_password(password_hash: str, password: str) -> bool:
     try:
         return _hasher.verify(password_hash, password)
@@ -53,23 +63,38 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
+class KeyFileError(Exception):
+    """Raised when the signing key file cannot be read or created."""
+
+
 def load_or_create_key(path: str) -> Ed25519PrivateKey:
     """Read the signing key, creating it (mode 0600) when the file does not exist."""
     if os.path.exists(path):
-        with open(path, "rb") as handle:
-            key = serialization.load_pem_private_key(handle.read(), password=None)
+        try:
+            with open(path, "rb") as handle:
+                key = serialization.load_pem_private_key(handle.read(), password=None)
+        except (OSError, ValueError, TypeError) as error:
+            raise KeyFileError(
+                f"cannot read the key file {path!r}: {error}; move it away to let depictiod create a new one "
+                "(tokens signed with the old key stop working)"
+            ) from None
         if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError(
+            raise KeyFileError(
                 f"the key file {path!r} does not hold an Ed25519 private key; move it away to let depictiod create one"
             )
         return key
 
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(pem)
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(pem)
+    except OSError as error:
+        raise KeyFileError(
+            f"cannot create the key file {path!r}: {error.strerror}; set auth.key_file to a writable path"
+        ) from None
     logger.info("created token signing key %s", path)
     return key
 

@@ -9,9 +9,12 @@ rest loads.
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import hashlib
 import logging
 import re
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -37,6 +40,31 @@ _RESERVED = set(RESERVED_COLUMNS)
 # Column that carries each row's source path while a group of files is read.
 _PATH_COLUMN = "depictiod_source_path__"
 _LINE_NUMBER = re.compile(r"[Ll]ine:? (\d+)")
+# Rows per Arrow batch copied from the reader into the catalog.
+_BATCH_ROWS = 100_000
+_GZIP_CHUNK_BYTES = 1 << 20
+
+
+def new_reader() -> Connection:
+    """Open the in-memory DuckDB database that parses workflow files."""
+    return duckdb.connect(config={"autoinstall_known_extensions": False})
+
+
+def _check_compression(source: SourceFile) -> None:
+    """Raise UnreadableFileError for a gzip file that is truncated or corrupt.
+
+    DuckDB reads the intact part of a truncated gzip file without an error, which would
+    load part of the rows silently, so the whole stream is decompressed and checked first.
+    """
+    if not source.location.endswith(".gz"):
+        return
+    try:
+        with gzip.open(source.location, "rb") as handle:
+            while handle.read(_GZIP_CHUNK_BYTES):
+                pass
+    except (EOFError, OSError, zlib.error) as error:
+        raise UnreadableFileError(f"the gzip file is truncated or corrupt: {error}") from None
+
 
 Columns = list[tuple[str, str]]
 
@@ -88,7 +116,7 @@ def _read_types(columns: Columns) -> dict[str, str]:
     """Return the types to read a CSV with: integer columns are read as text and checked.
 
     DuckDB casts the text "1.5" to the integer 2, so a decimal value beyond the rows the
-    sniffer sampled would be rounded silently; `_checked_integer` raises instead.
+    sniffer sampled would be rounded silently. `_checked_integer` raises an error instead.
     """
     return {name: (TEXT if kind in INTEGER_TYPES else kind) for name, kind in columns}
 
@@ -117,6 +145,8 @@ class TableBuilder:
 
     def __init__(self, connection: Connection, request: BuildRequest) -> None:
         self.connection = connection
+        # User files are parsed here, never on the catalog's connection: see _reset_reader_after.
+        self.reader = new_reader()
         self.request = request
         self.failures: dict[str, FileResult] = {}
         self.loaded: set[str] = set()
@@ -175,14 +205,16 @@ class TableBuilder:
 
     def _describe(self, source: SourceFile, full_sample: bool = False) -> Columns | None:
         try:
-            with _reading(self.connection, [source], full_sample) as (expression, parameters):
-                rows = self.connection.execute(f"DESCRIBE SELECT * FROM {expression}", parameters).fetchall()
-        except (duckdb.Error, UnreadableFileError, OSError, ValueError, pyarrow.ArrowException) as error:
+            _check_compression(source)
+            with _reading(self.reader, [source], full_sample) as (expression, parameters):
+                rows = self.reader.execute(f"DESCRIBE SELECT * FROM {expression}", parameters).fetchall()
+        except (duckdb.Error, UnreadableFileError, OSError, ValueError, EOFError, pyarrow.ArrowException) as error:
+            self._reset_reader_after(error)
             self._fail(source, error)
             return None
 
         # Reserved columns stay in the list because an explicit column list must name every
-        # column of a CSV file; they are left out of the table, which adds its own.
+        # column of a CSV file. The table leaves them out and adds its own.
         columns = [(str(row[0]), str(row[1])) for row in rows]
         if not [name for name, _ in columns if name.lower() not in _RESERVED]:
             self._fail(source, UnreadableFileError("the file has no columns besides depictiod's own"))
@@ -241,11 +273,12 @@ class TableBuilder:
             unit = units[index]
             own_name = next(column for column, _ in unit.columns if column.lower() == name.lower())
             try:
-                with _reading(self.connection, unit.sources) as (expression, parameters):
-                    row = self.connection.execute(
+                with _reading(self.reader, unit.sources) as (expression, parameters):
+                    row = self.reader.execute(
                         f"SELECT count({quote(own_name)}) FROM {expression}", parameters
                     ).fetchone()
-            except (duckdb.Error, UnreadableFileError, OSError, ValueError, pyarrow.ArrowException):
+            except (duckdb.Error, UnreadableFileError, OSError, ValueError, pyarrow.ArrowException) as error:
+                self._reset_reader_after(error)
                 continue  # The file-by-file insert reports the problem.
             if row is not None and row[0] == 0:
                 empty.add((index, name))
@@ -286,19 +319,19 @@ class TableBuilder:
                 "file_id": [source.file_id for source in unit.sources],
             }
         )
-        view = f"paths_{self.request.collection_id}"
-        self.connection.register(view, mapping)
+        view = "source_paths"
+        self.reader.register(view, mapping)
         try:
             expression, parameters = read_expression(unit.sources, columns=types, path_column=_PATH_COLUMN)
             selects = self._select_list(unit.columns, prefix="r.", guard_integers=True)
             sql = (
-                f"INSERT INTO {self.scratch} BY NAME SELECT {selects}, m.run_tag AS depictio_run_id, "
-                f"m.file_id AS depictio_file_id, ? AS aggregation_time "
-                f"FROM {expression} AS r JOIN {quote(view)} AS m ON r.{quote(_PATH_COLUMN)} = m.path"
+                f"SELECT {selects}, m.run_tag AS depictio_run_id, m.file_id AS depictio_file_id, "
+                f"? AS aggregation_time FROM {expression} AS r JOIN {quote(view)} AS m "
+                f"ON r.{quote(_PATH_COLUMN)} = m.path"
             )
-            self.connection.execute(sql, [self.aggregation_time, *parameters])
+            self._copy_rows(sql, [self.aggregation_time, *parameters], [source.file_id for source in unit.sources])
         finally:
-            self.connection.unregister(view)
+            self._unregister(view)
 
         for source in unit.sources:
             self.loaded.add(source.file_id)
@@ -312,14 +345,11 @@ class TableBuilder:
             self._widen_table(columns, empty)
             try:
                 self._insert_file(source, columns)
-            except (duckdb.ConversionException, duckdb.InvalidInputException) as error:
-                if not full_sample:
-                    # The sniffer typed a column from a sample of rows and a later row does
-                    # not fit, so type the whole file and try once more.
-                    continue
-                self._fail(source, error)
-                return
             except (duckdb.Error, UnreadableFileError, OSError, ValueError, pyarrow.ArrowException) as error:
+                if not full_sample and not isinstance(error, UnreadableFileError):
+                    # The sniffer typed columns from a sample of rows and a later row may not
+                    # fit, so type the whole file and try once more before giving up.
+                    continue
                 self._fail(source, error)
                 return
             self.loaded.add(source.file_id)
@@ -328,13 +358,49 @@ class TableBuilder:
 
     def _insert_file(self, source: SourceFile, columns: Columns) -> None:
         types = _read_types(columns) if source.format in ("csv", "tsv") else None
-        with _reading(self.connection, [source], columns=types) as (expression, parameters):
+        with _reading(self.reader, [source], columns=types) as (expression, parameters):
             selects = self._select_list(columns, prefix="", guard_integers=types is not None)
             sql = (
-                f"INSERT INTO {self.scratch} BY NAME SELECT {selects}, ? AS depictio_run_id, "
-                f"? AS depictio_file_id, ? AS aggregation_time FROM {expression}"
+                f"SELECT {selects}, ? AS depictio_run_id, ? AS depictio_file_id, ? AS aggregation_time "
+                f"FROM {expression}"
             )
-            self.connection.execute(sql, [source.run_tag, source.file_id, self.aggregation_time, *parameters])
+            self._copy_rows(sql, [source.run_tag, source.file_id, self.aggregation_time, *parameters], [source.file_id])
+
+    def _copy_rows(self, sql: str, parameters: list[Any], file_ids: list[str]) -> None:
+        """Run `sql` on the reader and insert its rows into the scratch table, batch by batch.
+
+        Rows of `file_ids` already inserted are deleted again when reading fails part-way.
+        """
+        try:
+            batches = self.reader.execute(sql, parameters).to_arrow_reader(_BATCH_ROWS)
+            for batch in batches:
+                self.connection.register("source_batch", pyarrow.Table.from_batches([batch]))
+                try:
+                    self.connection.execute(f"INSERT INTO {self.scratch} BY NAME SELECT * FROM source_batch")
+                finally:
+                    self.connection.unregister("source_batch")
+        except BaseException as error:
+            self.connection.execute(
+                f"DELETE FROM {self.scratch} WHERE depictio_file_id IN (SELECT unnest(?::VARCHAR[]))", [file_ids]
+            )
+            self._reset_reader_after(error)
+            raise
+
+    def _reset_reader_after(self, error: BaseException) -> None:
+        # An internal DuckDB error invalidates the database it happened in. User files are
+        # parsed only by this private in-memory database, so the catalog survives; a fresh
+        # reader replaces the broken one.
+        if isinstance(error, duckdb.InternalException | duckdb.FatalException):
+            logger.warning(
+                "collection %s: DuckDB reader failed internally; starting a new reader", self.request.collection_id
+            )
+            with contextlib.suppress(duckdb.Error):
+                self.reader.close()
+            self.reader = new_reader()
+
+    def _unregister(self, view: str) -> None:
+        with contextlib.suppress(duckdb.Error):
+            self.reader.unregister(view)
 
     def _widen_table(self, columns: Columns, empty: set[str]) -> None:
         """Alter table columns whose type cannot store this file's values."""
@@ -395,6 +461,7 @@ def build_table(connection: Connection, request: BuildRequest) -> BuildResult:
         return BuildResult(table=table, files=outcomes, column_specs=column_specs)
     finally:
         connection.execute(f"DROP TABLE IF EXISTS {builder.scratch}")
+        builder.reader.close()
 
 
 def _swap(
@@ -478,14 +545,31 @@ def _reading(
         connection.unregister(view)
 
 
+def _error_summary(error: BaseException) -> str:
+    """Return DuckDB's error in at most three lines: the headline and the reason, without stack traces."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    kept = [lines[0]]
+    for line in lines[1:]:
+        if line.startswith(("Stack Trace", "Possible fixes", "Possible Solution", "*", "/", "LINE ")):
+            break
+        if line.startswith("Original Line"):
+            continue
+        kept.append(line)
+        if len(kept) == 3:
+            break
+    return " ".join(kept)[:500]
+
+
 def describe_error(source: SourceFile, error: BaseException) -> tuple[str, int | None]:
-    """Return (message, line number or None) that tells a user why a file was skipped."""
+    """Return (message, line number or None) explaining to a user why a file was skipped."""
     if isinstance(error, UnreadableFileError):
         return str(error), error.line
     if isinstance(error, FileNotFoundError):
         return "the file no longer exists", None
 
-    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    text = _error_summary(error)
     match = _LINE_NUMBER.search(str(error))
     line = int(match.group(1)) if match else None
     if source.format in ("csv", "tsv") and "sniffing" in text:

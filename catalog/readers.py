@@ -6,6 +6,7 @@ import csv
 import gzip
 import itertools
 import os
+import zlib
 from typing import Any
 
 import msgspec
@@ -123,7 +124,7 @@ def find_ragged_line(source: SourceFile) -> tuple[int, str] | None:
                     continue
                 if len(row) != expected:
                     return number, f"line {number} has {len(row)} fields but the header has {expected}"
-    except (OSError, csv.Error):
+    except (OSError, EOFError, ValueError, csv.Error, zlib.error):
         return None
     return None
 

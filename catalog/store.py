@@ -32,13 +32,18 @@ class Store:
     def __init__(self, path: str) -> None:
         self.path = path
         folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as error:
+            raise CatalogError(
+                f"cannot create the folder of the catalog {path!r}: {error.strerror}; set catalog.path to a writable folder"
+            ) from None
         try:
             self._connection = duckdb.connect(path, config={"autoinstall_known_extensions": False})
-        except duckdb.IOException as error:
+        except duckdb.Error as error:
             raise CatalogError(
-                f"cannot open the catalog {path!r}: {error}. If a depictiod service is running on "
-                "it, stop it first or send the request to its API"
+                f"cannot open the catalog {path!r}: {str(error).splitlines()[0]}. If a depictiod service is "
+                "running on it, stop it first or send the request to its API"
             ) from None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-writer")
         self._write_connection = self._connection.cursor()

@@ -125,7 +125,7 @@ def _check_union(value: Any, info: mi.UnionType, path: str, problems: list[tuple
 def _quote_hint(info: mi.Type, value: Any) -> str:
     # YAML reads `version: 3.10` as the number 3.1, so text fields need quotes.
     if isinstance(info, mi.StrType) and isinstance(value, int | float) and not isinstance(value, bool):
-        return "; quote it so YAML keeps it as text"
+        return '; quote it so it stays text, e.g. version: "3.10"'
     return ""
 
 

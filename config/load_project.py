@@ -27,6 +27,39 @@ WILDCARD_REFERENCE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 YAML_SUFFIXES = (".yaml", ".yml")
 
 _Problems = list[tuple[str, str]]
+# A project file is a few hundred values; YAML aliases can make a small file expand to
+# billions, so expansion stops being checked past this many.
+MAX_VALUES = 200_000
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A SafeLoader that rejects a key written twice in one mapping instead of keeping the last."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} appears twice in one mapping", key_node.start_mark
+                )
+            if isinstance(key, str):
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _count_values(data: Any, budget: int) -> int:
+    """Count the values in `data`, following aliases, stopping once `budget` is exceeded."""
+    count = 0
+    stack = [data]
+    while stack and count <= budget:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
 
 
 def load_project(path: str, environ: dict[str, str] | None = None) -> Project:
@@ -78,14 +111,20 @@ def _read_yaml(path: str) -> dict[str, Any]:
 
     try:
         with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+            data = yaml.load(handle, Loader=_StrictLoader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
         raise fail(f"invalid YAML at {where}: {error.problem}; fix the syntax there") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise fail(f"cannot read the file: {error}") from None
+    except RecursionError:
+        raise fail("the file is nested too deeply to read; a project file needs about ten levels") from None
 
+    if _count_values(data, MAX_VALUES) > MAX_VALUES:
+        raise fail(
+            f"the file expands to more than {MAX_VALUES:,} values, through YAML aliases or sheer size; simplify it"
+        )
     if not isinstance(data, dict):
         raise fail(f"expected a mapping with a `name` and `workflows`, got {_walk.describe_value(data)}")
 

@@ -47,7 +47,7 @@ class IngestSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     scan_on_start: bool = True
     # Seconds between full reconciles of every location; 0 turns them off.
     reconcile_seconds: int = 300
-    # A file is read only after its size and mtime stay unchanged this many seconds.
+    # Quiet time before a file is read. NOTE: not applied yet; files are read at each scan.
     settle_seconds: float = 2.0
 
 
@@ -92,14 +92,26 @@ def load_settings(path: str, environ: dict[str, str] | None = None) -> Settings:
     raw = _read_toml(shown_path)
     problems: list[tuple[str, str]] = []
 
-    _apply_environment(raw, env, problems)
-    problems.extend(_walk.check_against(raw, _SettingsFile))
+    overridden: dict[str, str] = {}
+    _apply_environment(raw, env, problems, overridden)
+    try:
+        problems.extend(_walk.check_against(raw, _SettingsFile))
+    except RecursionError:
+        problems.append(("", "the file is nested too deeply to check; settings need at most two levels"))
     _check_values(raw, problems)
     if problems:
-        raise ConfigError([ConfigProblem(shown_path, key, message) for key, message in problems])
+        raise ConfigError([_problem(shown_path, key, message, overridden) for key, message in problems])
 
     settings: Settings = _walk.convert(raw, Settings)
     return _resolve_paths(settings, shown_path)
+
+
+def _problem(path: str, key: str, message: str, overridden: dict[str, str]) -> ConfigProblem:
+    """Return a settings problem, naming the environment variable when one set the value."""
+    variable = overridden.get(key)
+    if variable and variable not in message:
+        message = f"{message} (set by the environment variable {variable})"
+    return ConfigProblem(path, key, message)
 
 
 def _read_toml(path: str) -> dict[str, Any]:
@@ -113,11 +125,15 @@ def _read_toml(path: str) -> dict[str, Any]:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as error:
         raise fail(f"invalid TOML: {error}; fix the syntax there") from None
+    except RecursionError:
+        raise fail("the file is nested too deeply to read; settings need at most two levels") from None
     except OSError as error:
         raise fail(f"cannot read the file: {error}") from None
 
 
-def _apply_environment(raw: dict[str, Any], env: Any, problems: list[tuple[str, str]]) -> None:
+def _apply_environment(
+    raw: dict[str, Any], env: Any, problems: list[tuple[str, str]], overridden: dict[str, str]
+) -> None:
     projects = env.get(f"{ENV_PREFIX}PROJECTS")
     if projects:
         raw["projects"] = [item for item in projects.split(os.pathsep) if item]
@@ -139,6 +155,7 @@ def _apply_environment(raw: dict[str, Any], env: Any, problems: list[tuple[str, 
             target = raw.setdefault(section, {})
             if isinstance(target, dict):
                 target[field.name] = value
+                overridden[f"{section}.{field.name}"] = name
 
 
 def _parse_env_value(text: str, annotation: Any) -> Any:
@@ -168,6 +185,17 @@ def _kind_word(annotation: Any) -> str:
     return "a number"
 
 
+# (section, key, minimum, maximum) of numeric settings. The maximums keep dates and timers
+# within what Python and the scheduler can represent: one year of token lifetime, ten
+# years of refresh lifetime, one week between reconciles, one hour of settle time.
+_RANGES = (
+    ("auth", "access_token_minutes", 1, 525_600),
+    ("auth", "refresh_token_days", 1, 3_650),
+    ("ingest", "reconcile_seconds", 0, 604_800),
+    ("ingest", "settle_seconds", 0, 3_600),
+)
+
+
 def _check_values(raw: dict[str, Any], problems: list[tuple[str, str]]) -> None:
     def number(section: str, key: str) -> Any:
         block = raw.get(section)
@@ -176,17 +204,12 @@ def _check_values(raw: dict[str, Any], problems: list[tuple[str, str]]) -> None:
     port = number("server", "port")
     if isinstance(port, int) and not 0 <= port <= 65535:
         problems.append(("server.port", f"port {port} is out of range; use 1 to 65535 (0 picks a free port)"))
-    for section, key, minimum in (
-        ("auth", "access_token_minutes", 1),
-        ("auth", "refresh_token_days", 1),
-        ("ingest", "reconcile_seconds", 0),
-        ("ingest", "settle_seconds", 0),
-    ):
+    for section, key, minimum, maximum in _RANGES:
         value = number(section, key)
-        if isinstance(value, float) and not math.isfinite(value):
-            problems.append((f"{section}.{key}", f"{key} is {value}; give a finite number"))
-        elif isinstance(value, int | float) and not isinstance(value, bool) and value < minimum:
-            problems.append((f"{section}.{key}", f"{key} is {value}; it must be at least {minimum}"))
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        if not math.isfinite(value) or not minimum <= value <= maximum:
+            problems.append((f"{section}.{key}", f"{key} is {value}; give a number from {minimum} to {maximum}"))
 
     level = number("server", "log_level")
     if isinstance(level, str) and level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

@@ -137,12 +137,13 @@ def _serve(arguments: argparse.Namespace, settings: Settings, projects: list[Pro
 
     host = arguments.host or settings.server.host
     port = arguments.port if arguments.port is not None else settings.server.port
-    from api.security import ensure_admin
+    from api.security import KeyFileError, ensure_admin, load_or_create_key
 
     catalog = Catalog(settings.catalog.path)
     try:
+        load_or_create_key(settings.auth.key_file)
         ensure_admin(catalog, settings)
-    except ValueError as error:
+    except (KeyFileError, ValueError) as error:
         catalog.close()
         print(f"depictiod: {error}", file=sys.stderr)
         return 1

@@ -44,7 +44,11 @@ def aggregate_collection(catalog: Catalog, collection: DataCollection) -> Collec
     inputs = fingerprint([settings, *(f"{r.id}:{r.run_tag}:{r.content_hash}" for r in files)])
     existing = catalog.tables.get(collection.id)
     if existing is not None and existing.inputs_fingerprint == inputs:
-        return CollectionAggregate(collection_id=collection.id, tag=tag, outcome="unchanged", rows=existing.row_count)
+        # Files that failed at the last build still fail: report them again.
+        failed = sum(1 for record in files if record.status == "failed")
+        return CollectionAggregate(
+            collection_id=collection.id, tag=tag, outcome="unchanged", rows=existing.row_count, files_failed=failed
+        )
 
     properties = msgspec.convert(collection.config.dc_specific_properties, TableProperties)
     options, problems = parse_reader_options(properties.polars_kwargs)

@@ -93,6 +93,7 @@ def _find_recursive_files(workflow: Workflow, runs: list[RunFound], warnings: li
     if not matchers:
         return []
 
+    roots = [os.path.realpath(location) for location in workflow.data_location.locations]
     found: list[FileFound] = []
     for run in runs:
         # One walk per run serves every collection of the workflow.
@@ -101,7 +102,7 @@ def _find_recursive_files(workflow: Workflow, runs: list[RunFound], warnings: li
                 captures = matcher.match(relative_path)
                 if captures is None:
                     continue
-                item = _stat_file(matcher.collection_id, run.tag, path, captures, warnings)
+                item = _stat_file(matcher.collection_id, run.tag, path, captures, warnings, roots)
                 if item is not None:
                     found.append(item)
     return found
@@ -138,7 +139,10 @@ def _add_single_file_runs(workflow: Workflow, runs: list[RunFound], found: list[
         if item.run_tag in known or item.run_tag in extra:
             continue
         folder = os.path.dirname(item.path)
-        info = os.stat(folder)
+        try:
+            info = os.stat(folder)
+        except OSError:
+            continue  # The folder vanished after the file was found; the next scan registers the change.
         extra[item.run_tag] = RunFound(
             tag=item.run_tag,
             location=folder,
@@ -149,26 +153,46 @@ def _add_single_file_runs(workflow: Workflow, runs: list[RunFound], found: list[
 
 
 def _stat_file(
-    collection_id: str, run_tag: str, path: str, captures: dict[str, str], warnings: list[str]
+    collection_id: str,
+    run_tag: str,
+    path: str,
+    captures: dict[str, str],
+    warnings: list[str],
+    roots: list[str] | None = None,
 ) -> FileFound | None:
+    """Return the file's size and times, or None (with a warning) when it is skipped.
+
+    With `roots`, a symlink whose target lies outside every root folder is skipped, so a
+    link in a run folder cannot publish files from elsewhere on the machine. Files are
+    identified by the path where they were found, so two links to one file in two runs
+    stay two files.
+    """
+    found_path = os.path.abspath(path)
     real_path = os.path.realpath(path)
+    if roots is not None and not any(_is_within(real_path, root) for root in roots):
+        warnings.append(f"file {found_path!r} links to {real_path!r}, outside the workflow's locations; skipped")
+        return None
     try:
         info = os.stat(real_path)
     except OSError as error:
-        # A broken symlink or a file removed since the walk is skipped; the next scan finds it again if it returns.
-        warnings.append(f"file {path!r} cannot be read: {error.strerror}; skipped")
+        # A broken symlink or a file removed since the walk is skipped; a later scan registers it if it returns.
+        warnings.append(f"file {found_path!r} cannot be read: {error.strerror}; skipped")
         return None
     if not os.path.isfile(real_path):
         return None
     return FileFound(
         collection_id=collection_id,
         run_tag=run_tag,
-        path=real_path,
+        path=found_path,
         size=info.st_size,
         mtime_ns=info.st_mtime_ns,
         creation_time=timestamp(info.st_ctime),
         wildcards=captures,
     )
+
+
+def _is_within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _file_record(

@@ -69,7 +69,7 @@ class Ingestor:
                 except Exception as error:
                     # One project's failure must not stop the others or the service.
                     logger.exception(
-                        "scan of project %s (%s) failed; the next reconcile retries it", project.name, project.id
+                        "scan of project %s (%s) failed; the next scan retries it", project.name, project.id
                     )
                     self.status.last_error = f"project {project.name!r}: {error}"
             self.status.state = "idle"

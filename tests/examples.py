@@ -11,7 +11,11 @@ from pathlib import Path
 
 import pytest
 
-SHARED_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "depictio-examples"
+REPOSITORY = Path(__file__).resolve().parents[1]
+SHARED_EXAMPLES = REPOSITORY.parent / "shared" / "data" / "depictio-examples"
+# The bundled example of this repository: penguins in three runs (344 rows) and iris.
+BUNDLED_PHYSICAL_FEATURES_ID = "6a0001000000000000000003"
+BUNDLED_PENGUINS_WORKFLOW_ID = "6a0001000000000000000002"
 PENGUINS_PROJECT_ID = "646b0f3c1e4a2d7f8e5b8c9d"
 PENGUINS_WORKFLOW_ID = "646b0f3c1e4a2d7f8e5b8c9e"
 PHYSICAL_FEATURES_ID = "646b0f3c1e4a2d7f8e5b8c9f"
@@ -29,6 +33,24 @@ def require_examples() -> Path:
     if not SHARED_EXAMPLES.is_dir():
         pytest.skip(f"the Depictio example outputs are not at {SHARED_EXAMPLES}; these tests need ../shared")
     return SHARED_EXAMPLES
+
+
+def shared_examples_available() -> bool:
+    return SHARED_EXAMPLES.is_dir()
+
+
+def copy_bundled_examples(target: Path) -> list[Path]:
+    """Copy this repository's examples/ into `target`; return its project YAML paths."""
+    shutil.copytree(REPOSITORY / "examples", target / "bundled")
+    return [target / "bundled" / "penguins" / "project.yaml", target / "bundled" / "iris" / "project.yaml"]
+
+
+def copy_all_examples(target: Path) -> list[Path]:
+    """Copy the bundled examples, and the shared Depictio examples when they are present."""
+    projects = copy_bundled_examples(target)
+    if shared_examples_available():
+        projects += copy_examples(target)
+    return projects
 
 
 def copy_examples(target: Path) -> list[Path]:

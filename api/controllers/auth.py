@@ -11,7 +11,7 @@ from litestar.params import Body
 
 from api.access import format_time
 from api.schemas import LoginForm, TokenOut, UserOut
-from api.security import TokenService, verify_password
+from api.security import TokenService, verify_password, verify_unknown_user
 from catalog import Catalog, UserRecord
 
 
@@ -31,7 +31,9 @@ class AuthController(Controller):
         if data.grant_type not in (None, "", "password"):
             raise NotAuthorizedException("invalid credentials: grant_type must be 'password'")
 
-        user = catalog.users.get_by_email(data.username)
+        user = catalog.users.get_by_email(data.username.strip())
+        if user is None:
+            verify_unknown_user(data.password)
         if user is None or not user.is_active or not verify_password(user.password_hash, data.password):
             raise NotAuthorizedException("invalid credentials", headers={"WWW-Authenticate": "Bearer"})
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from litestar import Controller, Request, get
+import duckdb
+from litestar import Controller, Request, Response, get
+from litestar.openapi import ResponseSpec
 
 from api.schemas import HealthOut, IngestStatusOut, StatusOut
+from catalog import Catalog, CatalogError
+
+logger = logging.getLogger(__name__)
 
 
 def service_version() -> str:
@@ -37,6 +43,19 @@ class UtilsController(Controller):
         )
 
 
-@get("/health", security=[], tags=["utils"], summary="Liveness check")
-async def health() -> HealthOut:
-    return HealthOut(status="healthy", version=service_version())
+@get(
+    "/health",
+    security=[],
+    tags=["utils"],
+    summary="Health check: 200 when the catalog answers, 503 otherwise",
+    sync_to_thread=True,
+    responses={503: ResponseSpec(data_container=HealthOut, description="The catalog cannot be read")},
+)
+def health(request: Request[Any, Any, Any]) -> Response[HealthOut]:
+    catalog: Catalog = request.app.state.catalog
+    try:
+        catalog.store.query("SELECT 1")
+    except (duckdb.Error, CatalogError) as error:
+        logger.error("health check failed: the catalog cannot be read: %s", str(error).splitlines()[0])
+        return Response(HealthOut(status="unhealthy", version=service_version()), status_code=503)
+    return Response(HealthOut(status="healthy", version=service_version()))

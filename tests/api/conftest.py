@@ -10,7 +10,7 @@ from litestar.testing import TestClient
 
 from api import create_app
 from config import load_projects, load_settings
-from tests.examples import copy_examples, write_settings
+from tests.examples import copy_all_examples, write_settings
 
 ADMIN_PASSWORD = "admin-password-for-tests"
 API = "/depictio/api/v1"
@@ -19,7 +19,7 @@ API = "/depictio/api/v1"
 @pytest.fixture(scope="module")
 def example_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("examples")
-    write_settings(root, copy_examples(root))
+    write_settings(root, copy_all_examples(root))
     return root
 
 

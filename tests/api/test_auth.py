@@ -27,17 +27,17 @@ def test_every_protected_route_rejects_missing_token(client: TestClient) -> None
     paths = [
         "/auth/me",
         "/projects/get/all",
-        "/projects/get/from_id?project_id=646b0f3c1e4a2d7f8e5b8c9d",
+        "/projects/get/from_id?project_id=6a0001000000000000000001",
         "/projects/get/from_name/x",
-        "/workflows/get/from_id?workflow_id=646b0f3c1e4a2d7f8e5b8c9e",
-        "/runs/list/646b0f3c1e4a2d7f8e5b8c9e",
-        "/runs/get/646b0f3c1e4a2d7f8e5b8c9e",
-        "/files/list/646b0f3c1e4a2d7f8e5b8c9f",
-        "/deltatables/get/646b0f3c1e4a2d7f8e5b8c9f",
-        "/deltatables/specs/646b0f3c1e4a2d7f8e5b8c9f",
-        "/deltatables/shape/646b0f3c1e4a2d7f8e5b8c9f",
-        "/deltatables/preview/646b0f3c1e4a2d7f8e5b8c9f",
-        "/datacollections/specs/646b0f3c1e4a2d7f8e5b8c9f",
+        "/workflows/get/from_id?workflow_id=6a0001000000000000000002",
+        "/runs/list/6a0001000000000000000002",
+        "/runs/get/6a0001000000000000000002",
+        "/files/list/6a0001000000000000000003",
+        "/deltatables/get/6a0001000000000000000003",
+        "/deltatables/specs/6a0001000000000000000003",
+        "/deltatables/shape/6a0001000000000000000003",
+        "/deltatables/preview/6a0001000000000000000003",
+        "/datacollections/specs/6a0001000000000000000003",
     ]
     for path in paths:
         response = client.get(API + path)
@@ -146,3 +146,8 @@ def test_public_routes_need_no_token(client: TestClient) -> None:
     assert client.get("/health").json()["status"] == "healthy"
     assert client.get(f"{API}/utils/status").json()["status"] == "online"
     assert client.get("/docs/openapi.json").status_code == 200
+
+
+def test_login_ignores_email_case(client: TestClient) -> None:
+    response = client.post(f"{API}/auth/login", data={"username": "ADMIN@Example.ORG", "password": ADMIN_PASSWORD})
+    assert response.status_code == 200

@@ -37,7 +37,7 @@ def test_missing_query_parameter_is_400(client: TestClient, admin: dict[str, str
 
 def test_bad_integer_parameter_is_400(client: TestClient, admin: dict[str, str]) -> None:
     response = client.get(
-        f"{API}/deltatables/preview/646b0f3c1e4a2d7f8e5b8c9f", params={"limit": "many"}, headers=admin
+        f"{API}/deltatables/preview/6a0001000000000000000003", params={"limit": "many"}, headers=admin
     )
     assert response.status_code == 400
     assert "limit" in response.json()["detail"]

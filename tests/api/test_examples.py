@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from litestar.testing import TestClient
 
 from tests.api.conftest import API
@@ -12,7 +13,14 @@ from tests.examples import (
     PENGUINS_WORKFLOW_ID,
     PHYSICAL_FEATURES_ID,
     VIRALRECON_PATH_COLLECTIONS,
+    require_examples,
 )
+
+
+@pytest.fixture(autouse=True)
+def _shared_examples() -> None:
+    require_examples()
+
 
 PENGUIN_RUNS = ["run_1_adelie", "run_2_chinstrap", "run_3_gentoo"]
 
@@ -29,6 +37,7 @@ def test_projects_listed(client: TestClient, admin: dict[str, str]) -> None:
     assert "Palmer Penguins Species Comparison" in names
     assert "Iris Dataset Project Data Analysis" in names
     assert "Viralrecon Viral Genome Analysis" in names
+    assert "Palmer penguins (bundled example)" in names
 
 
 def test_penguins_has_three_runs(client: TestClient, admin: dict[str, str]) -> None:

@@ -93,3 +93,27 @@ def test_scan_warns_about_collection_matching_nothing(tmp_path: Path) -> None:
     assert "warning:" in result.stdout
     assert "matched no file" in result.stdout
     assert "nothing_matches" in result.stdout
+
+
+def test_serve_reports_unreadable_key_file(tmp_path: Path) -> None:
+    settings = _bundled_example(tmp_path)
+    (tmp_path / "broken.key").write_text("not a key\n")
+    settings.write_text(settings.read_text().replace('key_file = "var/depictio-auth.key"', 'key_file = "broken.key"'))
+
+    result = _run("serve", "--config", "depictio.toml", "--port", "0", cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert "cannot read the key file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_scan_reports_catalog_path_under_a_file(tmp_path: Path) -> None:
+    settings = _bundled_example(tmp_path)
+    (tmp_path / "plain-file").write_text("")
+    settings.write_text(settings.read_text().replace('path = "var/depictio.duckdb"', 'path = "plain-file/c.duckdb"'))
+
+    result = _run("scan", "--config", "depictio.toml", cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert "cannot create the folder of the catalog" in result.stderr
+    assert "Traceback" not in result.stderr

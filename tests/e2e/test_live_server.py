@@ -14,7 +14,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.examples import PHYSICAL_FEATURES_ID, copy_examples, write_settings
+from tests.examples import (
+    BUNDLED_PHYSICAL_FEATURES_ID,
+    PHYSICAL_FEATURES_ID,
+    copy_all_examples,
+    copy_bundled_examples,
+    require_examples,
+    shared_examples_available,
+    write_settings,
+)
 
 API = "/depictio/api/v1"
 PASSWORD = "live-server-password"
@@ -53,7 +61,7 @@ def _wait_until_healthy(server: LiveServer) -> None:
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("live")
     port = _free_port()
-    settings = write_settings(root, copy_examples(root), port=port)
+    settings = write_settings(root, copy_all_examples(root), port=port)
     log = root / "server.log"
     environment = {**os.environ, "DEPICTIO_ADMIN_PASSWORD": PASSWORD}
     with log.open("w") as output:
@@ -86,12 +94,33 @@ def test_login_list_and_preview_over_http(live_server: LiveServer) -> None:
 
         projects = client.get(f"{API}/projects/get/all", headers=headers)
         assert projects.status_code == 200
-        assert len(projects.json()) == 3
+        assert len(projects.json()) == (5 if shared_examples_available() else 2)
 
-        preview = client.get(f"{API}/deltatables/preview/{PHYSICAL_FEATURES_ID}", params={"limit": 5}, headers=headers)
+        preview = client.get(
+            f"{API}/deltatables/preview/{BUNDLED_PHYSICAL_FEATURES_ID}", params={"limit": 5}, headers=headers
+        )
         assert preview.status_code == 200
         assert len(preview.json()["rows"]) == 5
+        assert preview.json()["total_rows"] == 344
+
+
+def test_depictio_penguins_over_http(live_server: LiveServer) -> None:
+    require_examples()
+    with httpx.Client(base_url=live_server.base_url, timeout=10) as client:
+        login = client.post(f"{API}/auth/login", data={"username": "admin@example.org", "password": PASSWORD})
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+        preview = client.get(
+            f"{API}/deltatables/preview/{PHYSICAL_FEATURES_ID}", params={"limit": 1000}, headers=headers
+        )
+
+        assert preview.status_code == 200
         assert preview.json()["total_rows"] == 342
+        assert sorted({row["depictio_run_id"] for row in preview.json()["rows"]}) == [
+            "run_1_adelie",
+            "run_2_chinstrap",
+            "run_3_gentoo",
+        ]
 
 
 def test_unauthenticated_request_gets_401_over_http(live_server: LiveServer) -> None:
@@ -102,13 +131,13 @@ def test_unauthenticated_request_gets_401_over_http(live_server: LiveServer) -> 
 
 def test_log_has_one_line_per_project(live_server: LiveServer) -> None:
     log = live_server.log.read_text()
-    assert log.count("scanned project") == 3
+    assert log.count("scanned project") == (5 if shared_examples_available() else 2)
     assert PASSWORD not in log
 
 
 def test_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
     port = _free_port()
-    settings = write_settings(tmp_path, copy_examples(tmp_path), port=port)
+    settings = write_settings(tmp_path, copy_bundled_examples(tmp_path), port=port)
     log = tmp_path / "server.log"
     with log.open("w") as output:
         process = subprocess.Popen(

@@ -1,0 +1,146 @@
+"""Files that are broken in ways DuckDB alone would not report, or would not survive."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+from catalog import FileRecord
+from tests.ingestor.conftest import StartHarness
+from tests.ingestor.helpers import Harness, table_collection, write_file
+
+GOOD_ROWS = "a,b\n" + "".join(f"{index},x{index}\n" for index in range(10))
+
+
+def _file_in_run(harness: Harness, tag: str, run_tag: str) -> FileRecord:
+    [record] = [record for record in harness.files(tag) if record.run_tag == run_tag]
+    return record
+
+
+def _gzip_bytes(text: str) -> bytes:
+    return gzip.compress(text.encode(), mtime=0)
+
+
+def test_invalid_utf8_after_sample_fails_only_that_file(start: StartHarness, data_dir: Path) -> None:
+    rows = "a,b\n" + "1,x\n" * 50_000
+    (data_dir / "run_1").mkdir()
+    (data_dir / "run_1" / "t.csv").write_bytes(rows.encode() + b"1,\xff\xfe\n")
+    write_file(data_dir / "run_2" / "t.csv", GOOD_ROWS)
+    write_file(data_dir / "run_1" / "u.csv", GOOD_ROWS)
+    harness = start([table_collection("t", r"t\.csv$"), table_collection("u", r"u\.csv$")])
+
+    harness.scan()
+
+    broken = _file_in_run(harness, "t", "run_1")
+    assert broken.status == "failed"
+    assert broken.error is not None
+    assert "not utf-8" in broken.error
+    assert harness.row_count_by_run("t") == {"run_2": 10}
+    assert harness.table("u").row_count == 10
+    assert harness.catalog.store.query("SELECT 1") == [(1,)]
+    rescan = harness.scan()
+    assert rescan.project_id == harness.project.id
+
+
+def test_truncated_gzip_is_failed_not_partial(start: StartHarness, data_dir: Path) -> None:
+    whole = _gzip_bytes("a,b\n" + "".join(f"{index},y\n" for index in range(20_000)))
+    (data_dir / "run_1").mkdir()
+    (data_dir / "run_1" / "t.csv.gz").write_bytes(whole[: len(whole) // 2])
+    write_file(data_dir / "run_2" / "t.csv", GOOD_ROWS)
+    harness = start([table_collection("t", r"t\.csv")])
+
+    harness.scan()
+
+    broken = harness.file("t", "t.csv.gz")
+    assert broken.status == "failed"
+    assert broken.error is not None
+    assert "truncated or corrupt" in broken.error
+    assert harness.row_count_by_run("t") == {"run_2": 10}
+
+
+def test_corrupt_gzip_does_not_stop_project(start: StartHarness, data_dir: Path) -> None:
+    whole = bytearray(_gzip_bytes("a,b\n" + "".join(f"{index},y\n" for index in range(5_000))))
+    whole[len(whole) // 2 : len(whole) // 2 + 64] = b"\x00" * 64
+    (data_dir / "run_1").mkdir()
+    (data_dir / "run_1" / "t.csv.gz").write_bytes(bytes(whole))
+    write_file(data_dir / "run_2" / "t.csv", GOOD_ROWS)
+    harness = start([table_collection("t", r"t\.csv")])
+
+    harness.scan()
+
+    assert harness.file("t", "t.csv.gz").status == "failed"
+    assert harness.row_count_by_run("t") == {"run_2": 10}
+
+
+def test_time_zone_timestamps_aggregate(start: StartHarness, data_dir: Path) -> None:
+    write_file(data_dir / "run_1" / "t.csv", "id,when\n1,2020-01-01 10:00:00+02:00\n2,2020-01-02 10:00:00+02:00\n")
+    harness = start([table_collection("t", r"t\.csv$")])
+
+    harness.scan()
+
+    assert harness.table("t").row_count == 2
+    assert harness.specs("t")["when"].specs["count"] == 2
+
+
+def test_symlink_outside_locations_is_skipped(start: StartHarness, data_dir: Path, tmp_path: Path) -> None:
+    secret = write_file(tmp_path / "outside" / "secret.csv", "user,password\nroot,hunter2\n")
+    write_file(data_dir / "run_1" / "t.csv", GOOD_ROWS)
+    os.symlink(secret, data_dir / "run_1" / "s.csv")
+    harness = start([table_collection("t", r".*\.csv$")])
+
+    result = harness.scan()
+
+    assert harness.file_names("t") == ["run_1/t.csv"]
+    warnings = [warning for scan in result.workflows for warning in scan.warnings]
+    assert any("outside the workflow's locations" in warning for warning in warnings)
+
+
+def test_symlink_inside_locations_is_read(start: StartHarness, data_dir: Path) -> None:
+    target = write_file(data_dir / "shared" / "t.csv", GOOD_ROWS)
+    (data_dir / "run_1").mkdir()
+    (data_dir / "run_2").mkdir()
+    os.symlink(target, data_dir / "run_1" / "t.csv")
+    os.symlink(target, data_dir / "run_2" / "t.csv")
+    harness = start([table_collection("t", r"t\.csv$")])
+
+    harness.scan()
+
+    assert harness.file_names("t") == ["run_1/t.csv", "run_2/t.csv"]
+    assert harness.row_count_by_run("t") == {"run_1": 10, "run_2": 10}
+
+
+def test_rescan_still_reports_failed_file(start: StartHarness, data_dir: Path) -> None:
+    write_file(data_dir / "run_1" / "t.csv", GOOD_ROWS)
+    write_file(data_dir / "run_2" / "t.csv", "a,b\n1,2\n3,4,5\n6,7\n")
+    harness = start([table_collection("t", r"t\.csv$")])
+
+    first = harness.scan()
+    second = harness.scan()
+
+    assert first.files_failed == 1
+    assert second.files_failed == 1
+    assert second.tables[0].outcome == "unchanged"
+
+
+def test_reserved_column_in_other_case_is_replaced(start: StartHarness, data_dir: Path) -> None:
+    write_file(data_dir / "run_1" / "t.csv", "DEPICTIO_RUN_ID,val\nexported,1\n")
+    harness = start([table_collection("t", r"t\.csv$")])
+
+    harness.scan()
+
+    assert harness.rows("t", "depictio_run_id, val") == [("run_1", 1)]
+
+
+def test_failure_reason_keeps_duckdb_detail(start: StartHarness, data_dir: Path) -> None:
+    write_file(data_dir / "run_1" / "t.csv", "a,b\n" + "1,2\n" * 30_000 + "3,4,5\n")
+    write_file(data_dir / "run_2" / "t.csv", GOOD_ROWS)
+    harness = start([table_collection("t", r"t\.csv$")])
+
+    harness.scan()
+
+    broken = _file_in_run(harness, "t", "run_1")
+    assert broken.status == "failed"
+    assert broken.error_line == 30_002
+    assert broken.error is not None
+    assert len(broken.error.split()) > 5
