@@ -9,33 +9,10 @@ from typing import Any
 
 from catalog.records import ColumnSpec
 from catalog.store import Connection
+from catalog.widen import INTEGER_TYPES
 
-_INTEGER_PREFIXES = (
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-    "UHUGEINT",
-)
-_NUMERIC_PREFIXES = (
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-    "FLOAT",
-    "DOUBLE",
-    "DECIMAL",
-)
+_INTEGER_PREFIXES = INTEGER_TYPES
+_NUMERIC_PREFIXES = (*INTEGER_TYPES, "FLOAT", "DOUBLE", "DECIMAL")
 
 
 def depictio_type(duckdb_type: str) -> str:

@@ -37,9 +37,10 @@ class ProjectController(Controller):
         result: dict[str, Any] = rename_ids(document)
         return result
 
-    @get("/get/from_name/{project_name:str}", sync_to_thread=True, summary="One project by its exact name")
+    @get("/get/from_name/{project_name:path}", sync_to_thread=True, summary="One project by its exact name")
     def get_from_name(self, access: NamedDependency[Access], project_name: FromPath[str]) -> Project:
-        return project_model(access, access.project_by_name(project_name))
+        """Return the project; the name may contain `/`, which the path parameter keeps."""
+        return project_model(access, access.project_by_name(project_name.removeprefix("/")))
 
 
 def project_model(access: Access, record: ProjectRecord) -> Project:
