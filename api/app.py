@@ -21,7 +21,7 @@ from api.controllers import CONTROLLERS, health
 from api.controllers.utils import service_version
 from api.errors import EXCEPTION_HANDLERS
 from api.security import TokenService, ensure_admin
-from catalog import Catalog, user_id_for
+from catalog import Catalog, user_id_for, utc_now
 from config import Project, Settings
 from ingestor import Ingestor
 
@@ -46,6 +46,7 @@ def create_app(
         ingestor = Ingestor(catalog, settings, projects)
         try:
             await to_thread.run_sync(ensure_admin, catalog, settings, admin_password)
+            await to_thread.run_sync(catalog.tokens.purge_expired, utc_now())
             app.state.catalog = catalog
             app.state.ingestor = ingestor
             app.state.tokens = TokenService(catalog, settings)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import gzip
 import itertools
-import os
 import zlib
 from typing import Any
 
@@ -127,7 +126,3 @@ def find_ragged_line(source: SourceFile) -> tuple[int, str] | None:
     except (OSError, EOFError, ValueError, csv.Error, zlib.error):
         return None
     return None
-
-
-def file_exists(source: SourceFile) -> bool:
-    return os.path.isfile(source.location)

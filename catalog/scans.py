@@ -25,12 +25,3 @@ class ScanRepository:
                 f"INSERT INTO scan_reports ({_COLUMNS}) VALUES ({', '.join('?' * len(values))})", values
             )
         )
-
-    def latest(self, limit: int = 20) -> list[ScanReport]:
-        rows = self._store.query(f"SELECT {_COLUMNS} FROM scan_reports ORDER BY finished_at DESC LIMIT ?", [limit])
-        reports = []
-        for row in rows:
-            values = dict(zip(ScanReport.__struct_fields__, row, strict=True))
-            values["details"] = msgspec.json.decode(str(values["details"]))
-            reports.append(ScanReport(**values))
-        return reports

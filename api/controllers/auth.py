@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
@@ -69,6 +70,4 @@ def user_out(user: UserRecord) -> UserOut:
 
 
 def issued_suffix() -> str:
-    from datetime import UTC, datetime
-
     return datetime.now(UTC).strftime("%Y%m%d%H%M%S")
