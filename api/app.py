@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from anyio import to_thread
 from litestar import Litestar, Router
 from litestar.datastructures import State
@@ -33,17 +34,20 @@ def create_app(
     projects: list[Project],
     admin_password: str | None = None,
     catalog: Catalog | None = None,
+    ingestor: Ingestor | None = None,
 ) -> Litestar:
     """Build the app; the first scan runs when the app starts, and the catalog closes when it stops.
 
-    Without `catalog`, the app opens `settings.catalog.path` itself at start.
+    Without `catalog`, the app opens `settings.catalog.path` itself at start. An `ingestor`
+    that was started already (the command line scans before it serves) is not started again.
     """
     opened: Catalog | None = catalog
+    started: Ingestor | None = ingestor
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         catalog = opened if opened is not None else await to_thread.run_sync(Catalog, settings.catalog.path)
-        ingestor = Ingestor(catalog, settings, projects)
+        ingestor = started if started is not None else Ingestor(catalog, settings, projects)
         try:
             await to_thread.run_sync(ensure_admin, catalog, settings, admin_password)
             await to_thread.run_sync(catalog.tokens.purge_expired, utc_now())
@@ -52,12 +56,15 @@ def create_app(
             app.state.tokens = TokenService(catalog, settings)
             app.state.admin_id = user_id_for(settings.auth.admin_email)
             # Start-up scans every project before the server accepts requests.
-            await to_thread.run_sync(ingestor.start)
+            if started is None:
+                await to_thread.run_sync(ingestor.start)
             logger.info("depictiod ready with %d projects", len(projects))
             yield
         finally:
-            await to_thread.run_sync(ingestor.stop)
-            await to_thread.run_sync(catalog.close)
+            # A second Ctrl-C cancels the lifespan; the catalog must still be closed cleanly.
+            with anyio.CancelScope(shield=True):
+                await to_thread.run_sync(ingestor.stop)
+                await to_thread.run_sync(catalog.close)
             logger.info("depictiod stopped")
 
     api = Router(

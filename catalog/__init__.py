@@ -23,7 +23,7 @@ from catalog.runs_files import FileRepository, RunRepository, SyncCounts, utc_no
 from catalog.scans import ScanRepository
 from catalog.schema import SCHEMA_VERSION
 from catalog.store import Store
-from catalog.tables import TableRepository, fingerprint
+from catalog.tables import TableRepository, TableSnapshot, fingerprint
 from catalog.users import TokenRepository, UserRepository, user_id_for
 
 
@@ -39,6 +39,7 @@ class Catalog:
         self.users = UserRepository(self.store)
         self.tokens = TokenRepository(self.store)
         self.scans = ScanRepository(self.store)
+        self.tables.drop_scratch_tables()
 
     @property
     def path(self) -> str:
@@ -69,6 +70,7 @@ __all__ = [
     "SourceFile",
     "SyncCounts",
     "TableRecord",
+    "TableSnapshot",
     "TokenRecord",
     "UserRecord",
     "WorkflowRecord",

@@ -25,7 +25,7 @@ import pyarrow
 import pyarrow.feather
 
 from catalog import specs
-from catalog.readers import SourceFile, UnreadableFileError, find_ragged_line, read_expression
+from catalog.readers import SourceFile, UnreadableFileError, find_ragged_line, read_expression, sniff_expression
 from catalog.records import ColumnSpec, DriftNote, TableRecord
 from catalog.runs_files import utc_now
 from catalog.schema import AGGREGATED_TABLE_COLUMNS, DATA_SCHEMA
@@ -40,6 +40,8 @@ _RESERVED = set(RESERVED_COLUMNS)
 # Column that carries each row's source path while a group of files is read.
 _PATH_COLUMN = "depictiod_source_path__"
 _LINE_NUMBER = re.compile(r"[Ll]ine:? (\d+)")
+# Suffix of the table a build fills before it is renamed to the collection's table.
+SCRATCH_SUFFIX = "__next"
 # Rows per Arrow batch copied from the reader into the catalog.
 _BATCH_ROWS = 100_000
 _GZIP_CHUNK_BYTES = 1 << 20
@@ -67,6 +69,11 @@ def _check_compression(source: SourceFile) -> None:
 
 
 Columns = list[tuple[str, str]]
+# sniff_csv fields that decide how a delimited file is parsed; files read together must agree.
+Dialect = tuple[Any, ...]
+_DIALECT_FIELDS = (
+    "Delimiter, Quote, Escape, NewLineDelimiter, Comment, SkipRows, HasHeader, DateFormat, TimestampFormat"
+)
 
 
 class BuildRequest(msgspec.Struct, kw_only=True, frozen=True):
@@ -112,15 +119,6 @@ def _observed(columns: Columns, empty: set[str]) -> dict[str, str]:
     return {name.lower(): kind for name, kind in _own(columns) if name.lower() not in empty}
 
 
-def _read_types(columns: Columns) -> dict[str, str]:
-    """Return the types to read a CSV with: integer columns are read as text and checked.
-
-    DuckDB casts the text "1.5" to the integer 2, so a decimal value beyond the rows the
-    sniffer sampled would be rounded silently. `_checked_integer` raises an error instead.
-    """
-    return {name: (TEXT if kind in INTEGER_TYPES else kind) for name, kind in columns}
-
-
 def _checked_integer(value: str, column: str, kind: str) -> str:
     """Return SQL that casts a text value to an integer type, raising an error for any non-integer."""
     label = column.replace("'", "''")
@@ -154,7 +152,7 @@ class TableBuilder:
         self.observed: dict[str, dict[str, str]] = {}
         # The table's columns by lower-case name, as (spelling, type); DuckDB names ignore case.
         self.table: dict[str, tuple[str, str]] = {}
-        self.scratch = table_name(f"{request.collection_id}__next")
+        self.scratch = table_name(f"{request.collection_id}{SCRATCH_SUFFIX}")
         self.aggregation_time = utc_now()
 
     def run(self) -> tuple[Columns, list[DriftNote]] | None:
@@ -191,23 +189,31 @@ class TableBuilder:
     def _plan_units(self) -> list[_Unit]:
         units: dict[object, _Unit] = {}
         for source in self.request.files:
-            columns = self._describe(source)
-            if columns is None:
+            described = self._describe(source)
+            if described is None:
                 continue
+            columns, dialect = described
             # Feather files are registered one at a time, so each is its own unit.
             shared = source.format != "feather"
-            key = (source.format, source.options, tuple(columns)) if shared else source.file_id
+            # DuckDB reads a list of CSV files with the first file's dialect: a file with
+            # another line ending would be read as one header line, without an error.
+            key = (source.format, source.options, dialect, tuple(columns)) if shared else source.file_id
             if key in units:
                 units[key].sources.append(source)
             else:
                 units[key] = _Unit(sources=[source], columns=columns)
         return list(units.values())
 
-    def _describe(self, source: SourceFile, full_sample: bool = False) -> Columns | None:
+    def _describe(self, source: SourceFile, full_sample: bool = False) -> tuple[Columns, Dialect] | None:
+        """Return the file's columns and, for delimited files, its dialect; record a failure otherwise."""
         try:
             _check_compression(source)
-            with _reading(self.reader, [source], full_sample) as (expression, parameters):
-                rows = self.reader.execute(f"DESCRIBE SELECT * FROM {expression}", parameters).fetchall()
+            if source.format in ("csv", "tsv"):
+                columns, dialect = self._sniff(source, full_sample)
+            else:
+                with _reading(self.reader, [source], full_sample) as (expression, parameters):
+                    rows = self.reader.execute(f"DESCRIBE SELECT * FROM {expression}", parameters).fetchall()
+                columns, dialect = [(str(row[0]), str(row[1])) for row in rows], ()
         except (duckdb.Error, UnreadableFileError, OSError, ValueError, EOFError, pyarrow.ArrowException) as error:
             self._reset_reader_after(error)
             self._fail(source, error)
@@ -215,11 +221,34 @@ class TableBuilder:
 
         # Reserved columns stay in the list because an explicit column list must name every
         # column of a CSV file. The table leaves them out and adds its own.
-        columns = [(str(row[0]), str(row[1])) for row in rows]
-        if not [name for name, _ in columns if name.lower() not in _RESERVED]:
+        if not _own(columns):
             self._fail(source, UnreadableFileError("the file has no columns besides depictiod's own"))
             return None
-        return columns
+        return columns, dialect
+
+    def _sniff(self, source: SourceFile, full_sample: bool) -> tuple[Columns, Dialect]:
+        expression, parameters = sniff_expression(source, full_sample)
+        row = self.reader.execute(f"SELECT {_DIALECT_FIELDS}, Columns FROM {expression}", parameters).fetchone()
+        if row is None:
+            raise UnreadableFileError("DuckDB could not detect the file's dialect")
+        columns = [(str(column["name"]), str(column["type"])) for column in row[-1]]
+        return self._text_booleans(source, columns), tuple(row[:-1])
+
+    def _text_booleans(self, source: SourceFile, columns: Columns) -> Columns:
+        """Type BOOLEAN columns as text unless every value is true or false.
+
+        DuckDB's sniffer also reads T and F as booleans, which would turn a column of
+        nucleotides such as T into `true`.
+        """
+        flags = [name for name, kind in columns if kind == "BOOLEAN"]
+        if not flags:
+            return columns
+        as_text = {name: TEXT for name, _ in columns}
+        expression, parameters = read_expression([source], columns=as_text)
+        checks = ", ".join(f"bool_and(lower(trim({quote(name)})) IN ('true', 'false'))" for name in flags)
+        row = self.reader.execute(f"SELECT {checks} FROM {expression}", parameters).fetchone() or ()
+        textual = {name for name, strict in zip(flags, row, strict=True) if strict is False}
+        return [(name, TEXT if name in textual else kind) for name, kind in columns]
 
     # Unify the units' schemas by column name (ignoring case) with the widening rule.
     def _unify(self, units: list[_Unit]) -> None:
@@ -311,7 +340,7 @@ class TableBuilder:
             self._insert_alone(source, unit.columns, unit.empty)
 
     def _insert_group(self, unit: _Unit) -> None:
-        types = _read_types(unit.columns)
+        types = self._read_types(unit.columns)
         mapping = pyarrow.table(
             {
                 "path": [source.location for source in unit.sources],
@@ -323,7 +352,7 @@ class TableBuilder:
         self.reader.register(view, mapping)
         try:
             expression, parameters = read_expression(unit.sources, columns=types, path_column=_PATH_COLUMN)
-            selects = self._select_list(unit.columns, prefix="r.", guard_integers=True)
+            selects = self._select_list(unit.columns, prefix="r.", read_types=types)
             sql = (
                 f"SELECT {selects}, m.run_tag AS depictio_run_id, m.file_id AS depictio_file_id, "
                 f"? AS aggregation_time FROM {expression} AS r JOIN {quote(view)} AS m "
@@ -339,9 +368,10 @@ class TableBuilder:
 
     def _insert_alone(self, source: SourceFile, known: Columns, empty: set[str]) -> None:
         for full_sample in (False, True):
-            columns = known if not full_sample else self._describe(source, full_sample)
-            if columns is None:
+            described = (known, ()) if not full_sample else self._describe(source, full_sample)
+            if described is None:
                 return
+            columns = described[0]
             self._widen_table(columns, empty)
             try:
                 self._insert_file(source, columns)
@@ -357,9 +387,9 @@ class TableBuilder:
             return
 
     def _insert_file(self, source: SourceFile, columns: Columns) -> None:
-        types = _read_types(columns) if source.format in ("csv", "tsv") else None
+        types = self._read_types(columns) if source.format in ("csv", "tsv") else None
         with _reading(self.reader, [source], columns=types) as (expression, parameters):
-            selects = self._select_list(columns, prefix="", guard_integers=types is not None)
+            selects = self._select_list(columns, prefix="", read_types=types)
             sql = (
                 f"SELECT {selects}, ? AS depictio_run_id, ? AS depictio_file_id, ? AS aggregation_time "
                 f"FROM {expression}"
@@ -414,7 +444,22 @@ class TableBuilder:
                 self.connection.execute(f"ALTER TABLE {self.scratch} ALTER {quote(spelling)} TYPE {widened}")
                 self.table[name.lower()] = (spelling, widened)
 
-    def _select_list(self, columns: Columns, prefix: str, guard_integers: bool) -> str:
+    def _read_types(self, columns: Columns) -> dict[str, str]:
+        """Return the types to read a delimited file with.
+
+        A column that is text in the table is read as text, so its values keep the
+        file's spelling (`1.50` stays `1.50`). Integer columns are read as text and
+        checked by `_checked_integer`, because DuckDB casts the text "1.5" to the integer
+        2 and would round a decimal beyond the rows the sniffer sampled.
+        """
+        types = {}
+        for name, kind in columns:
+            entry = self.table.get(name.lower())
+            textual = entry is None or entry[1] == TEXT or kind in INTEGER_TYPES
+            types[name] = TEXT if textual else kind
+        return types
+
+    def _select_list(self, columns: Columns, prefix: str, read_types: dict[str, str] | None) -> str:
         own = {name.lower(): (name, kind) for name, kind in columns}
         selects = []
         for key, (name, kind) in self.table.items():
@@ -423,7 +468,8 @@ class TableBuilder:
                 continue
             file_name, file_kind = own[key]
             value = f"{prefix}{quote(file_name)}"
-            if guard_integers and file_kind in INTEGER_TYPES:
+            read_as = read_types.get(file_name, file_kind) if read_types is not None else file_kind
+            if read_as == TEXT and file_kind in INTEGER_TYPES and kind != TEXT:
                 value = _checked_integer(value, file_name, file_kind)
             selects.append(f"CAST({value} AS {kind}) AS {quote(name)}")
         return ", ".join(selects)

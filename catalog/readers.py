@@ -45,6 +45,16 @@ def separator_for(source: SourceFile) -> str:
     return ","
 
 
+def sniff_expression(source: SourceFile, full_sample: bool = False) -> tuple[str, list[Any]]:
+    """Return (table expression, parameters) of DuckDB's `sniff_csv` for a delimited file.
+
+    Its one row gives the dialect (quote, escape, line ending, comment) and the column
+    types that `read_csv` with the same options would use.
+    """
+    expression, parameters = _csv_expression(source, [source.location], full_sample, None, None)
+    return "sniff_csv" + expression.removeprefix("read_csv"), [source.location, *parameters[1:]]
+
+
 def read_expression(
     sources: list[SourceFile],
     full_sample: bool = False,
@@ -84,12 +94,14 @@ def _csv_expression(
     if options.quote_char is not None:
         arguments.append("quote = ?")
         parameters.append(options.quote_char)
-    if options.comment_prefix is not None:
-        arguments.append("comment = ?")
-        parameters.append(options.comment_prefix)
+    # DuckDB would detect `#` as a comment marker and drop such rows silently; like polars,
+    # depictiod treats no character as a comment unless comment_prefix says so.
+    arguments.append("comment = ?")
+    parameters.append(options.comment_prefix or "")
     if options.null_values:
+        # Empty cells stay null, as they are without null_values and in polars.
         arguments.append("nullstr = ?")
-        parameters.append(list(options.null_values))
+        parameters.append(sorted({*options.null_values, ""}))
     if columns is not None:
         arguments.append("columns = ?")
         parameters.append(columns)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+import duckdb
+
 from catalog.records import ColumnSpec
 from catalog.store import Connection
 from catalog.widen import INTEGER_TYPES
+
+logger = logging.getLogger(__name__)
 
 _INTEGER_PREFIXES = INTEGER_TYPES
 _NUMERIC_PREFIXES = (*INTEGER_TYPES, "FLOAT", "DOUBLE", "DECIMAL")
@@ -38,7 +43,8 @@ def _aggregates(column: str, duckdb_type: str) -> list[tuple[str, str]]:
         ("unique", f"count(DISTINCT {quoted})"),
     ]
     if duckdb_type.startswith(_NUMERIC_PREFIXES):
-        value = f"CAST({quoted} AS DOUBLE)"
+        # NaN and infinities make variance and its kin fail, so statistics use finite values.
+        value = f"(CASE WHEN isfinite(CAST({quoted} AS DOUBLE)) THEN CAST({quoted} AS DOUBLE) END)"
         return common + [
             ("min", f"min({quoted})"),
             ("max", f"max({quoted})"),
@@ -61,23 +67,47 @@ def _aggregates(column: str, duckdb_type: str) -> list[tuple[str, str]]:
 def compute(
     connection: Connection, table: str, columns: list[tuple[str, str]], descriptions: dict[str, str]
 ) -> list[ColumnSpec]:
-    """Compute the specs of every column of `table` in one scan."""
+    """Compute the specs of every column of `table` in one scan.
+
+    When the single scan fails, each column is computed on its own, and a column that
+    still fails keeps only its counts, so one odd column never blocks a table.
+    """
     plan = [(name, kind, _aggregates(name, kind)) for name, kind in columns]
-    expressions = [expression for _, _, aggregates in plan for _, expression in aggregates]
-    row = connection.execute(f"SELECT {', '.join(expressions)} FROM {table}").fetchone() or ()
-    values = iter(row)
+    try:
+        values = iter(_run(connection, table, [aggregate for _, _, aggregates in plan for aggregate in aggregates]))
+        stats = [{method: next(values) for method, _ in aggregates} for _, _, aggregates in plan]
+    except duckdb.Error as error:
+        logger.warning("column statistics of %s failed in one scan (%s); computing them column by column", table, error)
+        stats = [_column_stats(connection, table, name, aggregates) for name, _, aggregates in plan]
 
     result = []
-    for name, kind, aggregates in plan:
-        stats = {method: _json_value(next(values)) for method, _ in aggregates}
+    for (name, kind, _), column_stats in zip(plan, stats, strict=True):
         # Depictio reads the distinct count as `unique` for numbers and `nunique` for text.
-        stats["nunique"] = stats["unique"]
+        column_stats["nunique"] = column_stats.get("unique")
         result.append(
             ColumnSpec(
-                name=name, duckdb_type=kind, type=depictio_type(kind), description=descriptions.get(name), specs=stats
+                name=name,
+                duckdb_type=kind,
+                type=depictio_type(kind),
+                description=descriptions.get(name),
+                specs=column_stats,
             )
         )
     return result
+
+
+def _run(connection: Connection, table: str, aggregates: list[tuple[str, str]]) -> list[Any]:
+    row = connection.execute(f"SELECT {', '.join(sql for _, sql in aggregates)} FROM {table}").fetchone() or ()
+    return [_json_value(value) for value in row]
+
+
+def _column_stats(connection: Connection, table: str, name: str, aggregates: list[tuple[str, str]]) -> dict[str, Any]:
+    try:
+        return dict(zip([method for method, _ in aggregates], _run(connection, table, aggregates), strict=True))
+    except duckdb.Error as error:
+        logger.warning("column statistics of %s.%s failed (%s); keeping only its counts", table, name, error)
+        counts = aggregates[:2]
+        return dict(zip([method for method, _ in counts], _run(connection, table, counts), strict=True))
 
 
 def _json_value(value: Any) -> Any:

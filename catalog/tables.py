@@ -8,9 +8,9 @@ from typing import Any
 
 import msgspec
 
-from catalog.build import BuildRequest, BuildResult, build_table, table_name
+from catalog.build import SCRATCH_SUFFIX, BuildRequest, BuildResult, build_table, table_name
 from catalog.records import ColumnSpec, DriftNote, TableRecord
-from catalog.schema import AGGREGATED_TABLE_COLUMNS
+from catalog.schema import AGGREGATED_TABLE_COLUMNS, DATA_SCHEMA
 from catalog.store import Connection, Store
 
 logger = logging.getLogger(__name__)
@@ -21,42 +21,56 @@ class TableRepository:
         self._store = store
 
     def get(self, collection_id: str) -> TableRecord | None:
-        row = self._store.query_one(
-            f"SELECT {AGGREGATED_TABLE_COLUMNS} FROM aggregated_tables WHERE data_collection_id = ?", [collection_id]
-        )
-        if row is None:
-            return None
-        values = dict(zip(TableRecord.__struct_fields__, row, strict=True))
-        values["drift"] = msgspec.json.decode(str(values["drift"] or "[]"), type=list[DriftNote])
-        return TableRecord(**values)
+        with self._store.read() as cursor:
+            return _table_record(cursor, collection_id)
 
     def column_specs(self, collection_id: str) -> list[ColumnSpec]:
-        rows = self._store.query(
-            "SELECT name, duckdb_type, type, description, specs FROM column_specs "
-            "WHERE data_collection_id = ? ORDER BY position",
-            [collection_id],
-        )
-        return [
-            ColumnSpec(
-                name=name,
-                duckdb_type=duckdb_type,
-                type=kind,
-                description=description,
-                specs=msgspec.json.decode(spec_json),
-            )
-            for name, duckdb_type, kind, description, spec_json in rows
-        ]
-
-    def preview(self, collection_id: str, limit: int) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Return (column names, first `limit` rows) of the collection's table."""
         with self._store.read() as cursor:
-            result = cursor.execute(f"SELECT * FROM {table_name(collection_id)} LIMIT ?", [limit])
-            columns = [description[0] for description in result.description or []]
-            return columns, result.fetchall()
+            return _column_specs(cursor, collection_id)
+
+    def snapshot(self, collection_id: str, preview_rows: int = 0) -> TableSnapshot | None:
+        """Return the table record, its column specs and its first rows as of one moment.
+
+        All reads run in one transaction, so a table swapped in meanwhile never mixes the
+        counts of one version with the rows of another.
+        """
+        with self._store.read() as cursor:
+            cursor.execute("BEGIN TRANSACTION")
+            try:
+                record = _table_record(cursor, collection_id)
+                if record is None:
+                    return None
+                columns: list[str] = []
+                rows: list[tuple[Any, ...]] = []
+                if preview_rows > 0:
+                    result = cursor.execute(f"SELECT * FROM {table_name(collection_id)} LIMIT ?", [preview_rows])
+                    columns = [description[0] for description in result.description or []]
+                    rows = result.fetchall()
+                return TableSnapshot(
+                    record=record, specs=_column_specs(cursor, collection_id), columns=columns, rows=rows
+                )
+            finally:
+                cursor.execute("ROLLBACK")
 
     def build(self, request: BuildRequest) -> BuildResult:
         """Read every file of the request into a new table and swap it in for the old one."""
         return self._store.write_steps(lambda connection: build_table(connection, request))
+
+    def drop_scratch_tables(self) -> None:
+        """Drop half-built tables that a killed process left behind; they are never served."""
+        rows = self._store.query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND ends_with(table_name, ?)",
+            [DATA_SCHEMA, SCRATCH_SUFFIX],
+        )
+        if not rows:
+            return
+
+        def work(connection: Connection) -> None:
+            for (name,) in rows:
+                connection.execute(f'DROP TABLE IF EXISTS {DATA_SCHEMA}."{name}"')
+
+        self._store.write(work)
+        logger.info("dropped %d half-built tables left by an interrupted build", len(rows))
 
     def drop(self, collection_id: str) -> None:
         """Remove a collection's table, for a collection that has no file left."""
@@ -67,6 +81,43 @@ class TableRepository:
             connection.execute("DELETE FROM column_specs WHERE data_collection_id = ?", [collection_id])
 
         self._store.write(work)
+
+
+class TableSnapshot(msgspec.Struct, kw_only=True, frozen=True):
+    record: TableRecord
+    specs: list[ColumnSpec]
+    # Names and first rows of the table; empty unless preview rows were requested.
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+
+def _table_record(cursor: Connection, collection_id: str) -> TableRecord | None:
+    row = cursor.execute(
+        f"SELECT {AGGREGATED_TABLE_COLUMNS} FROM aggregated_tables WHERE data_collection_id = ?", [collection_id]
+    ).fetchone()
+    if row is None:
+        return None
+    values = dict(zip(TableRecord.__struct_fields__, row, strict=True))
+    values["drift"] = msgspec.json.decode(str(values["drift"] or "[]"), type=list[DriftNote])
+    return TableRecord(**values)
+
+
+def _column_specs(cursor: Connection, collection_id: str) -> list[ColumnSpec]:
+    rows = cursor.execute(
+        "SELECT name, duckdb_type, type, description, specs FROM column_specs "
+        "WHERE data_collection_id = ? ORDER BY position",
+        [collection_id],
+    ).fetchall()
+    return [
+        ColumnSpec(
+            name=name,
+            duckdb_type=duckdb_type,
+            type=kind,
+            description=description,
+            specs=msgspec.json.decode(spec_json),
+        )
+        for name, duckdb_type, kind, description, spec_json in rows
+    ]
 
 
 def fingerprint(parts: list[str]) -> str:

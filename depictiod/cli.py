@@ -5,10 +5,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import signal
 import sys
+from collections.abc import Iterator
+from types import FrameType
+from typing import TYPE_CHECKING
 
 from catalog import Catalog, CatalogError
 from config import ConfigError, Project, Settings, environment_names, load_projects, load_settings
+
+if TYPE_CHECKING:
+    from ingestor import Ingestor
 
 logger = logging.getLogger("depictiod")
 
@@ -114,7 +121,7 @@ def _scan(arguments: argparse.Namespace, settings: Settings, projects: list[Proj
         for table in result.tables:
             found = files.get(table.collection_id)
             count = found.files if found else 0
-            failures = table.files_failed + (found.empty_files if found else 0)
+            failures = table.files_failed + (found.empty_files if found else 0) + int(table.outcome == "error")
             failed += failures
             print(
                 f"{result.name[:32]:<32} {table.tag[:32]:<32} {count:>6} {failures:>6} {table.rows:>9}  {table.outcome}"
@@ -134,20 +141,33 @@ def _serve(arguments: argparse.Namespace, settings: Settings, projects: list[Pro
     import uvicorn
 
     from api import create_app
+    from api.security import KeyFileError, ensure_admin, load_or_create_key
+    from ingestor import Ingestor
 
     host = arguments.host or settings.server.host
     port = arguments.port if arguments.port is not None else settings.server.port
-    from api.security import KeyFileError, ensure_admin, load_or_create_key
+    # Until the server runs, Ctrl-C and SIGTERM interrupt the main thread, which opens the
+    # catalog and runs the start-up scan; both stop it cleanly.
+    with _interrupt_on_sigterm():
+        try:
+            catalog = Catalog(settings.catalog.path)
+        except KeyboardInterrupt:
+            return 130
+        ingestor = Ingestor(catalog, settings, projects)
+        try:
+            load_or_create_key(settings.auth.key_file)
+            ensure_admin(catalog, settings)
+            ingestor.start()
+        except (KeyFileError, ValueError) as error:
+            _close(ingestor, catalog)
+            print(f"depictiod: {error}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            _close(ingestor, catalog)
+            logger.info("depictiod stopped during the start-up scan; the next start scans again")
+            return 130
 
-    catalog = Catalog(settings.catalog.path)
-    try:
-        load_or_create_key(settings.auth.key_file)
-        ensure_admin(catalog, settings)
-    except (KeyFileError, ValueError) as error:
-        catalog.close()
-        print(f"depictiod: {error}", file=sys.stderr)
-        return 1
-    app = create_app(settings, projects, catalog=catalog)
+    app = create_app(settings, projects, catalog=catalog, ingestor=ingestor)
     logger.info("starting depictiod %s on http://%s:%d", settings.source_file, host, port)
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, loop="auto", http="auto", log_config=None, lifespan="on")
@@ -155,4 +175,26 @@ def _serve(arguments: argparse.Namespace, settings: Settings, projects: list[Pro
     # uvicorn shuts down gracefully on Ctrl-C, then raises the interrupt again.
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
-    return 0 if server.started else 1
+    if not server.started:
+        _close(ingestor, catalog)
+        return 1
+    return 0
+
+
+def _close(ingestor: Ingestor, catalog: Catalog) -> None:
+    ingestor.stop()
+    catalog.close()
+
+
+@contextlib.contextmanager
+def _interrupt_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt for the block, so both stop it the same way."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

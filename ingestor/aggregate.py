@@ -27,8 +27,15 @@ class CollectionAggregate(msgspec.Struct, kw_only=True):
     seconds: float = 0.0
 
 
-def aggregate_collection(catalog: Catalog, collection: DataCollection) -> CollectionAggregate:
-    """Rebuild the collection's table when its files or settings changed since the last build."""
+def aggregate_collection(
+    catalog: Catalog, collection: DataCollection, unreadable: dict[str, str] | None = None
+) -> CollectionAggregate:
+    """Rebuild the collection's table when its files or settings changed since the last build.
+
+    `unreadable` maps a collection id to the inputs fingerprint at which no file could be
+    read; the same inputs are not read again until something changes.
+    """
+    unreadable = {} if unreadable is None else unreadable
     assert collection.id is not None
     started = time.monotonic()
     tag = collection.data_collection_tag
@@ -43,6 +50,9 @@ def aggregate_collection(catalog: Catalog, collection: DataCollection) -> Collec
     settings = msgspec.json.encode(collection.config).decode()
     inputs = fingerprint([settings, *(f"{r.id}:{r.run_tag}:{r.content_hash}" for r in files)])
     existing = catalog.tables.get(collection.id)
+    if unreadable.get(collection.id) == inputs:
+        failed = sum(1 for record in files if record.status == "failed")
+        return CollectionAggregate(collection_id=collection.id, tag=tag, outcome="empty", files_failed=failed)
     if existing is not None and existing.inputs_fingerprint == inputs:
         # Files that failed at the last build still fail: report them again.
         failed = sum(1 for record in files if record.status == "failed")
@@ -65,14 +75,18 @@ def aggregate_collection(catalog: Catalog, collection: DataCollection) -> Collec
         descriptions=properties.columns_description or {},
         input_bytes=sum(r.filesize for r in files),
     )
+    unreadable.pop(collection.id, None)
     result = catalog.tables.build(request)
     catalog.files.set_results([(f.file_id, f.status, f.error, f.error_line, f.row_count) for f in result.files])
 
     failed = sum(1 for f in result.files if f.status == "failed")
     seconds = time.monotonic() - started
     if result.table is None:
+        # The table shows the files as they are now, so rows of files that no longer read go.
+        catalog.tables.drop(collection.id)
+        unreadable[collection.id] = inputs
         logger.warning(
-            "collection %s (%s): no file could be read, %d failed; the previous table, if any, is kept",
+            "collection %s (%s): no file could be read, %d failed; the collection has no table until one is fixed",
             tag,
             collection.id,
             failed,

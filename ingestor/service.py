@@ -28,9 +28,17 @@ class ProjectScan(msgspec.Struct, kw_only=True):
 
     @property
     def files_failed(self) -> int:
-        return sum(table.files_failed for table in self.tables) + sum(
-            collection.empty_files for scan in self.workflows for collection in scan.collections
+        """Count the files that failed, plus one for each collection whose aggregation raised."""
+        errors = sum(1 for table in self.tables if table.outcome == "error")
+        return (
+            errors
+            + sum(table.files_failed for table in self.tables)
+            + sum(collection.empty_files for scan in self.workflows for collection in scan.collections)
         )
+
+
+class ScanStopped(Exception):
+    """Raised inside a scan when the service is stopping; the scan ends early."""
 
 
 class IngestStatus(msgspec.Struct, kw_only=True):
@@ -51,6 +59,10 @@ class Ingestor:
         self.projects = projects
         self.status = IngestStatus()
         self._scan_lock = threading.Lock()
+        # Set by stop(): a running scan ends after the step it is in.
+        self._stopping = threading.Event()
+        # Collections whose files could not be read, by inputs fingerprint (see aggregate_collection).
+        self._unreadable: dict[str, str] = {}
         self._scheduler: BackgroundScheduler | None = None
 
     def register_projects(self) -> None:
@@ -66,6 +78,9 @@ class Ingestor:
             for project in self.projects:
                 try:
                     results.append(self.scan_project(project))
+                except ScanStopped:
+                    logger.info("scan stopped before it finished, because the service is stopping")
+                    break
                 except Exception as error:
                     # One project's failure must not stop the others or the service.
                     logger.exception(
@@ -84,11 +99,13 @@ class Ingestor:
         scans = []
         tables = []
         for workflow in project.workflows:
+            self._raise_if_stopping()
             scan = scan_workflow(self.catalog, project, workflow)
             for warning in scan.warnings:
                 logger.warning("project %s, workflow %s: %s", project.name, workflow.name, warning)
             scans.append(scan)
             for collection in workflow.data_collections:
+                self._raise_if_stopping()
                 tables.append(self._aggregate(project, collection))
 
         seconds = time.monotonic() - started
@@ -104,10 +121,14 @@ class Ingestor:
         )
         return ProjectScan(project_id=project.id, name=project.name, workflows=scans, tables=tables, seconds=seconds)
 
+    def _raise_if_stopping(self) -> None:
+        if self._stopping.is_set():
+            raise ScanStopped()
+
     def _aggregate(self, project: Project, collection: DataCollection) -> CollectionAggregate:
         assert collection.id is not None
         try:
-            return aggregate_collection(self.catalog, collection)
+            return aggregate_collection(self.catalog, collection, self._unreadable)
         except Exception as error:
             # One collection's failure must not stop the other collections of the project.
             logger.exception(
@@ -142,7 +163,8 @@ class Ingestor:
             logger.exception("scheduled reconcile failed; the next one runs as scheduled")
 
     def stop(self) -> None:
-        """Stop the scheduler and wait for a running scan to finish."""
+        """Stop the scheduler, and wait for a running scan to end after its current step."""
+        self._stopping.set()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None

@@ -14,7 +14,7 @@ from litestar.params import FromPath, QueryParameter
 
 from api.access import Access, format_time
 from api.schemas import AggregationOut, ColumnSpecOut, DeltaTableDocument, DriftOut, PreviewOut, ShapeOut
-from catalog import TableRecord
+from catalog import TableSnapshot
 
 MAX_PREVIEW_ROWS = 1000
 
@@ -25,13 +25,14 @@ class DeltaTableController(Controller):
 
     @get("/get/{data_collection_id:str}", sync_to_thread=True, summary="The table record with its latest aggregation")
     def get_table(self, access: NamedDependency[Access], data_collection_id: FromPath[str]) -> DeltaTableDocument:
-        table = _table(access, data_collection_id)
+        snapshot = _snapshot(access, data_collection_id)
+        table = snapshot.record
         aggregation = AggregationOut(
             aggregation_time=format_time(table.aggregation_time) or "",
             aggregation_by=None,
             aggregation_version=table.aggregation_version,
             aggregation_hash=table.aggregation_hash,
-            aggregation_columns_specs=_specs(access, data_collection_id),
+            aggregation_columns_specs=_specs(snapshot),
         )
         return DeltaTableDocument(
             id=data_collection_id,
@@ -48,12 +49,11 @@ class DeltaTableController(Controller):
 
     @get("/specs/{data_collection_id:str}", sync_to_thread=True, summary="Column specs of the latest aggregation")
     def specs(self, access: NamedDependency[Access], data_collection_id: FromPath[str]) -> list[ColumnSpecOut]:
-        _table(access, data_collection_id)
-        return _specs(access, data_collection_id)
+        return _specs(_snapshot(access, data_collection_id))
 
     @get("/shape/{data_collection_id:str}", sync_to_thread=True, summary="Row and column counts")
     def shape(self, access: NamedDependency[Access], data_collection_id: FromPath[str]) -> ShapeOut:
-        table = _table(access, data_collection_id)
+        table = _snapshot(access, data_collection_id).record
         return ShapeOut(num_rows=table.row_count, num_columns=table.column_count)
 
     @get("/preview/{data_collection_id:str}", sync_to_thread=True, summary="The first rows of the table")
@@ -63,29 +63,30 @@ class DeltaTableController(Controller):
         data_collection_id: FromPath[str],
         limit: Annotated[int, QueryParameter(description="rows to return; values outside 1 to 1000 are clamped")] = 100,
     ) -> PreviewOut:
-        table = _table(access, data_collection_id)
-        limit = min(max(limit, 1), MAX_PREVIEW_ROWS)
-        columns, rows = access.catalog.tables.preview(data_collection_id, limit)
+        snapshot = _snapshot(access, data_collection_id, preview_rows=min(max(limit, 1), MAX_PREVIEW_ROWS))
+        columns = snapshot.columns
         return PreviewOut(
             columns=columns,
-            rows=[{name: _json_value(value) for name, value in zip(columns, row, strict=True)} for row in rows],
-            total_rows=table.row_count,
-            total_columns=table.column_count,
+            rows=[
+                {name: _json_value(value) for name, value in zip(columns, row, strict=True)} for row in snapshot.rows
+            ],
+            total_rows=snapshot.record.row_count,
+            total_columns=snapshot.record.column_count,
         )
 
 
-def _table(access: NamedDependency[Access], collection_id: str) -> TableRecord:
+def _snapshot(access: Access, collection_id: str, preview_rows: int = 0) -> TableSnapshot:
     access.collection(collection_id)
-    table = access.catalog.tables.get(collection_id)
-    if table is None:
+    snapshot = access.catalog.tables.snapshot(collection_id, preview_rows)
+    if snapshot is None:
         raise NotFoundException(f"data collection {collection_id!r} has no aggregated table yet")
-    return table
+    return snapshot
 
 
-def _specs(access: NamedDependency[Access], collection_id: str) -> list[ColumnSpecOut]:
+def _specs(snapshot: TableSnapshot) -> list[ColumnSpecOut]:
     return [
         ColumnSpecOut(name=spec.name, type=spec.type, description=spec.description, specs=spec.specs)
-        for spec in access.catalog.tables.column_specs(collection_id)
+        for spec in snapshot.specs
     ]
 
 

@@ -229,3 +229,20 @@ def test_close_releases_file(catalog_path: Path) -> None:
     )
 
     assert opened.stdout.strip() == "opened", opened.stderr
+
+
+def test_open_drops_half_built_tables(tmp_path: Path) -> None:
+    import catalog
+
+    path = str(tmp_path / "scratch.duckdb")
+    first = catalog.Catalog(path)
+    first.store.write(lambda connection: connection.execute('CREATE TABLE data."dc_abc__next" (x INTEGER)'))
+    first.close()
+
+    reopened = catalog.Catalog(path)
+    try:
+        names = reopened.store.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'data'")
+    finally:
+        reopened.close()
+
+    assert names == []

@@ -162,3 +162,37 @@ def test_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
     assert "depictiod stopped" in text
     assert "closed catalog" in text
     assert "Traceback" not in text
+
+
+def test_sigterm_during_startup_scan_stops_cleanly(tmp_path: Path) -> None:
+    projects = copy_bundled_examples(tmp_path)
+    # Enough files that the start-up scan is still running when the signal arrives.
+    for run in range(400):
+        folder = tmp_path / "bundled" / "penguins" / "data" / f"run_9{run:03d}"
+        folder.mkdir()
+        (folder / "physical_features.csv").write_text(f"individual_id,bill_length_mm\nx{run},{run}.5\n")
+    settings = write_settings(tmp_path, projects, port=_free_port())
+    log = tmp_path / "server.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "depictiod", "serve", "--config", str(settings)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "DEPICTIO_ADMIN_PASSWORD": PASSWORD},
+            text=True,
+        )
+    try:
+        deadline = time.monotonic() + START_DEADLINE_SECONDS
+        while "created catalog" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=STOP_DEADLINE_SECONDS)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=STOP_DEADLINE_SECONDS)
+
+    text = log.read_text()
+    assert process.returncode in (0, 130), text
+    assert "Traceback" not in text
+    assert "closed catalog" in text
