@@ -94,8 +94,8 @@ def _csv_expression(
     if options.quote_char is not None:
         arguments.append("quote = ?")
         parameters.append(options.quote_char)
-    # DuckDB would detect `#` as a comment marker and drop such rows silently; like polars,
-    # depictiod treats no character as a comment unless comment_prefix says so.
+    # DuckDB would detect `#` as a comment marker and drop such rows silently. Like polars,
+    # depictiod treats no character as a comment unless comment_prefix names one.
     arguments.append("comment = ?")
     parameters.append(options.comment_prefix or "")
     if options.null_values:

@@ -70,7 +70,7 @@ def compute(
     """Compute the specs of every column of `table` in one scan.
 
     When the single scan fails, each column is computed on its own, and a column that
-    still fails keeps only its counts, so one odd column never blocks a table.
+    still fails keeps only its counts, so one odd column does not block the table.
     """
     plan = [(name, kind, _aggregates(name, kind)) for name, kind in columns]
     try:

@@ -33,7 +33,7 @@ def aggregate_collection(
     """Rebuild the collection's table when its files or settings changed since the last build.
 
     `unreadable` maps a collection id to the inputs fingerprint at which no file could be
-    read; the same inputs are not read again until something changes.
+    read. The same inputs are not read again until something changes.
     """
     unreadable = {} if unreadable is None else unreadable
     assert collection.id is not None
