@@ -27,7 +27,7 @@ import pyarrow.feather
 from catalog import specs
 from catalog.readers import SourceFile, UnreadableFileError, find_ragged_line, read_expression, sniff_expression
 from catalog.records import ColumnSpec, DriftNote, TableRecord
-from catalog.runs_files import utc_now
+from catalog.runs_files import store_file_results, utc_now
 from catalog.schema import AGGREGATED_TABLE_COLUMNS, DATA_SCHEMA
 from catalog.store import Connection
 from catalog.widen import INTEGER_TYPES, NULL, TEXT, common_type, unify
@@ -100,6 +100,10 @@ class BuildResult(msgspec.Struct, kw_only=True, frozen=True):
     column_specs: list[ColumnSpec] = msgspec.field(default_factory=list)
 
 
+class _TextColumnFound(Exception):
+    """Raised when a column must become text after rows were loaded with another type."""
+
+
 class _Unit(msgspec.Struct, kw_only=True):
     """Files read in one statement because their columns and types are equal."""
 
@@ -162,10 +166,21 @@ class TableBuilder:
             return None
 
         self._unify(units)
-        self.connection.execute(f"DROP TABLE IF EXISTS {self.scratch}")
-        self.connection.execute(f"CREATE TABLE {self.scratch} ({self._definitions()})")
-        for unit in units:
-            self._insert_unit(unit)
+        planned_failures = dict(self.failures)
+        # Each restart turns at least one more column into text, so the loop ends.
+        for _ in range(len(self.table) + 1):
+            self.connection.execute(f"DROP TABLE IF EXISTS {self.scratch}")
+            self.connection.execute(f"CREATE TABLE {self.scratch} ({self._definitions()})")
+            try:
+                for unit in units:
+                    self._insert_unit(unit)
+                break
+            except _TextColumnFound:
+                logger.info(
+                    "collection %s: a column holds text beyond the sniffed rows; loading every file again",
+                    self.request.collection_id,
+                )
+                self.failures, self.loaded, self.observed = dict(planned_failures), set(), {}
 
         if not self.loaded:
             self.connection.execute(f"DROP TABLE IF EXISTS {self.scratch}")
@@ -440,9 +455,15 @@ class TableBuilder:
                 continue
             spelling, table_kind = entry
             widened = common_type(table_kind, kind)
-            if widened != table_kind:
-                self.connection.execute(f"ALTER TABLE {self.scratch} ALTER {quote(spelling)} TYPE {widened}")
-                self.table[name.lower()] = (spelling, widened)
+            if widened == table_kind:
+                continue
+            if widened == TEXT and self.loaded:
+                # Casting loaded values to text would respell them (1.50 as 1.5), so the
+                # build starts again with the column read as text from every file.
+                self.table[name.lower()] = (spelling, TEXT)
+                raise _TextColumnFound()
+            self.connection.execute(f"ALTER TABLE {self.scratch} ALTER {quote(spelling)} TYPE {widened}")
+            self.table[name.lower()] = (spelling, widened)
 
     def _read_types(self, columns: Columns) -> dict[str, str]:
         """Return the types to read a delimited file with.
@@ -500,6 +521,7 @@ def build_table(connection: Connection, request: BuildRequest) -> BuildResult:
         built = builder.run()
         outcomes = builder.results()
         if built is None:
+            store_file_results(connection, _result_rows(outcomes))
             return BuildResult(table=None, files=outcomes)
         columns, drift = built
         column_specs = specs.compute(connection, builder.scratch, columns, request.descriptions)
@@ -542,6 +564,8 @@ def _swap(
         connection.execute(f"DROP TABLE IF EXISTS {live}")
         connection.execute(f'ALTER TABLE {builder.scratch} RENAME TO "dc_{collection_id}"')
         store_table_record(connection, table, column_specs)
+        # File outcomes commit with the table, so a table never stands without them.
+        store_file_results(connection, _result_rows(outcomes))
         connection.execute("COMMIT")
     except BaseException:
         connection.execute("ROLLBACK")
@@ -606,6 +630,10 @@ def _error_summary(error: BaseException) -> str:
         if len(kept) == 3:
             break
     return " ".join(kept)[:500]
+
+
+def _result_rows(outcomes: list[FileResult]) -> list[tuple[str, str, str | None, int | None, int | None]]:
+    return [(o.file_id, o.status, o.error, o.error_line, o.row_count) for o in outcomes]
 
 
 def describe_error(source: SourceFile, error: BaseException) -> tuple[str, int | None]:

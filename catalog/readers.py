@@ -63,8 +63,8 @@ def read_expression(
 ) -> tuple[str, list[Any]]:
     """Return (table expression, parameters) that reads `sources` in a FROM clause.
 
-    Several sources must share one format and reader options. `columns` gives the column
-    types, so DuckDB reads without sniffing them. `path_column` adds each row's file path.
+    Several sources must share one format and reader options. `columns` gives the type of
+    every column, so DuckDB does not sniff them. `path_column` adds each row's file path.
     """
     first = sources[0]
     locations = [source.location for source in sources]
@@ -103,7 +103,9 @@ def _csv_expression(
         arguments.append("nullstr = ?")
         parameters.append(sorted({*options.null_values, ""}))
     if columns is not None:
-        arguments.append("columns = ?")
+        # `types` rather than `columns`: DuckDB 1.5.5 rejects comment lines when `columns`
+        # is given, and `types` naming every column also leaves no type to sniff.
+        arguments.append("types = ?")
         parameters.append(columns)
     elif options.column_types:
         arguments.append("types = ?")

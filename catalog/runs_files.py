@@ -84,31 +84,28 @@ class FileRepository:
 
         return self._store.write(work)
 
-    def set_results(self, results: list[tuple[str, str, str | None, int | None, int | None]]) -> None:
-        """Record (file id, status, error, error line, row count) after an aggregation."""
-
-        if not results:
-            return
-        names = ("id", "status", "error", "error_line", "row_count")
-        table = pyarrow.Table.from_pylist([dict(zip(names, result, strict=True)) for result in results])
-
-        def work(connection: Connection) -> None:
-            connection.register("file_results", table)
-            try:
-                connection.execute(
-                    "UPDATE files SET status = r.status, error = r.error, error_line = r.error_line, "
-                    "row_count = r.row_count FROM file_results AS r WHERE files.id = r.id"
-                )
-            finally:
-                connection.unregister("file_results")
-
-        self._store.write(work)
-
 
 def _file_record(row: tuple[object, ...]) -> FileRecord:
     values = dict(zip(FileRecord.__struct_fields__, row, strict=True))
     values["wildcards"] = msgspec.json.decode(str(values["wildcards"] or "{}"))
     return FileRecord(**values)  # type: ignore[arg-type]
+
+
+def store_file_results(
+    connection: Connection, results: list[tuple[str, str, str | None, int | None, int | None]]
+) -> None:
+    """Record (file id, status, error, error line, row count) of each file after an aggregation."""
+    if not results:
+        return
+    names = ("id", "status", "error", "error_line", "row_count")
+    connection.register("file_results", pyarrow.Table.from_pylist([dict(zip(names, r, strict=True)) for r in results]))
+    try:
+        connection.execute(
+            "UPDATE files SET status = r.status, error = r.error, error_line = r.error_line, "
+            "row_count = r.row_count FROM file_results AS r WHERE files.id = r.id"
+        )
+    finally:
+        connection.unregister("file_results")
 
 
 def _sync_runs(connection: Connection, workflow_id: str, runs: list[RunRecord], counts: SyncCounts) -> None:

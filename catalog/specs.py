@@ -45,9 +45,10 @@ def _aggregates(column: str, duckdb_type: str) -> list[tuple[str, str]]:
     if duckdb_type.startswith(_NUMERIC_PREFIXES):
         # NaN and infinities make variance and its kin fail, so statistics use finite values.
         value = f"(CASE WHEN isfinite(CAST({quoted} AS DOUBLE)) THEN CAST({quoted} AS DOUBLE) END)"
+        exact = quoted if duckdb_type.startswith(_INTEGER_PREFIXES) else value
         return common + [
-            ("min", f"min({quoted})"),
-            ("max", f"max({quoted})"),
+            ("min", f"min({exact})"),
+            ("max", f"max({exact})"),
             ("sum", f"sum({value})"),
             ("average", f"avg({value})"),
             ("median", f"median({value})"),

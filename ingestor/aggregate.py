@@ -77,7 +77,6 @@ def aggregate_collection(
     )
     unreadable.pop(collection.id, None)
     result = catalog.tables.build(request)
-    catalog.files.set_results([(f.file_id, f.status, f.error, f.error_line, f.row_count) for f in result.files])
 
     failed = sum(1 for f in result.files if f.status == "failed")
     seconds = time.monotonic() - started

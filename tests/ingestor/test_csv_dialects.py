@@ -35,6 +35,8 @@ def test_nan_and_infinity_do_not_block_table(start: StartHarness, data_dir: Path
     assert harness.table("t").row_count == 4
     assert specs["count"] == 4
     assert specs["average"] == 2.0
+    assert specs["min"] == 1.5
+    assert specs["max"] == 2.5
 
 
 def test_t_and_f_letters_stay_text(start: StartHarness, data_dir: Path) -> None:
@@ -101,3 +103,31 @@ def test_all_files_failing_removes_table(start: StartHarness, data_dir: Path) ->
     assert harness.catalog.tables.get(harness.collection_id("t")) is None
     assert result.files_failed == 1
     assert harness.file("t", "t.csv").status == "failed"
+
+
+def test_late_text_keeps_earlier_spelling(start: StartHarness, data_dir: Path) -> None:
+    write_file(
+        data_dir / "run_1" / "t.csv",
+        "id,w\nfirst,1.50\nsecond,1e5\n" + "".join(f"r{i},{i}.25\n" for i in range(30_000)),
+    )
+    write_file(
+        data_dir / "run_2" / "t.csv", "id,w\n" + "".join(f"s{i},{i}.5\n" for i in range(30_000)) + "late,not-a-number\n"
+    )
+    harness = start([table_collection("t", r"t\.csv$")])
+
+    harness.scan()
+
+    assert harness.column_types("t")["w"] == "VARCHAR"
+    assert harness.catalog.store.query(
+        f"SELECT w FROM data.\"dc_{harness.collection_id('t')}\" WHERE id IN ('first', 'second', 'late') ORDER BY id"
+    ) == [("1.50",), ("not-a-number",), ("1e5",)]
+    assert harness.table("t").row_count == 60_003
+
+
+def test_comment_prefix_drops_comment_lines(start: StartHarness, data_dir: Path) -> None:
+    write_file(data_dir / "run_1" / "t.csv", "id,v\nx,3\n# note\ny,4\n")
+    harness = start([table_collection("t", r"t\.csv$", polars_kwargs={"comment_prefix": "#"})])
+
+    harness.scan()
+
+    assert harness.rows("t", "id, v") == [("x", 3), ("y", 4)]

@@ -144,3 +144,17 @@ def test_failure_reason_keeps_duckdb_detail(start: StartHarness, data_dir: Path)
     assert broken.error_line == 30_002
     assert broken.error is not None
     assert len(broken.error.split()) > 5
+
+
+def test_file_outcomes_commit_with_table(start: StartHarness, data_dir: Path) -> None:
+    write_file(data_dir / "run_1" / "t.csv", GOOD_ROWS)
+    write_file(data_dir / "run_2" / "t.csv", "a,b\n1,2\n3,4,5\n")
+    harness = start([table_collection("t", r"t\.csv$")])
+
+    harness.scan()
+    harness.reopen()
+    rescan = harness.scan()
+
+    assert _file_in_run(harness, "t", "run_2").status == "failed"
+    assert _file_in_run(harness, "t", "run_1").row_count == 10
+    assert rescan.files_failed == 1
