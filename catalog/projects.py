@@ -27,12 +27,12 @@ class ProjectRepository:
 
     def sync_from_config(self, projects: list[Project]) -> None:
         """Store the projects of the config files and drop config projects no longer listed."""
-        wanted = {project.id for project in projects}
+        configured = {project.id for project in projects}
 
         def work(connection: Connection) -> None:
             stored = connection.execute("SELECT id FROM projects WHERE source = 'config'").fetchall()
             for (project_id,) in stored:
-                if project_id not in wanted:
+                if project_id not in configured:
                     logger.info("removing project %s: its file is no longer listed in the settings", project_id)
                     _delete_project(connection, project_id)
             for project in projects:

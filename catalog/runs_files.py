@@ -116,8 +116,8 @@ def _sync_runs(connection: Connection, workflow_id: str, runs: list[RunRecord], 
             f"SELECT id, registration_time, {', '.join(compared)} FROM runs WHERE workflow_id = ?", [workflow_id]
         ).fetchall()
     }
-    wanted = {run.id for run in runs}
-    removed = sorted(set(stored) - wanted)
+    found = {run.id for run in runs}
+    removed = sorted(set(stored) - found)
     counts.runs_removed += len(removed)
 
     # A run keeps its first registration time; an unchanged run is not written again.
@@ -143,8 +143,8 @@ def _sync_files(connection: Connection, workflow_id: str, files: list[FileRecord
             "SELECT id, filesize, mtime_ns, content_hash FROM files WHERE workflow_id = ?", [workflow_id]
         ).fetchall()
     }
-    wanted = {file.id for file in files}
-    removed = sorted(set(stored) - wanted)
+    found = {file.id for file in files}
+    removed = sorted(set(stored) - found)
     counts.files_removed += len(removed)
 
     written = []

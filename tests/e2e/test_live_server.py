@@ -57,33 +57,42 @@ def _wait_until_healthy(server: LiveServer) -> None:
     pytest.fail(f"depictiod did not answer /health within {START_DEADLINE_SECONDS} s:\n{server.log.read_text()}")
 
 
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    root = tmp_path_factory.mktemp("live")
+def _start_server(root: Path, projects: list[Path]) -> LiveServer:
+    """Start `depictiod serve` over `projects` on a free port, logging to root/server.log."""
     port = _free_port()
-    settings = write_settings(root, copy_all_examples(root), port=port)
+    settings = write_settings(root, projects, port=port)
     log = root / "server.log"
-    environment = {**os.environ, "DEPICTIO_ADMIN_PASSWORD": PASSWORD}
     with log.open("w") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "depictiod", "serve", "--config", str(settings)],
             stdout=output,
             stderr=subprocess.STDOUT,
-            env=environment,
+            env={**os.environ, "DEPICTIO_ADMIN_PASSWORD": PASSWORD},
             text=True,
         )
-    server = LiveServer(process, f"http://127.0.0.1:{port}", log)
+    return LiveServer(process, f"http://127.0.0.1:{port}", log)
+
+
+def _stop_server(server: LiveServer, stop_signal: int = signal.SIGINT) -> None:
+    """Send `stop_signal` and wait for the process; kill it when it outlives the deadline."""
+    if server.process.poll() is None:
+        server.process.send_signal(stop_signal)
+    try:
+        server.process.wait(timeout=STOP_DEADLINE_SECONDS)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait(timeout=STOP_DEADLINE_SECONDS)
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    root = tmp_path_factory.mktemp("live")
+    server = _start_server(root, copy_all_examples(root))
     try:
         _wait_until_healthy(server)
         yield server
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=STOP_DEADLINE_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=STOP_DEADLINE_SECONDS)
+        _stop_server(server)
 
 
 def test_login_list_and_preview_over_http(live_server: LiveServer) -> None:
@@ -136,26 +145,12 @@ def test_log_has_one_line_per_project(live_server: LiveServer) -> None:
 
 
 def test_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
-    port = _free_port()
-    settings = write_settings(tmp_path, copy_bundled_examples(tmp_path), port=port)
-    log = tmp_path / "server.log"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "depictiod", "serve", "--config", str(settings)],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "DEPICTIO_ADMIN_PASSWORD": PASSWORD},
-            text=True,
-        )
-    server = LiveServer(process, f"http://127.0.0.1:{port}", log)
+    server = _start_server(tmp_path, copy_bundled_examples(tmp_path))
     try:
         _wait_until_healthy(server)
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=STOP_DEADLINE_SECONDS)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=STOP_DEADLINE_SECONDS)
+        _stop_server(server)
+    process, log = server.process, server.log
 
     text = log.read_text()
     assert process.returncode == 0, text
@@ -171,26 +166,14 @@ def test_sigterm_during_startup_scan_stops_cleanly(tmp_path: Path) -> None:
         folder = tmp_path / "bundled" / "penguins" / "data" / f"run_9{run:03d}"
         folder.mkdir()
         (folder / "physical_features.csv").write_text(f"individual_id,bill_length_mm\nx{run},{run}.5\n")
-    settings = write_settings(tmp_path, projects, port=_free_port())
-    log = tmp_path / "server.log"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "depictiod", "serve", "--config", str(settings)],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "DEPICTIO_ADMIN_PASSWORD": PASSWORD},
-            text=True,
-        )
+    server = _start_server(tmp_path, projects)
     try:
         deadline = time.monotonic() + START_DEADLINE_SECONDS
-        while "created catalog" not in log.read_text() and time.monotonic() < deadline:
+        while "created catalog" not in server.log.read_text() and time.monotonic() < deadline:
             time.sleep(0.05)
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=STOP_DEADLINE_SECONDS)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=STOP_DEADLINE_SECONDS)
+        _stop_server(server, signal.SIGTERM)
+    process, log = server.process, server.log
 
     text = log.read_text()
     assert process.returncode in (0, 130), text
