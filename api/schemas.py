@@ -186,12 +186,21 @@ class PreviewOut(msgspec.Struct, kw_only=True):
     total_columns: int
 
 
+class LocationWatchOut(msgspec.Struct, kw_only=True):
+    workflow_id: str
+    location: str
+    # events or polling.
+    mode: str
+    reason: str
+
+
 class IngestStatusOut(msgspec.Struct, kw_only=True):
     state: str
     last_scan_started: str | None
     last_scan_finished: str | None
     scans_completed: int
     last_error: str | None
+    locations: list[LocationWatchOut]
 
 
 class StatusOut(msgspec.Struct, kw_only=True):

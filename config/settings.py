@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import tomllib
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from msgspec import inspect as mi
@@ -47,8 +47,12 @@ class IngestSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     scan_on_start: bool = True
     # Seconds between full reconciles of every location; 0 turns them off.
     reconcile_seconds: int = 300
-    # Quiet time before a file is read. NOTE: not applied yet; files are read at each scan.
+    # After a change event, the workflow is rescanned once no event came for this long.
+    # NOTE: the scheduled reconcile does not wait for files to settle yet.
     settle_seconds: float = 2.0
+    # How locations are watched: auto (polling on network file systems, else events),
+    # events, polling, or off (the scheduled reconcile only).
+    watch_mode: Literal["auto", "events", "polling", "off"] = "auto"
 
 
 class _SettingsFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

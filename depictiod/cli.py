@@ -172,12 +172,18 @@ def _serve(arguments: argparse.Namespace, settings: Settings, projects: list[Pro
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, loop="auto", http="auto", log_config=None, lifespan="on")
     )
-    # uvicorn shuts down gracefully on Ctrl-C, then raises the interrupt again.
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+    # uvicorn installs its own signal handlers while it serves and, after a graceful
+    # shutdown on Ctrl-C, raises the interrupt again. Outside that window a signal still
+    # arrives as KeyboardInterrupt.
+    interrupted = False
+    try:
+        with _interrupt_on_sigterm():
+            server.run()
+    except KeyboardInterrupt:
+        interrupted = True
     if not server.started:
         _close(ingestor, catalog)
-        return 1
+        return 130 if interrupted else 1
     return 0
 
 

@@ -10,9 +10,10 @@ import msgspec
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from catalog import Catalog, utc_now
-from config import DataCollection, Project, Settings
+from config import DataCollection, Project, Settings, Workflow
 from ingestor.aggregate import CollectionAggregate, aggregate_collection
 from ingestor.scan import WorkflowScan, scan_workflow
+from ingestor.watch import LocationWatch, Watcher
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ class IngestStatus(msgspec.Struct, kw_only=True):
     last_scan_finished: str | None = None
     scans_completed: int = 0
     last_error: str | None = None
+    # How each workflow location is watched.
+    locations: list[LocationWatch] = msgspec.field(default_factory=list)
 
 
 class Ingestor:
@@ -64,6 +67,7 @@ class Ingestor:
         # Collections whose files could not be read, by inputs fingerprint (see aggregate_collection).
         self._unreadable: dict[str, str] = {}
         self._scheduler: BackgroundScheduler | None = None
+        self._watcher: Watcher | None = None
 
     def register_projects(self) -> None:
         """Store the configured projects in the catalog, dropping ones no longer configured."""
@@ -99,14 +103,9 @@ class Ingestor:
         scans = []
         tables = []
         for workflow in project.workflows:
-            self._raise_if_stopping()
-            scan = scan_workflow(self.catalog, project, workflow)
-            for warning in scan.warnings:
-                logger.warning("project %s, workflow %s: %s", project.name, workflow.name, warning)
+            scan, workflow_tables = self._scan_workflow(project, workflow)
             scans.append(scan)
-            for collection in workflow.data_collections:
-                self._raise_if_stopping()
-                tables.append(self._aggregate(project, collection))
+            tables.extend(workflow_tables)
 
         seconds = time.monotonic() - started
         logger.info(
@@ -120,6 +119,45 @@ class Ingestor:
             seconds,
         )
         return ProjectScan(project_id=project.id, name=project.name, workflows=scans, tables=tables, seconds=seconds)
+
+    def _scan_workflow(self, project: Project, workflow: Workflow) -> tuple[WorkflowScan, list[CollectionAggregate]]:
+        self._raise_if_stopping()
+        scan = scan_workflow(self.catalog, project, workflow)
+        for warning in scan.warnings:
+            logger.warning("project %s, workflow %s: %s", project.name, workflow.name, warning)
+        tables = []
+        for collection in workflow.data_collections:
+            self._raise_if_stopping()
+            tables.append(self._aggregate(project, collection))
+        return scan, tables
+
+    def rescan_workflow(self, workflow_id: str) -> None:
+        """Scan one workflow and rebuild its changed tables, as a change event asks for."""
+        found = [(p, w) for p in self.projects for w in p.workflows if w.id == workflow_id]
+        if not found:
+            logger.warning("change event for unknown workflow %s ignored", workflow_id)
+            return
+        project, workflow = found[0]
+        with self._scan_lock:
+            if self._stopping.is_set():
+                return
+            started = time.monotonic()
+            try:
+                scan, tables = self._scan_workflow(project, workflow)
+            except ScanStopped:
+                return
+            counts = scan.counts
+            logger.info(
+                "rescanned workflow %s (%s) after a change: %d runs, +%d ~%d -%d files, %d rows, %.2f s",
+                workflow.name,
+                workflow_id,
+                scan.runs,
+                counts.files_added,
+                counts.files_changed,
+                counts.files_removed,
+                sum(table.rows for table in tables),
+                time.monotonic() - started,
+            )
 
     def _raise_if_stopping(self) -> None:
         if self._stopping.is_set():
@@ -156,6 +194,16 @@ class Ingestor:
             self._scheduler.start()
             logger.info("reconcile scheduled every %d s", interval)
 
+        if self.settings.ingest.watch_mode != "off":
+            self._watcher = Watcher(
+                self.projects,
+                self.rescan_workflow,
+                self.settings.ingest.settle_seconds,
+                self.settings.ingest.watch_mode,
+            )
+            self._watcher.start()
+            self.status.locations = list(self._watcher.locations)
+
     def _reconcile(self) -> None:
         try:
             self.scan_all()
@@ -165,6 +213,9 @@ class Ingestor:
     def stop(self) -> None:
         """Stop the scheduler, and wait for a running scan to end after its current step."""
         self._stopping.set()
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None

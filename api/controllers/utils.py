@@ -10,7 +10,7 @@ import duckdb
 from litestar import Controller, Request, Response, get
 from litestar.openapi import ResponseSpec
 
-from api.schemas import HealthOut, IngestStatusOut, StatusOut
+from api.schemas import HealthOut, IngestStatusOut, LocationWatchOut, StatusOut
 from catalog import Catalog, CatalogError
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,10 @@ class UtilsController(Controller):
                 last_scan_finished=ingest.last_scan_finished,
                 scans_completed=ingest.scans_completed,
                 last_error=ingest.last_error,
+                locations=[
+                    LocationWatchOut(workflow_id=w.workflow_id, location=w.location, mode=w.mode, reason=w.reason)
+                    for w in ingest.locations
+                ],
             ),
         )
 

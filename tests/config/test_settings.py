@@ -86,6 +86,7 @@ OVERRIDES: list[tuple[str, str, Callable[[Settings], Any], Any]] = [
     ("DEPICTIO_INGEST_SCAN_ON_START", "false", lambda s: s.ingest.scan_on_start, False),
     ("DEPICTIO_INGEST_RECONCILE_SECONDS", "0", lambda s: s.ingest.reconcile_seconds, 0),
     ("DEPICTIO_INGEST_SETTLE_SECONDS", "0.5", lambda s: s.ingest.settle_seconds, 0.5),
+    ("DEPICTIO_INGEST_WATCH_MODE", "polling", lambda s: s.ingest.watch_mode, "polling"),
 ]
 
 
