@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("depictiod")
 
+# How often `depictiod scan` waits for files that are still being written.
+_SETTLE_ROUNDS = 5
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -111,6 +114,18 @@ def _scan(arguments: argparse.Namespace, settings: Settings, projects: list[Proj
         ingestor = Ingestor(catalog, settings, projects)
         ingestor.register_projects()
         results = ingestor.scan_all()
+        # Files modified within the settle window are still being written: wait, then look again.
+        for _ in range(_SETTLE_ROUNDS):
+            if not any(result.unsettled for result in results):
+                break
+            waiting = sum(result.unsettled for result in results)
+            logger.info(
+                "%d files were modified in the last %.1f s; scanning again once they are quiet",
+                waiting,
+                settings.ingest.settle_seconds,
+            )
+            time.sleep(settings.ingest.settle_seconds)
+            results = ingestor.scan_all()
     finally:
         catalog.close()
 

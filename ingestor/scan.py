@@ -35,10 +35,17 @@ class WorkflowScan(msgspec.Struct, kw_only=True):
     counts: SyncCounts
     warnings: list[str]
     seconds: float
+    # Files modified within the settle window, left for a later scan.
+    unsettled: int = 0
 
 
-def scan_workflow(catalog: Catalog, project: Project, workflow: Workflow) -> WorkflowScan:
-    """Register the workflow's current runs and files; remove those that are gone."""
+def scan_workflow(catalog: Catalog, project: Project, workflow: Workflow, settle_seconds: float = 0.0) -> WorkflowScan:
+    """Register the workflow's current runs and files; remove those that are gone.
+
+    A file modified less than `settle_seconds` ago may still be written: it is left as
+    the catalog had it (or not registered yet) and counted in `unsettled`, so the caller
+    scans again once it is quiet.
+    """
     started = time.monotonic()
     started_at = utc_now()
     warnings: list[str] = []
@@ -50,12 +57,15 @@ def scan_workflow(catalog: Catalog, project: Project, workflow: Workflow) -> Wor
     runs = _add_single_file_runs(workflow, runs, found)
 
     previous = {record.id: record for record in catalog.files.list_for_workflow(workflow.id)}
+    found, unsettled = _split_unsettled(found, settle_seconds)
     records = [_file_record(workflow, item, previous, warnings) for item in found]
+    # An unsettled file keeps the record it had, so its rows stay until it is quiet.
+    records += [previous.get(derive_id("file", item.collection_id, item.path)) for item in unsettled]
     files = [record for record in records if record is not None]
     run_records = [_run_record(workflow, run, files) for run in runs]
     counts = catalog.files.sync_workflow(workflow.id, run_records, files)
 
-    collections = _collection_summaries(workflow, files, warnings)
+    collections = _collection_summaries(workflow, files, unsettled, warnings)
     seconds = time.monotonic() - started
     report = ScanReport(
         id=derive_id("scan", workflow.id, started_at.isoformat()),
@@ -81,7 +91,25 @@ def scan_workflow(catalog: Catalog, project: Project, workflow: Workflow) -> Wor
         counts=counts,
         warnings=warnings,
         seconds=seconds,
+        unsettled=len(unsettled),
     )
+
+
+def _split_unsettled(found: list[FileFound], settle_seconds: float) -> tuple[list[FileFound], list[FileFound]]:
+    """Split files into (settled, unsettled): unsettled ones were modified within the window.
+
+    A modification time up to the window in the future also counts as recent, because the
+    clock of a file server may run ahead of this machine's.
+    """
+    if settle_seconds <= 0:
+        return found, []
+    now_ns = time.time_ns()
+    window_ns = int(settle_seconds * 1e9)
+    settled: list[FileFound] = []
+    unsettled: list[FileFound] = []
+    for item in found:
+        (unsettled if abs(now_ns - item.mtime_ns) < window_ns else settled).append(item)
+    return settled, unsettled
 
 
 def _find_recursive_files(workflow: Workflow, runs: list[RunFound], warnings: list[str]) -> list[FileFound]:
@@ -257,7 +285,10 @@ def _run_record(workflow: Workflow, run: RunFound, files: list[FileRecord]) -> R
     )
 
 
-def _collection_summaries(workflow: Workflow, files: list[FileRecord], warnings: list[str]) -> list[CollectionScan]:
+def _collection_summaries(
+    workflow: Workflow, files: list[FileRecord], unsettled: list[FileFound], warnings: list[str]
+) -> list[CollectionScan]:
+    waiting = {item.collection_id for item in unsettled}
     summaries = []
     for collection in workflow.data_collections:
         assert collection.id is not None
@@ -267,7 +298,7 @@ def _collection_summaries(workflow: Workflow, files: list[FileRecord], warnings:
                 summary.files += 1
                 summary.empty_files += int(record.filesize == 0)
         scan = collection.config.scan
-        if summary.files == 0 and scan is not None:
+        if summary.files == 0 and scan is not None and collection.id not in waiting:
             where = ", ".join(workflow.data_location.locations)
             what = scan.scan_parameters.get("filename") or scan.scan_parameters["regex_config"]["pattern"]
             warnings.append(

@@ -28,6 +28,11 @@ class ProjectScan(msgspec.Struct, kw_only=True):
     seconds: float
 
     @property
+    def unsettled(self) -> int:
+        """Count the files left for a later scan because they were modified just now."""
+        return sum(scan.unsettled for scan in self.workflows)
+
+    @property
     def files_failed(self) -> int:
         """Count the files that failed, plus one for each collection whose aggregation raised."""
         errors = sum(1 for table in self.tables if table.outcome == "error")
@@ -122,7 +127,10 @@ class Ingestor:
 
     def _scan_workflow(self, project: Project, workflow: Workflow) -> tuple[WorkflowScan, list[CollectionAggregate]]:
         self._raise_if_stopping()
-        scan = scan_workflow(self.catalog, project, workflow)
+        scan = scan_workflow(self.catalog, project, workflow, self.settings.ingest.settle_seconds)
+        if scan.unsettled and self._watcher is not None and workflow.id is not None:
+            # Files still being written: look again once they are quiet.
+            self._watcher.mark_changed(workflow.id)
         for warning in scan.warnings:
             logger.warning("project %s, workflow %s: %s", project.name, workflow.name, warning)
         tables = []

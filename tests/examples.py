@@ -88,7 +88,8 @@ def write_settings(target: Path, projects: list[Path], port: int = 8058) -> Path
         f"[server]\nport = {port}\n"
         f'[catalog]\npath = "{target / "catalog.duckdb"}"\n'
         f'[auth]\nkey_file = "{target / "auth.key"}"\nadmin_email = "admin@example.org"\n'
-        "[ingest]\nreconcile_seconds = 0\n",
+        # Example files are copied just before the service starts, so they count as settled.
+        "[ingest]\nreconcile_seconds = 0\nsettle_seconds = 0\n",
         encoding="utf-8",
     )
     return settings

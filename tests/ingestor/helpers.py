@@ -91,7 +91,9 @@ class Harness:
     def _open(self) -> None:
         self.project: Project = config.load_projects([str(self.project_path)])[0]
         self.catalog = catalog.Catalog(str(self.catalog_path))
-        self.ingestor = ingestor.Ingestor(self.catalog, config.Settings(), [self.project])
+        # Test files are written just before each scan, so they must count as settled.
+        settings = config.Settings(ingest=config.settings.IngestSettings(settle_seconds=0))
+        self.ingestor = ingestor.Ingestor(self.catalog, settings, [self.project])
         self.ingestor.register_projects()
 
     @property
