@@ -53,6 +53,8 @@ class IngestSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # How locations are watched: auto (polling on network file systems, else events),
     # events, polling, or off (the scheduled reconcile only).
     watch_mode: Literal["auto", "events", "polling", "off"] = "auto"
+    # A location that vanishes (an unmounted share, say) keeps its runs this many seconds.
+    missing_location_grace_seconds: int = 3600
 
 
 class _SettingsFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -197,6 +199,7 @@ _RANGES = (
     ("auth", "refresh_token_days", 1, 3_650),
     ("ingest", "reconcile_seconds", 0, 604_800),
     ("ingest", "settle_seconds", 0, 3_600),
+    ("ingest", "missing_location_grace_seconds", 0, 604_800),
 )
 
 

@@ -51,8 +51,11 @@ def is_temporary(name: str) -> bool:
     return name.startswith(".") or name.endswith(TEMPORARY_SUFFIXES)
 
 
-def discover_runs(workflow: Workflow, warnings: list[str]) -> list[RunFound]:
-    """Return the workflow's runs in location order, then name order."""
+def discover_runs(workflow: Workflow, warnings: list[str], missing: list[str] | None = None) -> list[RunFound]:
+    """Return the workflow's runs in location order, then name order.
+
+    Locations that are missing or not folders are appended to `missing`.
+    """
     location = workflow.data_location
     pattern = re.compile(location.runs_regex) if location.runs_regex else None
     runs: list[RunFound] = []
@@ -60,9 +63,8 @@ def discover_runs(workflow: Workflow, warnings: list[str]) -> list[RunFound]:
 
     for folder in location.locations:
         if not os.path.isdir(folder):
-            warnings.append(
-                f"location {folder!r} of workflow {workflow.name!r} is missing or not a folder; its runs count as removed"
-            )
+            if missing is not None:
+                missing.append(folder)
             continue
         for run_path in _run_folders(folder, location.structure, pattern, warnings):
             tag = os.path.basename(os.path.normpath(run_path))

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import time
+from collections.abc import Callable
 
 import msgspec
 
@@ -39,22 +40,37 @@ class WorkflowScan(msgspec.Struct, kw_only=True):
     unsettled: int = 0
 
 
-def scan_workflow(catalog: Catalog, project: Project, workflow: Workflow, settle_seconds: float = 0.0) -> WorkflowScan:
+def scan_workflow(
+    catalog: Catalog,
+    project: Project,
+    workflow: Workflow,
+    settle_seconds: float = 0.0,
+    held_locations: Callable[[list[str]], list[str]] | None = None,
+) -> WorkflowScan:
     """Register the workflow's current runs and files; remove those that are gone.
 
     A file modified less than `settle_seconds` ago may still be written: it is left as
     the catalog had it (or not registered yet) and counted in `unsettled`, so the caller
-    scans again once it is quiet.
+    scans again once it is quiet. `held_locations` receives the locations that are missing
+    and returns those whose runs are kept as stored (an unmounted share may come back);
+    without it, the runs of a missing location are removed.
     """
     started = time.monotonic()
     started_at = utc_now()
     warnings: list[str] = []
     assert workflow.id is not None and project.id is not None
 
-    runs = discover_runs(workflow, warnings)
+    missing: list[str] = []
+    runs = discover_runs(workflow, warnings, missing)
     found = _find_recursive_files(workflow, runs, warnings)
     found += _find_single_files(workflow, runs, warnings)
     runs = _add_single_file_runs(workflow, runs, found)
+    held = held_locations(missing) if held_locations is not None and missing else []
+    for folder in missing:
+        outcome = (
+            "its runs are kept until it returns or its grace period ends" if folder in held else "its runs are removed"
+        )
+        warnings.append(f"location {folder!r} of workflow {workflow.name!r} is missing or not a folder; {outcome}")
 
     previous = {record.id: record for record in catalog.files.list_for_workflow(workflow.id)}
     found, unsettled = _split_unsettled(found, settle_seconds)
@@ -63,6 +79,11 @@ def scan_workflow(catalog: Catalog, project: Project, workflow: Workflow, settle
     records += [previous.get(derive_id("file", item.collection_id, item.path)) for item in unsettled]
     files = [record for record in records if record is not None]
     run_records = [_run_record(workflow, run, files) for run in runs]
+    if held:
+        kept_runs = [run for run in catalog.runs.list_for_workflow(workflow.id) if _under_any(run.run_location, held)]
+        run_records += kept_runs
+        kept_tags = {run.run_tag for run in kept_runs}
+        files += [record for record in previous.values() if record.run_tag in kept_tags]
     counts = catalog.files.sync_workflow(workflow.id, run_records, files)
 
     collections = _collection_summaries(workflow, files, unsettled, warnings)
@@ -93,6 +114,10 @@ def scan_workflow(catalog: Catalog, project: Project, workflow: Workflow, settle
         seconds=seconds,
         unsettled=len(unsettled),
     )
+
+
+def _under_any(path: str, folders: list[str]) -> bool:
+    return any(path == folder or path.startswith(folder.rstrip(os.sep) + os.sep) for folder in folders)
 
 
 def _split_unsettled(found: list[FileFound], settle_seconds: float) -> tuple[list[FileFound], list[FileFound]]:

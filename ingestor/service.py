@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -71,6 +72,8 @@ class Ingestor:
         self._stopping = threading.Event()
         # Collections whose files could not be read, by inputs fingerprint (see aggregate_collection).
         self._unreadable: dict[str, str] = {}
+        # When each missing location was first found missing (monotonic seconds).
+        self._missing_since: dict[str, float] = {}
         self._scheduler: BackgroundScheduler | None = None
         self._watcher: Watcher | None = None
 
@@ -127,7 +130,10 @@ class Ingestor:
 
     def _scan_workflow(self, project: Project, workflow: Workflow) -> tuple[WorkflowScan, list[CollectionAggregate]]:
         self._raise_if_stopping()
-        scan = scan_workflow(self.catalog, project, workflow, self.settings.ingest.settle_seconds)
+        scan = scan_workflow(self.catalog, project, workflow, self.settings.ingest.settle_seconds, self._held_locations)
+        for folder in workflow.data_location.locations:
+            if os.path.isdir(folder):
+                self._missing_since.pop(folder, None)  # Back again: a later absence starts a new grace.
         if scan.unsettled and self._watcher is not None and workflow.id is not None:
             # Files still being written: look again once they are quiet.
             self._watcher.mark_changed(workflow.id)
@@ -166,6 +172,12 @@ class Ingestor:
                 sum(table.rows for table in tables),
                 time.monotonic() - started,
             )
+
+    def _held_locations(self, missing: list[str]) -> list[str]:
+        """Return the missing locations still within their grace period, whose runs are kept."""
+        now = time.monotonic()
+        grace = self.settings.ingest.missing_location_grace_seconds
+        return [folder for folder in missing if now - self._missing_since.setdefault(folder, now) < grace]
 
     def _raise_if_stopping(self) -> None:
         if self._stopping.is_set():
