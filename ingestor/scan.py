@@ -52,8 +52,8 @@ def scan_workflow(
     A file modified less than `settle_seconds` ago may still be written: it is left as
     the catalog had it (or not registered yet) and counted in `unsettled`, so the caller
     scans again once it is quiet. `held_locations` receives the locations that are missing
-    and returns those whose runs are kept as stored (an unmounted share may come back);
-    without it, the runs of a missing location are removed.
+    and returns those whose runs are kept as stored, because an unmounted share may come
+    back. Without it, the runs of a missing location are removed.
     """
     started = time.monotonic()
     started_at = utc_now()

@@ -146,7 +146,7 @@ class Ingestor:
         return scan, tables
 
     def rescan_workflow(self, workflow_id: str) -> None:
-        """Scan one workflow and rebuild its changed tables, as a change event asks for."""
+        """Scan one workflow and rebuild its changed tables, after a change event."""
         found = [(p, w) for p in self.projects for w in p.workflows if w.id == workflow_id]
         if not found:
             logger.warning("change event for unknown workflow %s ignored", workflow_id)
