@@ -50,3 +50,8 @@ def can_read(user: UserRecord, record: ProjectRecord, default_owner: str) -> boo
 
 def readable_projects(catalog: Catalog, user: UserRecord, default_owner: str) -> list[ProjectRecord]:
     return [record for record in catalog.projects.list() if can_read(user, record, default_owner)]
+
+
+def can_manage(user: UserRecord, record: ProjectRecord, default_owner: str) -> bool:
+    """Return True when the user may change the project or trigger its scans: owners and admins."""
+    return user.is_admin or user.id in owner_ids(record.project, default_owner)

@@ -221,3 +221,51 @@ def rename_ids(value: Any) -> Any:
     if isinstance(value, list):
         return [rename_ids(item) for item in value]
     return value
+
+
+class ScanCollectionOut(msgspec.Struct, kw_only=True):
+    collection_id: str
+    tag: str
+    files: int
+    empty_files: int
+
+
+class ScanReportOut(msgspec.Struct, kw_only=True):
+    """One scan of one workflow: what it found and changed, and the warnings it raised."""
+
+    id: str
+    project_id: str
+    workflow_id: str
+    # startup, schedule, event, api or command.
+    trigger: str
+    started_at: str
+    finished_at: str
+    runs: int
+    files_total: int
+    files_new: int
+    files_changed: int
+    files_removed: int
+    files_failed: int
+    files_unsettled: int
+    warnings: list[str]
+    collections: list[ScanCollectionOut]
+
+
+class ScanPage(msgspec.Struct, kw_only=True):
+    total: int
+    limit: int
+    offset: int
+    scans: list[ScanReportOut]
+
+
+class ScanTriggerOut(msgspec.Struct, kw_only=True):
+    """The result of a scan that a client asked for."""
+
+    project_id: str
+    runs: int
+    files: int
+    rows: int
+    files_failed: int
+    files_unsettled: int
+    seconds: float
+    warnings: list[str]

@@ -25,3 +25,21 @@ class ScanRepository:
                 f"INSERT INTO scan_reports ({_COLUMNS}) VALUES ({', '.join('?' * len(values))})", values
             )
         )
+
+    def list(self, project_ids: list[str], limit: int, offset: int) -> tuple[list[ScanReport], int]:
+        """Return the newest reports of these projects (a page of them) and their total count."""
+        with self._store.read() as cursor:
+            total_row = cursor.execute(
+                "SELECT count(*) FROM scan_reports WHERE project_id IN (SELECT unnest(?::VARCHAR[]))", [project_ids]
+            ).fetchone()
+            rows = cursor.execute(
+                f"SELECT {_COLUMNS} FROM scan_reports WHERE project_id IN (SELECT unnest(?::VARCHAR[])) "
+                "ORDER BY finished_at DESC, id LIMIT ? OFFSET ?",
+                [project_ids, limit, offset],
+            ).fetchall()
+        reports = []
+        for row in rows:
+            values = dict(zip(ScanReport.__struct_fields__, row, strict=True))
+            values["details"] = msgspec.json.decode(str(values["details"]))
+            reports.append(ScanReport(**values))
+        return reports, int(total_row[0]) if total_row else 0

@@ -113,7 +113,7 @@ def _scan(arguments: argparse.Namespace, settings: Settings, projects: list[Proj
     try:
         ingestor = Ingestor(catalog, settings, projects)
         ingestor.register_projects()
-        results = ingestor.scan_all()
+        results = ingestor.scan_all("command")
         # Files modified within the settle window are still being written: wait, then look again.
         for _ in range(_SETTLE_ROUNDS):
             if not any(result.unsettled for result in results):
@@ -125,7 +125,7 @@ def _scan(arguments: argparse.Namespace, settings: Settings, projects: list[Proj
                 settings.ingest.settle_seconds,
             )
             time.sleep(settings.ingest.settle_seconds)
-            results = ingestor.scan_all()
+            results = ingestor.scan_all("command")
     finally:
         catalog.close()
 

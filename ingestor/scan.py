@@ -46,6 +46,7 @@ def scan_workflow(
     workflow: Workflow,
     settle_seconds: float = 0.0,
     held_locations: Callable[[list[str]], list[str]] | None = None,
+    trigger: str = "schedule",
 ) -> WorkflowScan:
     """Register the workflow's current runs and files; remove those that are gone.
 
@@ -100,7 +101,12 @@ def scan_workflow(
         files_changed=counts.files_changed,
         files_removed=counts.files_removed,
         files_failed=sum(1 for record in files if record.status == "failed"),
-        details={"warnings": warnings},
+        details={
+            "trigger": trigger,
+            "warnings": warnings,
+            "unsettled": len(unsettled),
+            "collections": [msgspec.to_builtins(collection) for collection in collections],
+        },
     )
     catalog.scans.add(report)
     return WorkflowScan(

@@ -81,7 +81,7 @@ class Ingestor:
         """Store the configured projects in the catalog, dropping ones no longer configured."""
         self.catalog.projects.sync_from_config(self.projects)
 
-    def scan_all(self) -> list[ProjectScan]:
+    def scan_all(self, trigger: str = "schedule") -> list[ProjectScan]:
         """Scan and aggregate every project once; one failing project does not stop the others."""
         with self._scan_lock:
             self.status.state = "scanning"
@@ -89,7 +89,7 @@ class Ingestor:
             results = []
             for project in self.projects:
                 try:
-                    results.append(self.scan_project(project))
+                    results.append(self._scan_project(project, trigger))
                 except ScanStopped:
                     logger.info("scan stopped before it finished, because the service is stopping")
                     break
@@ -104,14 +104,22 @@ class Ingestor:
             self.status.last_scan_finished = utc_now().isoformat(sep=" ", timespec="seconds")
             return results
 
-    def scan_project(self, project: Project) -> ProjectScan:
+    def scan_project(self, project_id: str, trigger: str = "api") -> ProjectScan | None:
+        """Scan one configured project now; return None when no such project is configured."""
+        found = [project for project in self.projects if project.id == project_id]
+        if not found:
+            return None
+        with self._scan_lock:
+            return self._scan_project(found[0], trigger)
+
+    def _scan_project(self, project: Project, trigger: str) -> ProjectScan:
         """Scan every workflow of `project`, then rebuild the tables whose inputs changed."""
         assert project.id is not None
         started = time.monotonic()
         scans = []
         tables = []
         for workflow in project.workflows:
-            scan, workflow_tables = self._scan_workflow(project, workflow)
+            scan, workflow_tables = self._scan_workflow(project, workflow, trigger)
             scans.append(scan)
             tables.extend(workflow_tables)
 
@@ -128,9 +136,13 @@ class Ingestor:
         )
         return ProjectScan(project_id=project.id, name=project.name, workflows=scans, tables=tables, seconds=seconds)
 
-    def _scan_workflow(self, project: Project, workflow: Workflow) -> tuple[WorkflowScan, list[CollectionAggregate]]:
+    def _scan_workflow(
+        self, project: Project, workflow: Workflow, trigger: str
+    ) -> tuple[WorkflowScan, list[CollectionAggregate]]:
         self._raise_if_stopping()
-        scan = scan_workflow(self.catalog, project, workflow, self.settings.ingest.settle_seconds, self._held_locations)
+        scan = scan_workflow(
+            self.catalog, project, workflow, self.settings.ingest.settle_seconds, self._held_locations, trigger
+        )
         for folder in workflow.data_location.locations:
             if os.path.isdir(folder):
                 self._missing_since.pop(folder, None)  # Back again: a later absence starts a new grace.
@@ -157,7 +169,7 @@ class Ingestor:
                 return
             started = time.monotonic()
             try:
-                scan, tables = self._scan_workflow(project, workflow)
+                scan, tables = self._scan_workflow(project, workflow, "event")
             except ScanStopped:
                 return
             counts = scan.counts
@@ -202,7 +214,7 @@ class Ingestor:
         """Register projects, scan them once, then reconcile every `reconcile_seconds`."""
         self.register_projects()
         if self.settings.ingest.scan_on_start:
-            self.scan_all()
+            self.scan_all("startup")
         self.status.state = "idle"
 
         interval = self.settings.ingest.reconcile_seconds

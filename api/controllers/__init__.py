@@ -6,6 +6,7 @@ from api.controllers.deltatables import DeltaTableController
 from api.controllers.files import FileController
 from api.controllers.projects import ProjectController
 from api.controllers.runs import RunController
+from api.controllers.scans import ScanController
 from api.controllers.utils import UtilsController, health
 from api.controllers.workflows import WorkflowController
 
@@ -16,6 +17,7 @@ CONTROLLERS = [
     FileController,
     ProjectController,
     RunController,
+    ScanController,
     UtilsController,
     WorkflowController,
 ]

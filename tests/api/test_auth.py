@@ -38,11 +38,17 @@ def test_every_protected_route_rejects_missing_token(client: TestClient) -> None
         "/deltatables/shape/6a0001000000000000000003",
         "/deltatables/preview/6a0001000000000000000003",
         "/datacollections/specs/6a0001000000000000000003",
+        "/scans",
     ]
     for path in paths:
         response = client.get(API + path)
         assert response.status_code == 401, path
         assert set(response.json()) == ERROR_KEYS, path
+
+
+def test_scan_trigger_rejects_missing_token(client: TestClient) -> None:
+    response = client.post(f"{API}/projects/6a0001000000000000000001/scan")
+    assert response.status_code == 401
 
 
 def test_wrong_password_gets_401(client: TestClient) -> None:

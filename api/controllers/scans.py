@@ -1,0 +1,97 @@
+"""`/scans` and `/projects/{project_id}/scan`: scan history, and scans on request."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.params import FromPath, QueryParameter
+
+from api import policy
+from api.access import Access, format_time
+from api.schemas import ScanCollectionOut, ScanPage, ScanReportOut, ScanTriggerOut
+from catalog import ScanReport
+from ingestor import Ingestor
+
+MAX_SCANS_PER_PAGE = 500
+
+
+class ScanController(Controller):
+    path = "/"
+    tags = ["scans"]
+
+    @get("/scans", sync_to_thread=True, summary="Scan reports of readable projects, newest first")
+    def list_scans(
+        self,
+        access: NamedDependency[Access],
+        project_id: Annotated[str | None, QueryParameter(description="only this project's scans")] = None,
+        limit: Annotated[int, QueryParameter(description="reports per page, 1 to 500")] = 50,
+        offset: Annotated[int, QueryParameter(description="reports to skip, 0 or more")] = 0,
+    ) -> ScanPage:
+        if project_id is not None:
+            project_ids = [access.project(project_id).id]
+        else:
+            project_ids = [record.id for record in access.projects()]
+        limit = min(max(limit, 1), MAX_SCANS_PER_PAGE)
+        offset = max(offset, 0)
+        reports, total = access.catalog.scans.list(project_ids, limit, offset)
+        return ScanPage(total=total, limit=limit, offset=offset, scans=[_report_out(report) for report in reports])
+
+    @post(
+        "/projects/{project_id:str}/scan",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Scan a project now (owners and admins)",
+    )
+    def scan_project(
+        self, request: Request[Any, Any, Any], access: NamedDependency[Access], project_id: FromPath[str]
+    ) -> ScanTriggerOut:
+        record = access.project(project_id)
+        if not policy.can_manage(access.user, record, access.admin_id):
+            raise PermissionDeniedException("only the project's owners and administrators may trigger a scan")
+
+        ingestor: Ingestor = request.app.state.ingestor
+        result = ingestor.scan_project(project_id, trigger="api")
+        if result is None:
+            raise NotFoundException(f"project {project_id!r} is not scanned by this service")
+        return ScanTriggerOut(
+            project_id=project_id,
+            runs=sum(scan.runs for scan in result.workflows),
+            files=sum(collection.files for scan in result.workflows for collection in scan.collections),
+            rows=sum(table.rows for table in result.tables),
+            files_failed=result.files_failed,
+            files_unsettled=result.unsettled,
+            seconds=round(result.seconds, 3),
+            warnings=[warning for scan in result.workflows for warning in scan.warnings],
+        )
+
+
+def _report_out(report: ScanReport) -> ScanReportOut:
+    details = report.details
+    return ScanReportOut(
+        id=report.id,
+        project_id=report.project_id,
+        workflow_id=report.workflow_id,
+        trigger=str(details.get("trigger", "schedule")),
+        started_at=format_time(report.started_at) or "",
+        finished_at=format_time(report.finished_at) or "",
+        runs=report.runs,
+        files_total=report.files_total,
+        files_new=report.files_new,
+        files_changed=report.files_changed,
+        files_removed=report.files_removed,
+        files_failed=report.files_failed,
+        files_unsettled=int(details.get("unsettled", 0)),
+        warnings=[str(warning) for warning in details.get("warnings", [])],
+        collections=[
+            ScanCollectionOut(
+                collection_id=str(item["collection_id"]),
+                tag=str(item["tag"]),
+                files=int(item["files"]),
+                empty_files=int(item["empty_files"]),
+            )
+            for item in details.get("collections", [])
+        ],
+    )

@@ -1,0 +1,108 @@
+"""Scan history and scans on request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from litestar.testing import TestClient
+
+from api import create_app
+from api.security import hash_password
+from catalog import UserRecord, user_id_for, utc_now
+from config import load_projects, load_settings
+from tests.api.conftest import API, login
+from tests.examples import copy_bundled_examples, write_settings
+
+PENGUINS = "6a0001000000000000000001"
+PASSWORD = "scan-test-password"
+
+
+def _client(tmp_path: Path, pattern: str = "physical_features") -> TestClient:
+    projects = copy_bundled_examples(tmp_path)
+    penguins = projects[0]
+    penguins.write_text(penguins.read_text().replace('pattern: "physical_features', f'pattern: "{pattern}'))
+    settings = load_settings(str(write_settings(tmp_path, projects)), environ={})
+    return TestClient(create_app(settings, load_projects(settings.projects), admin_password=PASSWORD))
+
+
+def _add_user(client: TestClient, email: str) -> dict[str, str]:
+    client.app.state.catalog.users.add(
+        UserRecord(
+            id=user_id_for(email),
+            email=email,
+            password_hash=hash_password(PASSWORD),
+            is_admin=False,
+            is_active=True,
+            registration_date=utc_now(),
+            last_login=None,
+        )
+    )
+    return login(client, email, PASSWORD)
+
+
+def test_startup_scans_are_listed(tmp_path: Path) -> None:
+    with _client(tmp_path) as client:
+        headers = login(client, "admin@example.org", PASSWORD)
+
+        page = client.get(f"{API}/scans", headers=headers).json()
+
+    assert page["total"] == 2
+    assert {scan["trigger"] for scan in page["scans"]} == {"startup"}
+    penguins = next(scan for scan in page["scans"] if scan["project_id"] == PENGUINS)
+    assert penguins["runs"] == 3
+    assert {collection["tag"] for collection in penguins["collections"]} == {"physical_features", "demographic_data"}
+
+
+def test_zero_match_warning_is_visible(tmp_path: Path) -> None:
+    with _client(tmp_path, pattern="no_such_file") as client:
+        headers = login(client, "admin@example.org", PASSWORD)
+
+        page = client.get(f"{API}/scans", params={"project_id": PENGUINS}, headers=headers).json()
+
+    warnings = page["scans"][0]["warnings"]
+    assert any("matched no file" in warning and "no_such_file" in warning for warning in warnings)
+
+
+def test_admin_triggers_scan(tmp_path: Path) -> None:
+    with _client(tmp_path) as client:
+        headers = login(client, "admin@example.org", PASSWORD)
+
+        response = client.post(f"{API}/projects/{PENGUINS}/scan", headers=headers)
+        page = client.get(f"{API}/scans", params={"project_id": PENGUINS}, headers=headers).json()
+
+    assert response.status_code == 200
+    assert response.json()["runs"] == 3
+    assert response.json()["rows"] == 688
+    assert page["scans"][0]["trigger"] == "api"
+
+
+def test_viewer_cannot_trigger_scan(tmp_path: Path) -> None:
+    with _client(tmp_path) as client:
+        headers = _add_user(client, "viewer@example.org")
+
+        response = client.post(f"{API}/projects/{PENGUINS}/scan", headers=headers)
+
+    assert response.status_code == 403
+    assert set(response.json()) == {"status_code", "detail"}
+
+
+def test_unknown_project_scans_are_404(tmp_path: Path) -> None:
+    with _client(tmp_path) as client:
+        headers = login(client, "admin@example.org", PASSWORD)
+
+        listed = client.get(f"{API}/scans", params={"project_id": "f" * 24}, headers=headers)
+        triggered = client.post(f"{API}/projects/{'f' * 24}/scan", headers=headers)
+
+    assert listed.status_code == 404
+    assert triggered.status_code == 404
+
+
+def test_scans_are_paged(tmp_path: Path) -> None:
+    with _client(tmp_path) as client:
+        headers = login(client, "admin@example.org", PASSWORD)
+
+        page = client.get(f"{API}/scans", params={"limit": 1, "offset": 1}, headers=headers).json()
+
+    assert page["total"] == 2
+    assert page["limit"] == 1
+    assert len(page["scans"]) == 1
