@@ -42,6 +42,8 @@ class RunRecord(msgspec.Struct, kw_only=True, frozen=True):
     last_modification_time: datetime
     registration_time: datetime
     run_hash: str
+    # Workflow parameters found in the run folder: {"source": path, "values": {...}}, or {}.
+    parameters: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class FileRecord(msgspec.Struct, kw_only=True, frozen=True):

@@ -12,7 +12,7 @@ from catalog.store import Connection, Store
 
 _RUN_COLUMNS = (
     "id, workflow_id, run_tag, run_location, workflow_config_id, creation_time, "
-    "last_modification_time, registration_time, run_hash"
+    "last_modification_time, registration_time, run_hash, parameters"
 )
 _FILE_COLUMNS = (
     "id, data_collection_id, workflow_id, run_id, run_tag, file_location, filename, filesize, "
@@ -39,13 +39,13 @@ class RunRepository:
         rows = self._store.query(
             f"SELECT {_RUN_COLUMNS} FROM runs WHERE workflow_id = ? ORDER BY run_tag", [workflow_id]
         )
-        return [RunRecord(**dict(zip(RunRecord.__struct_fields__, row, strict=True))) for row in rows]
+        return [_run_record(row) for row in rows]
 
     def get(self, run_id: str) -> RunRecord | None:
         row = self._store.query_one(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", [run_id])
         if row is None:
             return None
-        return RunRecord(**dict(zip(RunRecord.__struct_fields__, row, strict=True)))
+        return _run_record(row)
 
     def file_ids(self, run_id: str) -> list[str]:
         return [
@@ -85,6 +85,12 @@ class FileRepository:
         return self._store.write(work)
 
 
+def _run_record(row: tuple[object, ...]) -> RunRecord:
+    values = dict(zip(RunRecord.__struct_fields__, row, strict=True))
+    values["parameters"] = msgspec.json.decode(str(values["parameters"] or "{}"))
+    return RunRecord(**values)  # type: ignore[arg-type]
+
+
 def _file_record(row: tuple[object, ...]) -> FileRecord:
     values = dict(zip(FileRecord.__struct_fields__, row, strict=True))
     values["wildcards"] = msgspec.json.decode(str(values["wildcards"] or "{}"))
@@ -109,7 +115,14 @@ def store_file_results(
 
 
 def _sync_runs(connection: Connection, workflow_id: str, runs: list[RunRecord], counts: SyncCounts) -> None:
-    compared = ("run_location", "workflow_config_id", "creation_time", "last_modification_time", "run_hash")
+    compared = (
+        "run_location",
+        "workflow_config_id",
+        "creation_time",
+        "last_modification_time",
+        "run_hash",
+        "parameters",
+    )
     stored = {
         row[0]: (row[1], row[2:])
         for row in connection.execute(
@@ -124,7 +137,7 @@ def _sync_runs(connection: Connection, workflow_id: str, runs: list[RunRecord], 
     written = []
     for run in runs:
         previous = stored.get(run.id)
-        if previous is not None and previous[1] == tuple(getattr(run, name) for name in compared):
+        if previous is not None and previous[1] == tuple(_run_row(run)[name] for name in compared):
             continue
         if previous is None:
             counts.runs_added += 1
@@ -163,7 +176,9 @@ def _sync_files(connection: Connection, workflow_id: str, files: list[FileRecord
 
 
 def _run_row(run: RunRecord) -> dict[str, object]:
-    return {name: getattr(run, name) for name in RunRecord.__struct_fields__}
+    row = {name: getattr(run, name) for name in RunRecord.__struct_fields__}
+    row["parameters"] = msgspec.json.encode(run.parameters).decode() if run.parameters else None
+    return row
 
 
 def _file_row(file: FileRecord) -> dict[str, object]:

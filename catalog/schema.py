@@ -6,7 +6,7 @@ has none, so uniqueness is kept by the repositories in this package (delete, the
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Aggregated tables live in their own schema, one table per data collection.
 DATA_SCHEMA = "data"
@@ -33,7 +33,7 @@ STATEMENTS = (
     """CREATE TABLE IF NOT EXISTS runs (
         id VARCHAR, workflow_id VARCHAR, run_tag VARCHAR, run_location VARCHAR,
         workflow_config_id VARCHAR, creation_time TIMESTAMP, last_modification_time TIMESTAMP,
-        registration_time TIMESTAMP, run_hash VARCHAR)""",
+        registration_time TIMESTAMP, run_hash VARCHAR, parameters VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS files (
         id VARCHAR, data_collection_id VARCHAR, workflow_id VARCHAR, run_id VARCHAR,
         run_tag VARCHAR, file_location VARCHAR, filename VARCHAR, filesize BIGINT,
@@ -61,3 +61,9 @@ STATEMENTS = (
         finished_at TIMESTAMP, runs INTEGER, files_total INTEGER, files_new INTEGER,
         files_changed INTEGER, files_removed INTEGER, files_failed INTEGER, details VARCHAR)""",
 )
+
+# Statements that take a catalog from the version of the key to the next one.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # Version 2 stores the run's workflow parameters (JSON) found in its folder.
+    1: ("ALTER TABLE runs ADD COLUMN parameters VARCHAR",),
+}

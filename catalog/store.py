@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import duckdb
 
 from catalog.errors import CatalogError, SchemaVersionError
-from catalog.schema import SCHEMA_VERSION, STATEMENTS
+from catalog.schema import MIGRATIONS, SCHEMA_VERSION, STATEMENTS
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,9 @@ class Store:
         if tables and tables[0]:
             row = self._connection.execute("SELECT value FROM catalog_meta WHERE key = 'schema_version'").fetchone()
             found = row[0] if row else "missing"
+            if found.isdigit() and int(found) in MIGRATIONS:
+                self._migrate(int(found))
+                return
             if found != str(SCHEMA_VERSION):
                 raise SchemaVersionError(self.path, found, SCHEMA_VERSION)
             return
@@ -74,6 +77,22 @@ class Store:
 
         self.write(create)
         logger.info("created catalog %s with schema version %d", self.path, SCHEMA_VERSION)
+
+    def _migrate(self, version: int) -> None:
+        """Bring a catalog of an older schema version up to the current one, one step a transaction."""
+        while version < SCHEMA_VERSION:
+            statements = MIGRATIONS[version]
+
+            def step(
+                connection: Connection, statements: tuple[str, ...] = statements, target: int = version + 1
+            ) -> None:
+                for statement in statements:
+                    connection.execute(statement)
+                connection.execute("UPDATE catalog_meta SET value = ? WHERE key = 'schema_version'", [str(target)])
+
+            self.write(step)
+            version += 1
+            logger.info("migrated catalog %s to schema version %d", self.path, version)
 
     def write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one transaction on the writer thread and return its result."""

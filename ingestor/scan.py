@@ -14,6 +14,7 @@ from catalog import Catalog, FileRecord, RunRecord, ScanReport, SyncCounts, utc_
 from config import DataCollection, Project, Workflow, derive_id
 from ingestor.discover import CollectionMatcher, FileFound, RunFound, discover_runs, timestamp, walk_run
 from ingestor.hashing import content_hash
+from ingestor.parameters import find_run_parameters
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def scan_workflow(
     # An unsettled file keeps the record it had, so its rows stay until it is quiet.
     records += [previous.get(derive_id("file", item.collection_id, item.path)) for item in unsettled]
     files = [record for record in records if record is not None]
-    run_records = [_run_record(workflow, run, files) for run in runs]
+    run_records = [_run_record(workflow, run, files, warnings) for run in runs]
     if held:
         kept_runs = [run for run in catalog.runs.list_for_workflow(workflow.id) if _under_any(run.run_location, held)]
         run_records += kept_runs
@@ -299,7 +300,7 @@ def _file_record(
     )
 
 
-def _run_record(workflow: Workflow, run: RunFound, files: list[FileRecord]) -> RunRecord:
+def _run_record(workflow: Workflow, run: RunFound, files: list[FileRecord], warnings: list[str]) -> RunRecord:
     assert workflow.id is not None and workflow.config is not None and workflow.config.id is not None
     hashes = sorted(record.content_hash for record in files if record.run_tag == run.tag)
     run_hash = hashlib.sha256("\n".join([run.location, *hashes]).encode()).hexdigest()
@@ -313,6 +314,7 @@ def _run_record(workflow: Workflow, run: RunFound, files: list[FileRecord]) -> R
         last_modification_time=run.last_modification_time,
         registration_time=utc_now(),
         run_hash=run_hash,
+        parameters=find_run_parameters(run.location, warnings),
     )
 
 

@@ -46,4 +46,7 @@ def _run_fields(access: NamedDependency[Access], run: RunRecord, permissions: Pe
         "run_hash": run.run_hash,
         "scan_results": [],
         "permissions": permissions,
+        # Depictio's WorkflowRun has no parameters field and its CLI rejects extra keys, so
+        # the parameters found in the run folder travel in flexible_metadata.
+        "flexible_metadata": {"parameters": run.parameters} if run.parameters else None,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from litestar.testing import TestClient
@@ -17,8 +18,12 @@ PENGUINS = "6a0001000000000000000001"
 PASSWORD = "scan-test-password"
 
 
-def _client(tmp_path: Path, pattern: str = "physical_features") -> TestClient:
+def _client(
+    tmp_path: Path, pattern: str = "physical_features", prepare: Callable[[Path], None] | None = None
+) -> TestClient:
     projects = copy_bundled_examples(tmp_path)
+    if prepare is not None:
+        prepare(tmp_path / "bundled" / "penguins" / "data")
     penguins = projects[0]
     penguins.write_text(penguins.read_text().replace('pattern: "physical_features', f'pattern: "{pattern}'))
     settings = load_settings(str(write_settings(tmp_path, projects)), environ={})
@@ -106,3 +111,19 @@ def test_scans_are_paged(tmp_path: Path) -> None:
     assert page["total"] == 2
     assert page["limit"] == 1
     assert len(page["scans"]) == 1
+
+
+def test_run_parameters_in_flexible_metadata(tmp_path: Path) -> None:
+    def add_params(data: Path) -> None:
+        folder = data / "run_1_adelie" / "pipeline_info"
+        folder.mkdir()
+        (folder / "params_2024-01-01_00-00-00.json").write_text('{"input": "samplesheet.csv"}')
+
+    with _client(tmp_path, prepare=add_params) as client:
+        headers = login(client, "admin@example.org", PASSWORD)
+        runs = client.get(f"{API}/runs/list/6a0001000000000000000002", headers=headers).json()
+
+    adelie = next(run for run in runs if run["run_tag"] == "run_1_adelie")
+    chinstrap = next(run for run in runs if run["run_tag"] == "run_2_chinstrap")
+    assert adelie["flexible_metadata"]["parameters"]["values"] == {"input": "samplesheet.csv"}
+    assert chinstrap["flexible_metadata"] is None
