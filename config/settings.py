@@ -2,7 +2,8 @@
 
 The variable for a setting is DEPICTIO_ + section + key in upper case, for example
 `DEPICTIO_SERVER_PORT=9000` or `DEPICTIO_INGEST_SETTLE_SECONDS=5`. `DEPICTIO_PROJECTS`
-takes a list of project files separated by the OS path separator (`:` on Linux).
+and `DEPICTIO_INGEST_LINK_ROOTS` take lists of paths separated by the OS path separator
+(`:` on Linux).
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ class IngestSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     watch_mode: Literal["auto", "events", "polling", "off"] = "auto"
     # A location that vanishes (an unmounted share, say) keeps its runs this many seconds.
     missing_location_grace_seconds: int = 3600
+    # Folders that symlinked result files may point into, besides the locations and their
+    # parent folders. Relative paths start at the folder of depictio.toml.
+    link_roots: list[str] = msgspec.field(default_factory=list)
 
 
 class _SettingsFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -173,6 +177,8 @@ def _parse_env_value(text: str, annotation: Any) -> Any:
         if lowered in ("0", "false", "no", "off"):
             return False
         return None
+    if isinstance(info, mi.ListType):
+        return [item for item in text.split(os.pathsep) if item]
     if isinstance(info, mi.IntType | mi.FloatType):
         try:
             number = float(text) if isinstance(info, mi.FloatType) else int(text)
@@ -230,4 +236,8 @@ def _resolve_paths(settings: Settings, source_file: str) -> Settings:
     catalog = msgspec.structs.replace(settings.catalog, path=resolve_path(settings.catalog.path, base_dir))
     auth = msgspec.structs.replace(settings.auth, key_file=resolve_path(settings.auth.key_file, base_dir))
     projects = [resolve_path(project, base_dir) for project in settings.projects]
-    return msgspec.structs.replace(settings, catalog=catalog, auth=auth, projects=projects, source_file=source_file)
+    link_roots = [resolve_path(root, base_dir) for root in settings.ingest.link_roots]
+    ingest = msgspec.structs.replace(settings.ingest, link_roots=link_roots)
+    return msgspec.structs.replace(
+        settings, catalog=catalog, auth=auth, ingest=ingest, projects=projects, source_file=source_file
+    )

@@ -48,6 +48,7 @@ def scan_workflow(
     settle_seconds: float = 0.0,
     held_locations: Callable[[list[str]], list[str]] | None = None,
     trigger: str = "schedule",
+    link_roots: list[str] | None = None,
 ) -> WorkflowScan:
     """Register the workflow's current runs and files; remove those that are gone.
 
@@ -64,7 +65,7 @@ def scan_workflow(
 
     missing: list[str] = []
     runs = discover_runs(workflow, warnings, missing)
-    found = _find_recursive_files(workflow, runs, warnings)
+    found = _find_recursive_files(workflow, runs, warnings, link_roots or [])
     found += _find_single_files(workflow, runs, warnings)
     runs = _add_single_file_runs(workflow, runs, found)
     held = held_locations(missing) if held_locations is not None and missing else []
@@ -144,7 +145,22 @@ def _split_unsettled(found: list[FileFound], settle_seconds: float) -> tuple[lis
     return settled, unsettled
 
 
-def _find_recursive_files(workflow: Workflow, runs: list[RunFound], warnings: list[str]) -> list[FileFound]:
+def link_target_roots(workflow: Workflow, extra_roots: list[str]) -> list[str]:
+    """Return the folders that a symlinked file of the workflow may point into.
+
+    These are the locations, their parent folders (Nextflow publishes results as links
+    into the `work/` folder beside `results/`) and the configured `ingest.link_roots`.
+    """
+    roots = []
+    for location in workflow.data_location.locations:
+        real = os.path.realpath(location)
+        roots += [real, os.path.dirname(real)]
+    return roots + [os.path.realpath(root) for root in extra_roots]
+
+
+def _find_recursive_files(
+    workflow: Workflow, runs: list[RunFound], warnings: list[str], extra_roots: list[str]
+) -> list[FileFound]:
     matchers = [
         CollectionMatcher(collection)
         for collection in workflow.data_collections
@@ -153,7 +169,7 @@ def _find_recursive_files(workflow: Workflow, runs: list[RunFound], warnings: li
     if not matchers:
         return []
 
-    roots = [os.path.realpath(location) for location in workflow.data_location.locations]
+    roots = link_target_roots(workflow, extra_roots)
     found: list[FileFound] = []
     for run in runs:
         # One walk per run serves every collection of the workflow.
@@ -223,14 +239,17 @@ def _stat_file(
     """Return the file's size and times, or None (with a warning) when it is skipped.
 
     With `roots`, a symlink whose target lies outside every root folder is skipped, so a
-    link in a run folder cannot publish files from elsewhere on the machine. Files are
+    link in a run folder cannot publish arbitrary files of the machine. Files are
     identified by the path where they were found, so two links to one file in two runs
     stay two files.
     """
     found_path = os.path.abspath(path)
     real_path = os.path.realpath(path)
     if roots is not None and not any(_is_within(real_path, root) for root in roots):
-        warnings.append(f"file {found_path!r} links to {real_path!r}, outside the workflow's locations; skipped")
+        warnings.append(
+            f"file {found_path!r} links to {real_path!r}, outside the workflow's locations and their parent "
+            "folders; skipped. Add the target's folder to ingest.link_roots to read it"
+        )
         return None
     try:
         info = os.stat(real_path)

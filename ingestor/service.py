@@ -141,7 +141,13 @@ class Ingestor:
     ) -> tuple[WorkflowScan, list[CollectionAggregate]]:
         self._raise_if_stopping()
         scan = scan_workflow(
-            self.catalog, project, workflow, self.settings.ingest.settle_seconds, self._held_locations, trigger
+            self.catalog,
+            project,
+            workflow,
+            self.settings.ingest.settle_seconds,
+            self._held_locations,
+            trigger,
+            self.settings.ingest.link_roots,
         )
         for folder in workflow.data_location.locations:
             if os.path.isdir(folder):

@@ -6,6 +6,8 @@ import gzip
 import os
 from pathlib import Path
 
+import pytest
+
 from catalog import FileRecord
 from tests.ingestor.conftest import StartHarness
 from tests.ingestor.helpers import Harness, table_collection, write_file
@@ -83,8 +85,10 @@ def test_time_zone_timestamps_aggregate(start: StartHarness, data_dir: Path) -> 
     assert harness.specs("t")["when"].specs["count"] == 2
 
 
-def test_symlink_outside_locations_is_skipped(start: StartHarness, data_dir: Path, tmp_path: Path) -> None:
-    secret = write_file(tmp_path / "outside" / "secret.csv", "user,password\nroot,hunter2\n")
+def test_symlink_outside_locations_is_skipped(
+    start: StartHarness, data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    secret = write_file(tmp_path_factory.mktemp("elsewhere") / "secret.csv", "user,password\nroot,hunter2\n")
     write_file(data_dir / "run_1" / "t.csv", GOOD_ROWS)
     os.symlink(secret, data_dir / "run_1" / "s.csv")
     harness = start([table_collection("t", r".*\.csv$")])
@@ -94,6 +98,36 @@ def test_symlink_outside_locations_is_skipped(start: StartHarness, data_dir: Pat
     assert harness.file_names("t") == ["run_1/t.csv"]
     warnings = [warning for scan in result.workflows for warning in scan.warnings]
     assert any("outside the workflow's locations" in warning for warning in warnings)
+
+
+def test_nextflow_link_into_work_is_read(start: StartHarness, data_dir: Path, tmp_path: Path) -> None:
+    # Nextflow publishes results as links into the work/ folder beside the results folder.
+    target = write_file(tmp_path / "work" / "ab" / "cdef12" / "t.csv", GOOD_ROWS)
+    (data_dir / "run_1").mkdir()
+    os.symlink(target, data_dir / "run_1" / "t.csv")
+    os.symlink(data_dir / "run_1", data_dir / "run_1" / "loop")
+    harness = start([table_collection("t", r"t\.csv$")])
+
+    harness.scan()
+
+    assert harness.file_names("t") == ["run_1/t.csv"]
+    assert harness.row_count_by_run("t") == {"run_1": 10}
+
+
+def test_dead_link_after_cleanup_is_removed(start: StartHarness, data_dir: Path, tmp_path: Path) -> None:
+    target = write_file(tmp_path / "work" / "ab" / "t.csv", GOOD_ROWS)
+    write_file(data_dir / "run_2" / "t.csv", GOOD_ROWS)
+    (data_dir / "run_1").mkdir()
+    os.symlink(target, data_dir / "run_1" / "t.csv")
+    harness = start([table_collection("t", r"t\.csv$")])
+    harness.scan()
+
+    target.unlink()
+    result = harness.scan()
+
+    assert harness.file_names("t") == ["run_2/t.csv"]
+    assert harness.row_count_by_run("t") == {"run_2": 10}
+    assert any("cannot be read" in warning for warning in result.workflows[0].warnings)
 
 
 def test_symlink_inside_locations_is_read(start: StartHarness, data_dir: Path) -> None:
