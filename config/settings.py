@@ -48,7 +48,7 @@ class IngestSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     scan_on_start: bool = True
     # Seconds between full reconciles of every location; 0 turns them off.
     reconcile_seconds: int = 300
-    # A file modified less than this long ago is left for a later scan; after a change
+    # A file modified less than this long ago is left for a later scan. After a change
     # event, the workflow is rescanned once no event came for this long.
     settle_seconds: float = 2.0
     # How locations are watched: auto (polling on network file systems, else events),
