@@ -16,7 +16,7 @@ from catalog import Catalog, CatalogError
 from config import ConfigError, Project, Settings, environment_names, load_projects, load_settings
 
 if TYPE_CHECKING:
-    from ingestor import Ingestor
+    from ingestor import Ingestor, ProjectScan
 
 logger = logging.getLogger("depictiod")
 
@@ -110,22 +110,16 @@ def _scan(arguments: argparse.Namespace, settings: Settings, projects: list[Proj
 
     # DuckDB allows one writing process per file, so opening fails while a service runs on it.
     catalog = Catalog(settings.catalog.path)
+    signals = _Interrupts()
     try:
-        ingestor = Ingestor(catalog, settings, projects)
-        ingestor.register_projects()
-        results = ingestor.scan_all("command")
-        # Files modified within the settle window are still being written: wait, then look again.
-        for _ in range(_SETTLE_ROUNDS):
-            if not any(result.unsettled for result in results):
-                break
-            waiting = sum(result.unsettled for result in results)
-            logger.info(
-                "%d files were modified in the last %.1f s; scanning again once they are quiet",
-                waiting,
-                settings.ingest.settle_seconds,
-            )
-            time.sleep(settings.ingest.settle_seconds)
-            results = ingestor.scan_all("command")
+        with signals.catch():
+            results = _scan_until_settled(Ingestor(catalog, settings, projects), settings)
+    except (KeyboardInterrupt, RuntimeError):
+        # DuckDB turns an interrupt during a query into RuntimeError("Query interrupted").
+        if not signals.received:
+            raise
+        print("depictiod: scan interrupted; the next scan continues where the catalog stands", file=sys.stderr)
+        return 130
     finally:
         catalog.close()
 
@@ -152,6 +146,24 @@ def _scan(arguments: argparse.Namespace, settings: Settings, projects: list[Proj
     return 1 if failed else 0
 
 
+def _scan_until_settled(ingestor: Ingestor, settings: Settings) -> list[ProjectScan]:
+    ingestor.register_projects()
+    results = ingestor.scan_all("command")
+    # Files modified within the settle window are still being written: wait, then look again.
+    for _ in range(_SETTLE_ROUNDS):
+        if not any(result.unsettled for result in results):
+            break
+        waiting = sum(result.unsettled for result in results)
+        logger.info(
+            "%d files were modified in the last %.1f s; scanning again once they are quiet",
+            waiting,
+            settings.ingest.settle_seconds,
+        )
+        time.sleep(settings.ingest.settle_seconds)
+        results = ingestor.scan_all("command")
+    return results
+
+
 def _serve(arguments: argparse.Namespace, settings: Settings, projects: list[Project]) -> int:
     import uvicorn
 
@@ -163,10 +175,13 @@ def _serve(arguments: argparse.Namespace, settings: Settings, projects: list[Pro
     port = arguments.port if arguments.port is not None else settings.server.port
     # Until the server runs, Ctrl-C and SIGTERM interrupt the main thread, which opens the
     # catalog and runs the start-up scan; both stop it cleanly.
-    with _interrupt_on_sigterm():
+    signals = _Interrupts()
+    with signals.catch():
         try:
             catalog = Catalog(settings.catalog.path)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, RuntimeError, CatalogError):
+            if not signals.received:
+                raise
             return 130
         ingestor = Ingestor(catalog, settings, projects)
         try:
@@ -177,7 +192,10 @@ def _serve(arguments: argparse.Namespace, settings: Settings, projects: list[Pro
             _close(ingestor, catalog)
             print(f"depictiod: {error}", file=sys.stderr)
             return 1
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, RuntimeError):
+            # DuckDB turns an interrupt during a query into RuntimeError("Query interrupted").
+            if not signals.received:
+                raise
             _close(ingestor, catalog)
             logger.info("depictiod stopped during the start-up scan; the next start scans again")
             return 130
@@ -190,15 +208,14 @@ def _serve(arguments: argparse.Namespace, settings: Settings, projects: list[Pro
     # uvicorn installs its own signal handlers while it serves and, after a graceful
     # shutdown on Ctrl-C, raises the interrupt again. Outside that window a signal still
     # arrives as KeyboardInterrupt.
-    interrupted = False
     try:
-        with _interrupt_on_sigterm():
+        with signals.catch():
             server.run()
     except KeyboardInterrupt:
-        interrupted = True
+        pass
     if not server.started:
         _close(ingestor, catalog)
-        return 130 if interrupted else 1
+        return 130 if signals.received else 1
     return 0
 
 
@@ -207,15 +224,21 @@ def _close(ingestor: Ingestor, catalog: Catalog) -> None:
     catalog.close()
 
 
-@contextlib.contextmanager
-def _interrupt_on_sigterm() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt for the block, so both stop it the same way."""
+class _Interrupts:
+    """Turns SIGINT and SIGTERM into KeyboardInterrupt inside `catch()`, and remembers them."""
 
-    def interrupt(signum: int, frame: FrameType | None) -> None:
+    def __init__(self) -> None:
+        self.received = False
+
+    def _interrupt(self, signum: int, frame: FrameType | None) -> None:
+        self.received = True
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    @contextlib.contextmanager
+    def catch(self) -> Iterator[None]:
+        previous = {number: signal.signal(number, self._interrupt) for number in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
