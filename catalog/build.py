@@ -177,7 +177,7 @@ class TableBuilder:
                 break
             except _TextColumnFound:
                 logger.info(
-                    "collection %s: a column holds text beyond the sniffed rows; loading every file again",
+                    "collection %s: a column contains text beyond the sniffed rows; loading every file again",
                     self.request.collection_id,
                 )
                 self.failures, self.loaded, self.observed = dict(planned_failures), set(), {}
@@ -564,7 +564,7 @@ def _swap(
         connection.execute(f"DROP TABLE IF EXISTS {live}")
         connection.execute(f'ALTER TABLE {builder.scratch} RENAME TO "dc_{collection_id}"')
         store_table_record(connection, table, column_specs)
-        # File outcomes commit with the table, so a table never stands without them.
+        # File outcomes commit with the table, so a table never exists without them.
         store_file_results(connection, _result_rows(outcomes))
         connection.execute("COMMIT")
     except BaseException:
@@ -620,16 +620,16 @@ def _error_summary(error: BaseException) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     if not lines:
         return type(error).__name__
-    kept = [lines[0]]
+    summary = [lines[0]]
     for line in lines[1:]:
         if line.startswith(("Stack Trace", "Possible fixes", "Possible Solution", "*", "/", "LINE ")):
             break
         if line.startswith("Original Line"):
             continue
-        kept.append(line)
-        if len(kept) == 3:
+        summary.append(line)
+        if len(summary) == 3:
             break
-    return " ".join(kept)[:500]
+    return " ".join(summary)[:500]
 
 
 def _result_rows(outcomes: list[FileResult]) -> list[tuple[str, str, str | None, int | None, int | None]]:

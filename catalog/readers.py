@@ -91,6 +91,7 @@ def _csv_expression(
     # dialect or silently skipping leading rows of a malformed file.
     arguments = ["delim = ?", "header = ?", "skip = ?"]
     parameters: list[Any] = [locations, separator_for(source), options.has_header, options.skip_rows]
+
     if options.quote_char is not None:
         arguments.append("quote = ?")
         parameters.append(options.quote_char)
@@ -102,6 +103,7 @@ def _csv_expression(
         # Empty cells stay null, as they are without null_values and in polars.
         arguments.append("nullstr = ?")
         parameters.append(sorted({*options.null_values, ""}))
+
     if columns is not None:
         # `types` rather than `columns`: DuckDB 1.5.5 rejects comment lines when `columns`
         # is given, and `types` naming every column also leaves no type to sniff.
@@ -110,6 +112,7 @@ def _csv_expression(
     elif options.column_types:
         arguments.append("types = ?")
         parameters.append(dict(options.column_types))
+
     if path_column is not None:
         arguments.append("filename = ?")
         parameters.append(path_column)

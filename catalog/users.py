@@ -30,10 +30,10 @@ class UserRepository:
         """Insert a user; the e-mail address must not be taken (checked here, not by a constraint)."""
 
         def work(connection: Connection) -> None:
-            taken = connection.execute(
+            existing = connection.execute(
                 "SELECT count(*) FROM users WHERE lower(email) = lower(?)", [user.email]
             ).fetchone()
-            if taken and taken[0]:
+            if existing and existing[0]:
                 raise ValueError(f"a user with e-mail {user.email!r} already exists")
             connection.execute(
                 f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",

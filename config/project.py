@@ -233,7 +233,7 @@ class Link(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class Permissions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Who may read or change a project: user ids or e-mail addresses, `"*"` for all viewers."""
+    """The users who may read or change a project: ids or e-mail addresses, `"*"` for all viewers."""
 
     owners: list[str | dict[str, Any]] = msgspec.field(default_factory=list)
     editors: list[str | dict[str, Any]] = msgspec.field(default_factory=list)

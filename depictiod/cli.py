@@ -118,7 +118,7 @@ def _scan(arguments: argparse.Namespace, settings: Settings, projects: list[Proj
         # DuckDB turns an interrupt during a query into RuntimeError("Query interrupted").
         if not signals.received:
             raise
-        print("depictiod: scan interrupted; the next scan continues where the catalog stands", file=sys.stderr)
+        print("depictiod: scan interrupted; the next scan starts from the catalog as it is now", file=sys.stderr)
         return 130
     finally:
         catalog.close()

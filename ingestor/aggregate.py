@@ -7,7 +7,7 @@ import time
 
 import msgspec
 
-from catalog import BuildRequest, Catalog, SourceFile, fingerprint
+from catalog import BuildRequest, Catalog, FileRecord, SourceFile, fingerprint
 from config import DataCollection, TableProperties, parse_reader_options
 
 logger = logging.getLogger(__name__)
@@ -51,13 +51,17 @@ def aggregate_collection(
     inputs = fingerprint([settings, *(f"{r.id}:{r.run_tag}:{r.content_hash}" for r in files)])
     existing = catalog.tables.get(collection.id)
     if unreadable.get(collection.id) == inputs:
-        failed = sum(1 for record in files if record.status == "failed")
-        return CollectionAggregate(collection_id=collection.id, tag=tag, outcome="empty", files_failed=failed)
+        return CollectionAggregate(
+            collection_id=collection.id, tag=tag, outcome="empty", files_failed=_count_failed(files)
+        )
     if existing is not None and existing.inputs_fingerprint == inputs:
         # Files that failed at the last build still fail: report them again.
-        failed = sum(1 for record in files if record.status == "failed")
         return CollectionAggregate(
-            collection_id=collection.id, tag=tag, outcome="unchanged", rows=existing.row_count, files_failed=failed
+            collection_id=collection.id,
+            tag=tag,
+            outcome="unchanged",
+            rows=existing.row_count,
+            files_failed=_count_failed(files),
         )
 
     properties = msgspec.convert(collection.config.dc_specific_properties, TableProperties)
@@ -113,3 +117,8 @@ def aggregate_collection(
         files_failed=failed,
         seconds=seconds,
     )
+
+
+def _count_failed(files: list[FileRecord]) -> int:
+    """Count the files whose last aggregation failed; unchanged inputs fail the same way again."""
+    return sum(1 for record in files if record.status == "failed")

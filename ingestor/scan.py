@@ -68,10 +68,12 @@ def scan_workflow(
     found = _find_recursive_files(workflow, runs, warnings, link_roots or [])
     found += _find_single_files(workflow, runs, warnings)
     runs = _add_single_file_runs(workflow, runs, found)
-    held = held_locations(missing) if held_locations is not None and missing else []
+    kept_locations = held_locations(missing) if held_locations is not None and missing else []
     for folder in missing:
         outcome = (
-            "its runs are kept until it returns or its grace period ends" if folder in held else "its runs are removed"
+            "its runs are kept until it returns or its grace period ends"
+            if folder in kept_locations
+            else "its runs are removed"
         )
         warnings.append(f"location {folder!r} of workflow {workflow.name!r} is missing or not a folder; {outcome}")
 
@@ -82,8 +84,10 @@ def scan_workflow(
     records += [previous.get(derive_id("file", item.collection_id, item.path)) for item in unsettled]
     files = [record for record in records if record is not None]
     run_records = [_run_record(workflow, run, files, warnings) for run in runs]
-    if held:
-        kept_runs = [run for run in catalog.runs.list_for_workflow(workflow.id) if _under_any(run.run_location, held)]
+    if kept_locations:
+        kept_runs = [
+            run for run in catalog.runs.list_for_workflow(workflow.id) if _under_any(run.run_location, kept_locations)
+        ]
         run_records += kept_runs
         kept_tags = {run.run_tag for run in kept_runs}
         files += [record for record in previous.values() if record.run_tag in kept_tags]
@@ -122,10 +126,6 @@ def scan_workflow(
         seconds=seconds,
         unsettled=len(unsettled),
     )
-
-
-def _under_any(path: str, folders: list[str]) -> bool:
-    return any(path == folder or path.startswith(folder.rstrip(os.sep) + os.sep) for folder in folders)
 
 
 def _split_unsettled(found: list[FileFound], settle_seconds: float) -> tuple[list[FileFound], list[FileFound]]:
@@ -245,7 +245,7 @@ def _stat_file(
     """
     found_path = os.path.abspath(path)
     real_path = os.path.realpath(path)
-    if roots is not None and not any(_is_within(real_path, root) for root in roots):
+    if roots is not None and not _under_any(real_path, roots):
         warnings.append(
             f"file {found_path!r} links to {real_path!r}, outside the workflow's locations and their parent "
             "folders; skipped. Add the target's folder to ingest.link_roots to read it"
@@ -270,8 +270,9 @@ def _stat_file(
     )
 
 
-def _is_within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+def _under_any(path: str, folders: list[str]) -> bool:
+    """Return True when `path` is one of `folders` or lies inside one of them."""
+    return any(path == folder or path.startswith(folder.rstrip(os.sep) + os.sep) for folder in folders)
 
 
 def _file_record(
@@ -320,7 +321,9 @@ def _file_record(
 
 
 def _run_record(workflow: Workflow, run: RunFound, files: list[FileRecord], warnings: list[str]) -> RunRecord:
-    assert workflow.id is not None and workflow.config is not None and workflow.config.id is not None
+    assert workflow.id is not None
+    assert workflow.config is not None
+    assert workflow.config.id is not None
     hashes = sorted(record.content_hash for record in files if record.run_tag == run.tag)
     run_hash = hashlib.sha256("\n".join([run.location, *hashes]).encode()).hexdigest()
     return RunRecord(
