@@ -1,4 +1,9 @@
-"""Build one data collection's table from its files, then swap it in atomically.
+"""Keep one data collection's table equal to its files: update it by file, or rebuild it.
+
+An update reads only the files whose content or run changed since the table was made,
+then deletes the rows of changed and removed files and inserts the new rows in one
+transaction. When the new files would change the table's columns or types, or when the
+collection's reader settings changed, the whole table is built again and swapped in.
 
 Each file is described once (DuckDB sniffs its dialect and types). Files with equal
 columns and types are then read together with one `read_csv` or `read_parquet` over the
@@ -35,7 +40,8 @@ from catalog.widen import INTEGER_TYPES, NULL, TEXT, common_type, unify
 logger = logging.getLogger(__name__)
 
 # Columns that depictiod adds to every aggregated row; a file's own copies are replaced.
-RESERVED_COLUMNS = ("depictio_run_id", "depictio_file_id", "aggregation_time")
+_RESERVED_TYPES = (("depictio_run_id", "VARCHAR"), ("depictio_file_id", "VARCHAR"), ("aggregation_time", "TIMESTAMP"))
+RESERVED_COLUMNS = tuple(name for name, _ in _RESERVED_TYPES)
 _RESERVED = set(RESERVED_COLUMNS)
 # Column that carries each row's source path while a group of files is read.
 _PATH_COLUMN = "depictiod_source_path__"
@@ -81,6 +87,8 @@ class BuildRequest(msgspec.Struct, kw_only=True, frozen=True):
     files: list[SourceFile]
     # Fingerprint of the files and reader settings; equal fingerprints mean equal tables.
     inputs_fingerprint: str
+    # Fingerprint of the reader settings alone; when it changes, no row is reused.
+    settings_fingerprint: str = ""
     keep_columns: list[str] | None = None
     descriptions: dict[str, str] = msgspec.field(default_factory=dict)
     input_bytes: int = 0
@@ -98,6 +106,8 @@ class BuildResult(msgspec.Struct, kw_only=True, frozen=True):
     table: TableRecord | None
     files: list[FileResult]
     column_specs: list[ColumnSpec] = msgspec.field(default_factory=list)
+    # True when only the changed files were read and their rows replaced in the live table.
+    updated_in_place: bool = False
 
 
 class _TextColumnFound(Exception):
@@ -118,9 +128,43 @@ def _own(columns: Columns) -> Columns:
     return [(name, kind) for name, kind in columns if name.lower() not in _RESERVED]
 
 
-def _observed(columns: Columns, empty: set[str]) -> dict[str, str]:
-    """Return a file's column types by lower-case name, leaving out reserved and empty columns."""
-    return {name.lower(): kind for name, kind in _own(columns) if name.lower() not in empty}
+def input_key(source: SourceFile) -> str:
+    """Return what a table records of a file it read: rows change with the run tag or the content."""
+    return f"{source.run_tag}:{source.content_hash}"
+
+
+def expected_columns(schemas: list[Columns], keep_columns: list[str] | None) -> Columns:
+    """Return the table columns that files with these schemas give, in order of first appearance.
+
+    A name takes the spelling of its first file; names are compared ignoring case, as DuckDB
+    compares them. A file schema types an empty column as NULL, so it sets no type.
+    """
+    distinct = list(dict.fromkeys(tuple(columns) for columns in schemas))
+    spelling: dict[str, str] = {}
+    for columns in distinct:
+        for name, _ in columns:
+            spelling.setdefault(name.lower(), name)
+    unified = unify(
+        [
+            (str(index), [(spelling[name.lower()], kind) for name, kind in columns])
+            for index, columns in enumerate(distinct)
+        ]
+    )
+    keep = {name.lower() for name in keep_columns or []}
+    return [(name, kind) for name, kind in unified.columns if not keep or name.lower() in keep]
+
+
+def drift_notes(schemas: dict[str, Columns], table: Columns) -> list[DriftNote]:
+    """Return a note for every file column whose type differs from the table's, by file id."""
+    kinds = {name.lower(): (name, kind) for name, kind in table}
+    notes = []
+    for file_id in sorted(schemas):
+        for name, kind in schemas[file_id]:
+            entry = kinds.get(name.lower())
+            if entry is None or kind in (NULL, entry[1]):
+                continue
+            notes.append(DriftNote(file_id=file_id, column=entry[0], file_type=kind, table_type=entry[1]))
+    return notes
 
 
 def _checked_integer(value: str, column: str, kind: str) -> str:
@@ -143,49 +187,111 @@ def quote(name: str) -> str:
 
 
 class TableBuilder:
-    """One table build on the writer connection: plan, unify, insert, then swap."""
+    """A load of files into a scratch table on the writer connection: plan, unify, insert.
 
-    def __init__(self, connection: Connection, request: BuildRequest) -> None:
+    With `base`, the columns of the live table, the scratch table starts from those columns
+    and types, so its rows can be added to the live table unchanged.
+    """
+
+    def __init__(self, connection: Connection, request: BuildRequest, base: Columns | None = None) -> None:
         self.connection = connection
         # User files are parsed here, never on the catalog's connection: see _reset_reader_after.
         self.reader = new_reader()
         self.request = request
+        self.base = base
         self.failures: dict[str, FileResult] = {}
         self.loaded: set[str] = set()
-        # The column types seen in each file, by lower-case column name.
-        self.observed: dict[str, dict[str, str]] = {}
+        # Each loaded file's own columns and types; NULL marks a column empty in the file.
+        self.observed: dict[str, Columns] = {}
+        # (file id, lower-case name) of columns found to hold text beyond the sniffed rows.
+        self.late_text: set[tuple[str, str]] = set()
         # The table's columns by lower-case name, as (spelling, type); DuckDB names ignore case.
         self.table: dict[str, tuple[str, str]] = {}
         self.scratch = table_name(f"{request.collection_id}{SCRATCH_SUFFIX}")
         self.aggregation_time = utc_now()
 
-    def run(self) -> tuple[Columns, list[DriftNote]] | None:
-        """Fill the scratch table; return its columns and drift, or None when no file loaded."""
+    def run(self) -> Columns | None:
+        """Fill the scratch table; return its columns, or None when no file loaded."""
         units = self._plan_units()
-        if not units:
-            return None
-
-        self._unify(units)
         planned_failures = dict(self.failures)
+        # Each retry leaves out at least one more failed file, so the loop ends.
+        for _ in range(len(self.request.files) + 1):
+            if not units:
+                return None
+            self._load(units, planned_failures)
+            if not self.loaded:
+                self.connection.execute(f"DROP TABLE IF EXISTS {self.scratch}")
+                return None
+            failed = set(self.failures) - set(planned_failures)
+            if self.base is not None or not failed or self._matches_loaded_files():
+                break
+            # A file that failed while loading still gave the table its columns and types.
+            # The table must show only the files that loaded, so it is built again without it.
+            logger.info(
+                "collection %s: %d files failed while loading and shaped the columns; loading the others again",
+                self.request.collection_id,
+                len(failed),
+            )
+            units = [
+                _Unit(sources=kept, columns=unit.columns)
+                for unit in units
+                if (kept := [source for source in unit.sources if source.file_id not in failed])
+            ]
+            planned_failures = dict(self.failures)
+        return self._columns()
+
+    def _load(self, units: list[_Unit], planned_failures: dict[str, FileResult]) -> None:
+        self.table = {}
+        for unit in units:
+            unit.empty = set()
+        self._unify(units)
         # Each restart turns at least one more column into text, so the loop ends.
         for _ in range(len(self.table) + 1):
             self.connection.execute(f"DROP TABLE IF EXISTS {self.scratch}")
             self.connection.execute(f"CREATE TABLE {self.scratch} ({self._definitions()})")
+            self.failures, self.loaded, self.observed = dict(planned_failures), set(), {}
             try:
                 for unit in units:
                     self._insert_unit(unit)
-                break
+                return
             except _TextColumnFound:
                 logger.info(
                     "collection %s: a column contains text beyond the sniffed rows; loading every file again",
                     self.request.collection_id,
                 )
-                self.failures, self.loaded, self.observed = dict(planned_failures), set(), {}
 
-        if not self.loaded:
-            self.connection.execute(f"DROP TABLE IF EXISTS {self.scratch}")
-            return None
-        return self._columns(), self._drift()
+    def _matches_loaded_files(self) -> bool:
+        """Tell whether the table's columns are the ones the loaded files alone give."""
+        schemas = self.file_schemas()
+        ordered = [schemas[source.file_id] for source in self.request.files if source.file_id in schemas]
+        return expected_columns(ordered, self.request.keep_columns) == list(self.table.values())
+
+    def file_schemas(self) -> dict[str, Columns]:
+        """Return each loaded file's own columns, typing a text column without values as NULL.
+
+        These schemas are stored with the table: `expected_columns` of them gives the table's
+        columns, so a later update can tell whether new files fit without reading old ones.
+        """
+        textual = sorted(
+            {name.lower() for columns in self.observed.values() for name, kind in columns if kind == TEXT}
+            & set(self.table)
+        )
+        counts: dict[str, dict[str, int]] = {}
+        if textual and self.loaded:
+            selects = ", ".join(f"count({quote(self.table[key][0])})" for key in textual)
+            rows = self.connection.execute(
+                f"SELECT depictio_file_id, {selects} FROM {self.scratch} GROUP BY 1"
+            ).fetchall()
+            counts = {str(row[0]): dict(zip(textual, row[1:], strict=True)) for row in rows}
+
+        schemas = {}
+        for file_id in self.loaded:
+            filled = counts.get(file_id, {})
+            schemas[file_id] = [
+                (name, NULL if kind == TEXT and name.lower() in self.table and not filled.get(name.lower()) else kind)
+                for name, kind in self.observed.get(file_id, [])
+            ]
+        return schemas
 
     def results(self) -> list[FileResult]:
         """Return every file's outcome, with the row count of each loaded file."""
@@ -267,7 +373,10 @@ class TableBuilder:
 
     # Unify the units' schemas by column name (ignoring case) with the widening rule.
     def _unify(self, units: list[_Unit]) -> None:
+        base = self.base or []
         spelling: dict[str, str] = {}
+        for name, _ in base:
+            spelling.setdefault(name.lower(), name)
         for unit in units:
             for name, _ in _own(unit.columns):
                 spelling.setdefault(name.lower(), name)
@@ -276,8 +385,9 @@ class TableBuilder:
             (str(index), [(spelling[name.lower()], kind) for name, kind in _own(unit.columns)])
             for index, unit in enumerate(units)
         ]
-        unified = unify(schemas)
-        empty = self._empty_text_columns(units, schemas, unified.columns)
+        prefix = [("base", base)] if base else []
+        unified = unify(prefix + schemas)
+        empty = self._empty_text_columns(units, prefix + schemas, unified.columns)
         if empty:
             for index, name in empty:
                 units[index].empty.add(name.lower())
@@ -285,7 +395,7 @@ class TableBuilder:
                 (index, [(name, NULL if (int(index), name) in empty else kind) for name, kind in columns])
                 for index, columns in schemas
             ]
-            unified = unify(schemas)
+            unified = unify(prefix + schemas)
 
         keep = {name.lower() for name in self.request.keep_columns or []}
         for name, kind in unified.columns:
@@ -309,6 +419,7 @@ class TableBuilder:
         suspects = [
             (int(index), name)
             for index, unit_columns in schemas
+            if index != "base"
             for name, kind in unit_columns
             if kind == TEXT and name in typed and final.get(name) == TEXT
         ]
@@ -329,12 +440,7 @@ class TableBuilder:
         return empty
 
     def _columns(self) -> Columns:
-        return [
-            *self.table.values(),
-            ("depictio_run_id", TEXT),
-            ("depictio_file_id", TEXT),
-            ("aggregation_time", "TIMESTAMP"),
-        ]
+        return [*self.table.values(), *_RESERVED_TYPES]
 
     def _definitions(self) -> str:
         return ", ".join(f"{quote(name)} {kind}" for name, kind in self._columns())
@@ -378,8 +484,7 @@ class TableBuilder:
             self._unregister(view)
 
         for source in unit.sources:
-            self.loaded.add(source.file_id)
-            self.observed[source.file_id] = _observed(unit.columns, unit.empty)
+            self._loaded(source, unit.columns, unit.empty)
 
     def _insert_alone(self, source: SourceFile, known: Columns, empty: set[str]) -> None:
         for full_sample in (False, True):
@@ -387,7 +492,7 @@ class TableBuilder:
             if described is None:
                 return
             columns = described[0]
-            self._widen_table(columns, empty)
+            self._widen_table(source, columns, empty)
             try:
                 self._insert_file(source, columns)
             except (duckdb.Error, UnreadableFileError, OSError, ValueError, pyarrow.ArrowException) as error:
@@ -397,9 +502,19 @@ class TableBuilder:
                     continue
                 self._fail(source, error)
                 return
-            self.loaded.add(source.file_id)
-            self.observed[source.file_id] = _observed(columns, empty)
+            self._loaded(source, columns, empty)
             return
+
+    def _loaded(self, source: SourceFile, columns: Columns, empty: set[str]) -> None:
+        self.loaded.add(source.file_id)
+        observed = []
+        for name, kind in _own(columns):
+            if name.lower() in empty:
+                kind = NULL
+            elif (source.file_id, name.lower()) in self.late_text:
+                kind = TEXT
+            observed.append((name, kind))
+        self.observed[source.file_id] = observed
 
     def _insert_file(self, source: SourceFile, columns: Columns) -> None:
         types = self._read_types(columns) if source.format in ("csv", "tsv") else None
@@ -447,7 +562,7 @@ class TableBuilder:
         with contextlib.suppress(duckdb.Error):
             self.reader.unregister(view)
 
-    def _widen_table(self, columns: Columns, empty: set[str]) -> None:
+    def _widen_table(self, source: SourceFile, columns: Columns, empty: set[str]) -> None:
         """Alter table columns whose type cannot store this file's values."""
         for name, kind in _own(columns):
             entry = self.table.get(name.lower())
@@ -461,6 +576,7 @@ class TableBuilder:
                 # Casting loaded values to text would respell them (1.50 as 1.5), so the
                 # build starts again with the column read as text from every file.
                 self.table[name.lower()] = (spelling, TEXT)
+                self.late_text.add((source.file_id, name.lower()))
                 raise _TextColumnFound()
             self.connection.execute(f"ALTER TABLE {self.scratch} ALTER {quote(spelling)} TYPE {widened}")
             self.table[name.lower()] = (spelling, widened)
@@ -495,16 +611,6 @@ class TableBuilder:
             selects.append(f"CAST({value} AS {kind}) AS {quote(name)}")
         return ", ".join(selects)
 
-    def _drift(self) -> list[DriftNote]:
-        drift = []
-        for file_id in sorted(self.loaded):
-            for key, kind in self.observed.get(file_id, {}).items():
-                entry = self.table.get(key)
-                if entry is None or kind in (NULL, entry[1]):
-                    continue
-                drift.append(DriftNote(file_id=file_id, column=entry[0], file_type=kind, table_type=entry[1]))
-        return drift
-
     def _fail(self, source: SourceFile, error: BaseException) -> None:
         message, line = describe_error(source, error)
         logger.warning("file %s (%s) skipped: %s", source.file_id, source.location, message)
@@ -515,17 +621,183 @@ class TableBuilder:
 
 
 def build_table(connection: Connection, request: BuildRequest) -> BuildResult:
-    """Build the collection's table and swap it in; the old table stays when no file loads."""
+    """Bring the collection's table up to date: file by file when it can, else as a whole.
+
+    Either way the change commits in one transaction with the table record, the column
+    specs and the file outcomes, so readers see the table before or after it, never between.
+    """
+    delta = _plan_delta(connection, request)
+    if delta is not None:
+        result = _update(connection, request, delta)
+        if result is not None:
+            return result
+    return _rebuild(connection, request)
+
+
+class _Delta(msgspec.Struct, kw_only=True):
+    """The changes in a collection since its table was last written."""
+
+    version: int
+    drift: list[DriftNote]
+    # The live table's own columns, without depictiod's.
+    base: Columns
+    # file id -> (input key, status, JSON columns) of each file the table recorded.
+    manifest: dict[str, tuple[str, str, str | None]]
+    changed: list[SourceFile]
+    removed: list[str]
+
+
+def _plan_delta(connection: Connection, request: BuildRequest) -> _Delta | None:
+    """Return the files to read again, or None when the whole table must be built."""
+    collection_id = request.collection_id
+    record = connection.execute(
+        "SELECT aggregation_version, settings_fingerprint, drift FROM aggregated_tables WHERE data_collection_id = ?",
+        [collection_id],
+    ).fetchone()
+    if record is None or not request.settings_fingerprint or record[1] != request.settings_fingerprint:
+        return None
+    manifest = {
+        str(file_id): (str(key), str(status), columns)
+        for file_id, key, status, columns in connection.execute(
+            "SELECT file_id, input_key, status, columns FROM table_files WHERE data_collection_id = ?",
+            [collection_id],
+        ).fetchall()
+    }
+    base = [
+        (str(name), str(kind))
+        for name, kind in connection.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [DATA_SCHEMA, f"dc_{collection_id}"],
+        ).fetchall()
+    ]
+    if not manifest or not base:
+        return None
+    current = {source.file_id for source in request.files}
+    return _Delta(
+        version=int(record[0]),
+        drift=msgspec.json.decode(str(record[2] or "[]"), type=list[DriftNote]),
+        base=_own(base),
+        manifest=manifest,
+        changed=[source for source in request.files if manifest.get(source.file_id, ("",))[0] != input_key(source)],
+        removed=sorted(set(manifest) - current),
+    )
+
+
+def _update(connection: Connection, request: BuildRequest, delta: _Delta) -> BuildResult | None:
+    """Replace the rows of changed and removed files; None when the table's columns would change."""
+    builder = TableBuilder(connection, msgspec.structs.replace(request, files=delta.changed), base=delta.base)
+    try:
+        builder.run()
+        schemas = builder.file_schemas()
+        decoded: dict[str, Columns] = {}
+        ordered = []
+        changed = {source.file_id for source in delta.changed}
+        for source in request.files:
+            if source.file_id in schemas:
+                ordered.append(schemas[source.file_id])
+                continue
+            _key, status, columns = delta.manifest.get(source.file_id, ("", "", None))
+            if source.file_id in changed or status != "aggregated" or columns is None:
+                continue
+            if columns not in decoded:
+                decoded[columns] = [(str(name), str(kind)) for name, kind in msgspec.json.decode(columns)]
+            ordered.append(decoded[columns])
+        if not ordered:
+            return None  # No file has rows any more: the rebuild records that.
+        if expected_columns(ordered, request.keep_columns) != delta.base:
+            logger.info(
+                "collection %s: the changed files alter the table's columns or types; rebuilding the whole table",
+                request.collection_id,
+            )
+            return None
+        return _apply_delta(connection, request, delta, builder, schemas)
+    finally:
+        connection.execute(f"DROP TABLE IF EXISTS {builder.scratch}")
+        builder.reader.close()
+
+
+def _apply_delta(
+    connection: Connection,
+    request: BuildRequest,
+    delta: _Delta,
+    builder: TableBuilder,
+    schemas: dict[str, Columns],
+) -> BuildResult:
+    collection_id = request.collection_id
+    live = table_name(collection_id)
+    columns = [*delta.base, *_RESERVED_TYPES]
+    names = ", ".join(quote(name) for name, _ in columns)
+    # A file that failed may have widened a scratch column; the rows that loaded fit the live type.
+    fitted = ", ".join(f"CAST({quote(name)} AS {kind}) AS {quote(name)}" for name, kind in columns)
+    touched = sorted({source.file_id for source in delta.changed} | set(delta.removed))
+    outcomes = builder.results()
+
+    # The specs describe the table as it is after the change: its untouched rows plus the new ones.
+    view = "depictiod_touched_files"
+    connection.register(view, pyarrow.table({"file_id": pyarrow.array(touched, pyarrow.string())}))
+    try:
+        after = f"(SELECT {names} FROM {live} WHERE depictio_file_id NOT IN (SELECT file_id FROM {view})"
+        if builder.loaded:
+            after += f" UNION ALL SELECT {fitted} FROM {builder.scratch}"
+        after += ") AS after_change"
+        column_specs = specs.compute(connection, after, columns, request.descriptions)
+        counted = connection.execute(f"SELECT count(*) FROM {after}").fetchone()
+    finally:
+        connection.unregister(view)
+
+    untouched_notes = [note for note in delta.drift if note.file_id not in set(touched)]
+    drift = sorted([*untouched_notes, *drift_notes(schemas, delta.base)], key=lambda note: note.file_id)
+    version = delta.version + 1
+    table = TableRecord(
+        data_collection_id=collection_id,
+        table_name=live,
+        row_count=int(counted[0]) if counted else 0,
+        column_count=len(columns),
+        size_bytes=request.input_bytes,
+        aggregation_version=version,
+        aggregation_time=builder.aggregation_time,
+        aggregation_hash=hashlib.sha256(f"{request.inputs_fingerprint}:{version}".encode()).hexdigest(),
+        inputs_fingerprint=request.inputs_fingerprint,
+        settings_fingerprint=request.settings_fingerprint,
+        drift=drift,
+    )
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        if touched:
+            connection.execute(f"DELETE FROM {live} WHERE depictio_file_id IN (SELECT unnest(?::VARCHAR[]))", [touched])
+        if builder.loaded:
+            connection.execute(f"INSERT INTO {live} ({names}) SELECT {fitted} FROM {builder.scratch}")
+        store_table_record(connection, table, column_specs)
+        store_file_results(connection, _result_rows(outcomes))
+        _store_manifest(connection, collection_id, delta.changed, outcomes, schemas, replace=touched)
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    logger.info(
+        "collection %s: table version %d updated in place: %d files read, %d files removed",
+        collection_id,
+        version,
+        len(delta.changed),
+        len(delta.removed),
+    )
+    return BuildResult(table=table, files=outcomes, column_specs=column_specs, updated_in_place=True)
+
+
+def _rebuild(connection: Connection, request: BuildRequest) -> BuildResult:
+    """Build the whole table and swap it in; the old table stays when no file loads."""
     builder = TableBuilder(connection, request)
     try:
-        built = builder.run()
+        columns = builder.run()
         outcomes = builder.results()
-        if built is None:
+        if columns is None:
             store_file_results(connection, _result_rows(outcomes))
             return BuildResult(table=None, files=outcomes)
-        columns, drift = built
+        schemas = builder.file_schemas()
+        drift = drift_notes(schemas, list(builder.table.values()))
         column_specs = specs.compute(connection, builder.scratch, columns, request.descriptions)
-        table = _swap(connection, request, builder, columns, drift, outcomes, column_specs)
+        table = _swap(connection, request, builder, columns, drift, outcomes, column_specs, schemas)
         return BuildResult(table=table, files=outcomes, column_specs=column_specs)
     finally:
         connection.execute(f"DROP TABLE IF EXISTS {builder.scratch}")
@@ -540,6 +812,7 @@ def _swap(
     drift: list[DriftNote],
     outcomes: list[FileResult],
     column_specs: list[ColumnSpec],
+    schemas: dict[str, Columns],
 ) -> TableRecord:
     collection_id = request.collection_id
     live = table_name(collection_id)
@@ -559,6 +832,7 @@ def _swap(
             aggregation_time=builder.aggregation_time,
             aggregation_hash=hashlib.sha256(f"{request.inputs_fingerprint}:{version}".encode()).hexdigest(),
             inputs_fingerprint=request.inputs_fingerprint,
+            settings_fingerprint=request.settings_fingerprint,
             drift=drift,
         )
         connection.execute(f"DROP TABLE IF EXISTS {live}")
@@ -566,11 +840,52 @@ def _swap(
         store_table_record(connection, table, column_specs)
         # File outcomes commit with the table, so a table never exists without them.
         store_file_results(connection, _result_rows(outcomes))
+        _store_manifest(connection, collection_id, request.files, outcomes, schemas, replace=None)
         connection.execute("COMMIT")
     except BaseException:
         connection.execute("ROLLBACK")
         raise
     return table
+
+
+def _store_manifest(
+    connection: Connection,
+    collection_id: str,
+    sources: list[SourceFile],
+    outcomes: list[FileResult],
+    schemas: dict[str, Columns],
+    replace: list[str] | None,
+) -> None:
+    """Record what the table contains of each file read; `replace` None replaces every record."""
+    if replace is None:
+        connection.execute("DELETE FROM table_files WHERE data_collection_id = ?", [collection_id])
+    elif replace:
+        connection.execute(
+            "DELETE FROM table_files WHERE data_collection_id = ? AND file_id IN (SELECT unnest(?::VARCHAR[]))",
+            [collection_id, replace],
+        )
+    status = {outcome.file_id: outcome.status for outcome in outcomes}
+    rows = [
+        {
+            "data_collection_id": collection_id,
+            "file_id": source.file_id,
+            "input_key": input_key(source),
+            "status": status[source.file_id],
+            "columns": msgspec.json.encode(schemas[source.file_id]).decode() if source.file_id in schemas else None,
+        }
+        for source in sources
+        if source.file_id in status
+    ]
+    if not rows:
+        return
+    connection.register("new_table_files", pyarrow.Table.from_pylist(rows))
+    try:
+        connection.execute(
+            "INSERT INTO table_files (data_collection_id, file_id, input_key, status, columns) "
+            "SELECT data_collection_id, file_id, input_key, status, columns FROM new_table_files"
+        )
+    finally:
+        connection.unregister("new_table_files")
 
 
 def store_table_record(connection: Connection, table: TableRecord, column_specs: list[ColumnSpec]) -> None:

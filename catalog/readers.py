@@ -23,6 +23,8 @@ class SourceFile(msgspec.Struct, kw_only=True, frozen=True):
     location: str
     format: str
     options: ReaderOptions = ReaderOptions()
+    # The content hash the file was registered with; with run_tag, what a table records as read.
+    content_hash: str = ""
 
 
 class UnreadableFileError(Exception):

@@ -87,6 +87,8 @@ class TableRecord(msgspec.Struct, kw_only=True, frozen=True):
     aggregation_time: datetime
     aggregation_hash: str
     inputs_fingerprint: str
+    # Fingerprint of the collection's reader settings; a change rebuilds the whole table.
+    settings_fingerprint: str | None
     drift: list[DriftNote]
 
 

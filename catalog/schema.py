@@ -6,7 +6,7 @@ has none, so uniqueness is kept by the repositories in this package (delete, the
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Aggregated tables live in their own schema, one table per data collection.
 DATA_SCHEMA = "data"
@@ -14,8 +14,14 @@ DATA_SCHEMA = "data"
 # Column order of aggregated_tables, matching the fields of catalog.records.TableRecord.
 AGGREGATED_TABLE_COLUMNS = (
     "data_collection_id, table_name, row_count, column_count, size_bytes, aggregation_version, "
-    "aggregation_time, aggregation_hash, inputs_fingerprint, drift"
+    "aggregation_time, aggregation_hash, inputs_fingerprint, settings_fingerprint, drift"
 )
+
+# What each aggregated table holds, file by file: the input a file was read at (run tag
+# and content hash), its outcome and its own columns. A later update reads only the files
+# whose input differs, and checks from these columns that the table's schema still holds.
+TABLE_FILES = """CREATE TABLE IF NOT EXISTS table_files (
+    data_collection_id VARCHAR, file_id VARCHAR, input_key VARCHAR, status VARCHAR, columns VARCHAR)"""
 
 STATEMENTS = (
     "CREATE TABLE IF NOT EXISTS catalog_meta (key VARCHAR, value VARCHAR)",
@@ -43,7 +49,9 @@ STATEMENTS = (
     """CREATE TABLE IF NOT EXISTS aggregated_tables (
         data_collection_id VARCHAR, table_name VARCHAR, row_count BIGINT, column_count INTEGER,
         size_bytes BIGINT, aggregation_version INTEGER, aggregation_time TIMESTAMP,
-        aggregation_hash VARCHAR, inputs_fingerprint VARCHAR, drift VARCHAR)""",
+        aggregation_hash VARCHAR, inputs_fingerprint VARCHAR, drift VARCHAR,
+        settings_fingerprint VARCHAR)""",
+    TABLE_FILES,
     """CREATE TABLE IF NOT EXISTS column_specs (
         data_collection_id VARCHAR, position INTEGER, name VARCHAR, duckdb_type VARCHAR,
         type VARCHAR, description VARCHAR, specs VARCHAR)""",
@@ -66,4 +74,6 @@ STATEMENTS = (
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     # Version 2 stores the run's workflow parameters (JSON) found in its folder.
     1: ("ALTER TABLE runs ADD COLUMN parameters VARCHAR",),
+    # Version 3 updates tables file by file: it records what each table holds.
+    2: ("ALTER TABLE aggregated_tables ADD COLUMN IF NOT EXISTS settings_fingerprint VARCHAR", TABLE_FILES),
 }

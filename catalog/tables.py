@@ -53,7 +53,7 @@ class TableRepository:
                 cursor.execute("ROLLBACK")
 
     def build(self, request: BuildRequest) -> BuildResult:
-        """Read every file of the request into a new table and swap it in for the old one."""
+        """Bring the collection's table up to date with the request's files (see catalog.build)."""
         return self._store.write_steps(lambda connection: build_table(connection, request))
 
     def drop_scratch_tables(self) -> None:
@@ -79,6 +79,7 @@ class TableRepository:
             connection.execute(f"DROP TABLE IF EXISTS {table_name(collection_id)}")
             connection.execute("DELETE FROM aggregated_tables WHERE data_collection_id = ?", [collection_id])
             connection.execute("DELETE FROM column_specs WHERE data_collection_id = ?", [collection_id])
+            connection.execute("DELETE FROM table_files WHERE data_collection_id = ?", [collection_id])
 
         self._store.write(work)
 

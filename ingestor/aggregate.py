@@ -19,7 +19,8 @@ TABLE_TYPES = ("table", "image")
 class CollectionAggregate(msgspec.Struct, kw_only=True):
     collection_id: str
     tag: str
-    # built, unchanged, empty (no file to read), skipped (not a table collection) or error.
+    # built (whole table written), updated (rows of changed files replaced), unchanged,
+    # empty (no file to read), skipped (not a table collection) or error.
     outcome: str
     rows: int = 0
     files_aggregated: int = 0
@@ -49,6 +50,7 @@ def aggregate_collection(
 
     settings = msgspec.json.encode(collection.config).decode()
     inputs = fingerprint([settings, *(f"{r.id}:{r.run_tag}:{r.content_hash}" for r in files)])
+    settings_fingerprint = fingerprint([settings])
     existing = catalog.tables.get(collection.id)
     if unreadable.get(collection.id) == inputs:
         return CollectionAggregate(
@@ -68,13 +70,21 @@ def aggregate_collection(
     options, problems = parse_reader_options(properties.polars_kwargs)
     assert options is not None, f"config.load_project rejects invalid polars_kwargs: {problems}"
     sources = [
-        SourceFile(file_id=r.id, run_tag=r.run_tag, location=r.file_location, format=properties.format, options=options)
+        SourceFile(
+            file_id=r.id,
+            run_tag=r.run_tag,
+            location=r.file_location,
+            format=properties.format,
+            options=options,
+            content_hash=r.content_hash,
+        )
         for r in files
     ]
     request = BuildRequest(
         collection_id=collection.id,
         files=sources,
         inputs_fingerprint=inputs,
+        settings_fingerprint=settings_fingerprint,
         keep_columns=properties.keep_columns or None,
         descriptions=properties.columns_description or {},
         input_bytes=sum(r.filesize for r in files),
@@ -83,6 +93,11 @@ def aggregate_collection(
     result = catalog.tables.build(request)
 
     failed = sum(1 for f in result.files if f.status == "failed")
+    read = len(result.files) - failed
+    if result.updated_in_place:
+        # Files that were not read again keep their outcome: the unchanged failed ones still fail.
+        outcomes = {f.file_id for f in result.files}
+        failed += sum(1 for record in files if record.status == "failed" and record.id not in outcomes)
     seconds = time.monotonic() - started
     if result.table is None:
         # The table shows the files as they are now, so rows of files that no longer read go.
@@ -99,11 +114,12 @@ def aggregate_collection(
         )
 
     logger.info(
-        "collection %s (%s): table version %d built from %d files, %d rows, %d files failed, %.2f s",
+        "collection %s (%s): table version %d %s from %d files read, %d rows, %d files failed, %.2f s",
         tag,
         collection.id,
         result.table.aggregation_version,
-        len(result.files) - failed,
+        "updated" if result.updated_in_place else "built",
+        read,
         result.table.row_count,
         failed,
         seconds,
@@ -111,9 +127,9 @@ def aggregate_collection(
     return CollectionAggregate(
         collection_id=collection.id,
         tag=tag,
-        outcome="built",
+        outcome="updated" if result.updated_in_place else "built",
         rows=result.table.row_count,
-        files_aggregated=len(result.files) - failed,
+        files_aggregated=read,
         files_failed=failed,
         seconds=seconds,
     )

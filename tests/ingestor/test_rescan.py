@@ -94,13 +94,13 @@ def test_failed_file_stays_failed(start: StartHarness, data_dir: Path) -> None:
 # Edited files
 
 
-def test_edited_file_rebuilds_its_table(start: StartHarness, data_dir: Path) -> None:
+def test_edited_file_updates_its_table(start: StartHarness, data_dir: Path) -> None:
     harness = _two_collections(start, data_dir)
 
     write_file(data_dir / "run_1" / "a.csv", "sample,reads\nS1,11\nS2,21\nS4,41\n")
     result = harness.scan()
 
-    assert [(table.tag, table.outcome) for table in result.tables] == [("a", "built"), ("b", "unchanged")]
+    assert [(table.tag, table.outcome) for table in result.tables] == [("a", "updated"), ("b", "unchanged")]
     assert harness.table("a").aggregation_version == 2
     assert harness.table("b").aggregation_version == 1
 
