@@ -228,6 +228,12 @@ class ScanCollectionOut(msgspec.Struct, kw_only=True):
     tag: str
     files: int
     empty_files: int
+    files_new: int
+    files_changed: int
+    files_removed: int
+    files_unsettled: int
+    # Set when the collection matched no file.
+    warning: str | None
 
 
 class ScanReportOut(msgspec.Struct, kw_only=True):
@@ -269,3 +275,4 @@ class ScanTriggerOut(msgspec.Struct, kw_only=True):
     files_unsettled: int
     seconds: float
     warnings: list[str]
+

@@ -56,6 +56,7 @@ def test_startup_scans_are_listed(tmp_path: Path) -> None:
     penguins = next(scan for scan in page["scans"] if scan["project_id"] == PENGUINS)
     assert penguins["runs"] == 3
     assert {collection["tag"] for collection in penguins["collections"]} == {"physical_features", "demographic_data"}
+    assert {collection["files_new"] for collection in penguins["collections"]} == {3}
 
 
 def test_zero_match_warning_is_visible(tmp_path: Path) -> None:
@@ -65,7 +66,9 @@ def test_zero_match_warning_is_visible(tmp_path: Path) -> None:
         page = client.get(f"{API}/scans", params={"project_id": PENGUINS}, headers=headers).json()
 
     warnings = page["scans"][0]["warnings"]
+    physical = next(item for item in page["scans"][0]["collections"] if item["tag"] == "physical_features")
     assert any("matched no file" in warning and "no_such_file" in warning for warning in warnings)
+    assert physical["warning"] in warnings
 
 
 def test_admin_triggers_scan(tmp_path: Path) -> None:
