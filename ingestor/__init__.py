@@ -1,10 +1,11 @@
 """Ingestion: discover runs and files, register them, aggregate tables."""
 
-from ingestor.aggregate import CollectionAggregate, aggregate_collection
+from ingestor.aggregate import TABLE_TYPES, CollectionAggregate, aggregate_collection
 from ingestor.scan import CollectionScan, WorkflowScan, scan_workflow
 from ingestor.service import Ingestor, IngestStatus, ProjectScan
 
 __all__ = [
+    "TABLE_TYPES",
     "CollectionAggregate",
     "CollectionScan",
     "IngestStatus",

@@ -8,10 +8,8 @@ from pathlib import Path
 from litestar.testing import TestClient
 
 from api import create_app
-from api.security import hash_password
-from catalog import UserRecord, user_id_for, utc_now
 from config import load_projects, load_settings
-from tests.api.conftest import API, login
+from tests.api.conftest import API, add_user, login
 from tests.examples import copy_bundled_examples, write_settings
 
 PENGUINS = "6a0001000000000000000001"
@@ -28,21 +26,6 @@ def _client(
     penguins.write_text(penguins.read_text().replace('pattern: "physical_features', f'pattern: "{pattern}'))
     settings = load_settings(str(write_settings(tmp_path, projects)), environ={})
     return TestClient(create_app(settings, load_projects(settings.projects), admin_password=PASSWORD))
-
-
-def _add_user(client: TestClient, email: str) -> dict[str, str]:
-    client.app.state.catalog.users.add(
-        UserRecord(
-            id=user_id_for(email),
-            email=email,
-            password_hash=hash_password(PASSWORD),
-            is_admin=False,
-            is_active=True,
-            registration_date=utc_now(),
-            last_login=None,
-        )
-    )
-    return login(client, email, PASSWORD)
 
 
 def test_startup_scans_are_listed(tmp_path: Path) -> None:
@@ -86,7 +69,7 @@ def test_admin_triggers_scan(tmp_path: Path) -> None:
 
 def test_viewer_cannot_trigger_scan(tmp_path: Path) -> None:
     with _client(tmp_path) as client:
-        headers = _add_user(client, "viewer@example.org")
+        headers = add_user(client, "viewer@example.org", PASSWORD)
 
         response = client.post(f"{API}/projects/{PENGUINS}/scan", headers=headers)
 
