@@ -1,6 +1,7 @@
 """Ingestion: discover runs and files, register them, aggregate tables."""
 
 from ingestor.aggregate import TABLE_TYPES, CollectionAggregate, aggregate_collection
+from ingestor.progress import ProgressCallback, ScanProgress
 from ingestor.scan import CollectionScan, WorkflowScan, scan_workflow
 from ingestor.service import Ingestor, IngestStatus, ProjectScan
 
@@ -10,7 +11,9 @@ __all__ = [
     "CollectionScan",
     "IngestStatus",
     "Ingestor",
+    "ProgressCallback",
     "ProjectScan",
+    "ScanProgress",
     "WorkflowScan",
     "aggregate_collection",
     "scan_workflow",

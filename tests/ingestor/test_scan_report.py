@@ -1,10 +1,10 @@
-"""What a scan reports per data collection."""
+"""What a scan reports per data collection, and the progress events it sends."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ingestor import CollectionScan
+from ingestor import CollectionScan, ScanProgress
 from tests.ingestor.conftest import StartHarness
 from tests.ingestor.helpers import Harness, table_collection, write_file
 
@@ -89,3 +89,22 @@ def test_location_inside_run_lists_its_folders(start: StartHarness, tmp_path: Pa
     assert "contains tables/" in warning
     assert warning in result.workflows[0].warnings
 
+
+def test_progress_reports_workflow_then_collections(start: StartHarness, data_dir: Path) -> None:
+    write_file(data_dir / "run_1" / "a.csv", "value\n1\n2\n")
+    write_file(data_dir / "run_2" / "a.csv", "value\n3\n")
+    harness = start([table_collection("a", r"a\.csv$"), table_collection("b", r"b\.csv$")])
+    events: list[ScanProgress] = []
+    harness.ingestor.progress = events.append
+
+    harness.scan()
+
+    assert [(event.step, event.name) for event in events] == [
+        ("workflow", "pipeline"),
+        ("collection", "a"),
+        ("collection", "b"),
+    ]
+    assert events[0].files == 2
+    assert (events[1].files, events[1].rows) == (2, 3)
+    assert (events[2].files, events[2].rows) == (0, 0)
+    assert {event.project for event in events} == {"ingest-test"}
