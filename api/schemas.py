@@ -7,7 +7,7 @@ serves; `Document` variants rename `id` to `_id`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -228,6 +228,12 @@ class ScanCollectionOut(msgspec.Struct, kw_only=True):
     tag: str
     files: int
     empty_files: int
+    files_new: int
+    files_changed: int
+    files_removed: int
+    files_unsettled: int
+    # Set when the collection matched no file.
+    warning: str | None
 
 
 class ScanReportOut(msgspec.Struct, kw_only=True):
@@ -269,3 +275,106 @@ class ScanTriggerOut(msgspec.Struct, kw_only=True):
     files_unsettled: int
     seconds: float
     warnings: list[str]
+
+
+# The state of one data collection in an ingestion report:
+# - not_scanned: no scan of its workflow is recorded yet.
+# - not_built: depictiod does not build the collection (source transformed or joined, or outside every workflow).
+# - found_zero: the latest scan matched no file. `warning` names the locations, the pattern and what was there.
+# - waiting: every matching file was still being written; a later scan reads them.
+# - failed: files were found but none could be ingested.
+# - partial: the table was built, but some files failed.
+# - pending: files are registered but no table is built yet.
+# - updated: the latest scan added, changed or removed files, and none failed.
+# - unchanged: the latest scan found only files that were registered already, and none failed.
+CollectionStatus = Literal[
+    "not_scanned", "not_built", "found_zero", "waiting", "failed", "partial", "pending", "updated", "unchanged"
+]
+
+
+class IngestionFailureOut(msgspec.Struct, kw_only=True):
+    """One file that could not be ingested, with the reason and, for text formats, the line."""
+
+    file: str
+    run_tag: str
+    reason: str
+    line: int | None
+
+
+class IngestionCollectionOut(msgspec.Struct, kw_only=True):
+    """The latest scan's counts for one data collection, its failed files and the state of its table."""
+
+    data_collection_id: str
+    data_collection_tag: str
+    type: str
+    workflow_id: str | None
+    optional: bool
+    status: CollectionStatus
+    warning: str | None
+    files_found: int
+    files_new: int
+    files_changed: int
+    files_removed: int
+    files_failed: int
+    files_unsettled: int
+    # At most 100 failed files; `files_failed` counts them all.
+    failures: list[IngestionFailureOut]
+    # True when the collection has an aggregated table.
+    ingested: bool
+    table_location: str | None
+    rows: int | None
+    table_version: int | None
+    drift: list[DriftOut]
+
+
+class IngestionRunOut(msgspec.Struct, kw_only=True):
+    """One registered run: `status` is ok, failed (a file failed) or empty (no file matched)."""
+
+    run_tag: str
+    run_location: str
+    workflow_id: str
+    scan_time: str | None
+    status: str
+    files_total: int
+    files_failed: int
+
+
+class IngestionSummaryOut(msgspec.Struct, kw_only=True):
+    """Counts over the project's collections; every collection that is not `optional` is required.
+
+    `health` is error when a collection failed, warning when a required collection matched
+    nothing, is partial, pending, waiting or not scanned yet, and ok otherwise.
+    """
+
+    required_total: int
+    required_identified: int
+    required_missing: int
+    optional_total: int
+    optional_identified: int
+    optional_missing: int
+    # Depictio counts collections left out by a template's conditions; depictiod has none.
+    gated: int = 0
+    health: str
+    runs: int
+    files: int
+    files_failed: int
+    rows: int
+
+
+class IngestionReportProjectOut(msgspec.Struct, kw_only=True):
+    id: str
+    name: str
+    project_type: str
+
+
+class IngestionReportOut(msgspec.Struct, kw_only=True):
+    """The latest ingestion state of a project, in the layout of Depictio's IngestionReport."""
+
+    project: IngestionReportProjectOut
+    # The trigger of the newest scan: startup, schedule, event, api or command.
+    triggered_by: str | None
+    data_collections: list[IngestionCollectionOut]
+    runs: list[IngestionRunOut]
+    summary: IngestionSummaryOut
+    # When the newest scan of the project's workflows finished.
+    scanned_at: str | None

@@ -69,6 +69,31 @@ class FileRepository:
         rows = self._store.query(f"SELECT {_FILE_COLUMNS} FROM files WHERE workflow_id = ?", [workflow_id])
         return [_file_record(row) for row in rows]
 
+    def status_counts(self, collection_id: str) -> dict[str, int]:
+        """Return {status: number of files} of the collection: registered, aggregated or failed."""
+        rows = self._store.query(
+            "SELECT status, count(*) FROM files WHERE data_collection_id = ? GROUP BY status", [collection_id]
+        )
+        return {str(status): int(count) for status, count in rows}
+
+    def list_failed(self, collection_id: str, limit: int) -> list[FileRecord]:
+        """Return at most `limit` failed files of the collection, in run tag and path order."""
+        rows = self._store.query(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE data_collection_id = ? AND status = 'failed' "
+            "ORDER BY run_tag, file_location LIMIT ?",
+            [collection_id, limit],
+        )
+        return [_file_record(row) for row in rows]
+
+    def counts_by_run(self, workflow_id: str) -> dict[str, tuple[int, int]]:
+        """Return {run id: (files, failed files)} of the workflow's runs that have files."""
+        rows = self._store.query(
+            "SELECT run_id, count(*), count(*) FILTER (WHERE status = 'failed') FROM files "
+            "WHERE workflow_id = ? GROUP BY run_id",
+            [workflow_id],
+        )
+        return {str(run_id): (int(total), int(failed)) for run_id, total, failed in rows}
+
     def sync_workflow(self, workflow_id: str, runs: list[RunRecord], files: list[FileRecord]) -> SyncCounts:
         """Make the workflow's runs and files exactly `runs` and `files`, in one transaction.
 

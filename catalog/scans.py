@@ -26,6 +26,16 @@ class ScanRepository:
             )
         )
 
+    def latest(self, project_id: str) -> list[ScanReport]:
+        """Return the newest report of each workflow of the project, in workflow id order."""
+        rows = self._store.query(
+            f"SELECT {_COLUMNS} FROM scan_reports WHERE project_id = ? "
+            "QUALIFY row_number() OVER (PARTITION BY workflow_id ORDER BY finished_at DESC, id DESC) = 1 "
+            "ORDER BY workflow_id",
+            [project_id],
+        )
+        return [_scan_report(row) for row in rows]
+
     def list(self, project_ids: list[str], limit: int, offset: int) -> tuple[list[ScanReport], int]:
         """Return the newest reports of these projects (a page of them) and their total count."""
         with self._store.read() as cursor:
@@ -37,9 +47,11 @@ class ScanRepository:
                 "ORDER BY finished_at DESC, id LIMIT ? OFFSET ?",
                 [project_ids, limit, offset],
             ).fetchall()
-        reports = []
-        for row in rows:
-            values = dict(zip(ScanReport.__struct_fields__, row, strict=True))
-            values["details"] = msgspec.json.decode(str(values["details"]))
-            reports.append(ScanReport(**values))
+        reports = [_scan_report(row) for row in rows]
         return reports, int(total_row[0]) if total_row else 0
+
+
+def _scan_report(row: tuple[object, ...]) -> ScanReport:
+    values = dict(zip(ScanReport.__struct_fields__, row, strict=True))
+    values["details"] = msgspec.json.decode(str(values["details"]))
+    return ScanReport(**values)  # type: ignore[arg-type]

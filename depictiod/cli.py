@@ -16,6 +16,7 @@ from catalog import Catalog, CatalogError
 from config import ConfigError, Project, Settings, environment_names, load_projects, load_settings
 
 if TYPE_CHECKING:
+    from depictiod.progress import ScanProgressBar
     from ingestor import Ingestor, ProjectScan
 
 logger = logging.getLogger("depictiod")
@@ -106,14 +107,17 @@ def _notes(projects: list[Project]) -> list[str]:
 
 
 def _scan(arguments: argparse.Namespace, settings: Settings, projects: list[Project]) -> int:
+    from depictiod.progress import progress_bar
     from ingestor import Ingestor
 
     # DuckDB allows one writing process per file, so opening fails while a service runs on it.
     catalog = Catalog(settings.catalog.path)
+    ingestor = Ingestor(catalog, settings, projects)
     signals = _Interrupts()
     try:
-        with signals.catch():
-            results = _scan_until_settled(Ingestor(catalog, settings, projects), settings)
+        # The bar goes to standard error, so the summary on standard output stays plain text.
+        with signals.catch(), progress_bar(ingestor, projects, sys.stderr) as bar:
+            results = _scan_until_settled(ingestor, settings, bar)
     except (KeyboardInterrupt, RuntimeError):
         # DuckDB turns an interrupt during a query into RuntimeError("Query interrupted").
         if not signals.received:
@@ -146,7 +150,7 @@ def _scan(arguments: argparse.Namespace, settings: Settings, projects: list[Proj
     return 1 if failed else 0
 
 
-def _scan_until_settled(ingestor: Ingestor, settings: Settings) -> list[ProjectScan]:
+def _scan_until_settled(ingestor: Ingestor, settings: Settings, bar: ScanProgressBar | None) -> list[ProjectScan]:
     ingestor.register_projects()
     results = ingestor.scan_all("command")
     # Files modified within the settle window are still being written: wait, then look again.
@@ -160,6 +164,8 @@ def _scan_until_settled(ingestor: Ingestor, settings: Settings) -> list[ProjectS
             settings.ingest.settle_seconds,
         )
         time.sleep(settings.ingest.settle_seconds)
+        if bar is not None:
+            bar.restart()
         results = ingestor.scan_all("command")
     return results
 

@@ -1,15 +1,19 @@
 """Ingestion: discover runs and files, register them, aggregate tables."""
 
-from ingestor.aggregate import CollectionAggregate, aggregate_collection
+from ingestor.aggregate import TABLE_TYPES, CollectionAggregate, aggregate_collection
+from ingestor.progress import ProgressCallback, ScanProgress
 from ingestor.scan import CollectionScan, WorkflowScan, scan_workflow
 from ingestor.service import Ingestor, IngestStatus, ProjectScan
 
 __all__ = [
+    "TABLE_TYPES",
     "CollectionAggregate",
     "CollectionScan",
     "IngestStatus",
     "Ingestor",
+    "ProgressCallback",
     "ProjectScan",
+    "ScanProgress",
     "WorkflowScan",
     "aggregate_collection",
     "scan_workflow",

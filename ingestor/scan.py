@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 
 import msgspec
@@ -18,6 +19,9 @@ from ingestor.parameters import find_run_parameters
 
 logger = logging.getLogger(__name__)
 
+# How many run or folder names a warning lists before it writes "...".
+_NAMES_SHOWN = 5
+
 
 class CollectionScan(msgspec.Struct, kw_only=True):
     """The files that one scan found for one data collection."""
@@ -26,6 +30,14 @@ class CollectionScan(msgspec.Struct, kw_only=True):
     tag: str
     files: int = 0
     empty_files: int = 0
+    # What this scan changed in the catalog, counted as the workflow sync counts it.
+    files_new: int = 0
+    files_changed: int = 0
+    files_removed: int = 0
+    # Matching files modified within the settle window, left for a later scan.
+    unsettled: int = 0
+    # Set when the collection matched no file: the locations searched, the pattern and what was there.
+    warning: str | None = None
 
 
 class WorkflowScan(msgspec.Struct, kw_only=True):
@@ -64,10 +76,10 @@ def scan_workflow(
     assert workflow.id is not None and project.id is not None
 
     missing: list[str] = []
-    runs = discover_runs(workflow, warnings, missing)
-    found = _find_recursive_files(workflow, runs, warnings, link_roots or [])
-    found += _find_single_files(workflow, runs, warnings)
-    runs = _add_single_file_runs(workflow, runs, found)
+    discovered = discover_runs(workflow, warnings, missing)
+    found, files_walked = _find_recursive_files(workflow, discovered, warnings, link_roots or [])
+    found += _find_single_files(workflow, discovered, warnings)
+    runs = _add_single_file_runs(workflow, discovered, found)
     kept_locations = held_locations(missing) if held_locations is not None and missing else []
     for folder in missing:
         outcome = (
@@ -93,7 +105,8 @@ def scan_workflow(
         files += [record for record in previous.values() if record.run_tag in kept_tags]
     counts = catalog.files.sync_workflow(workflow.id, run_records, files)
 
-    collections = _collection_summaries(workflow, files, unsettled, warnings)
+    collections = _collection_summaries(workflow, files, previous, unsettled)
+    _warn_about_unmatched(workflow, collections, discovered, files_walked, warnings)
     seconds = time.monotonic() - started
     report = ScanReport(
         id=derive_id("scan", workflow.id, started_at.isoformat()),
@@ -160,20 +173,24 @@ def link_target_roots(workflow: Workflow, extra_roots: list[str]) -> list[str]:
 
 def _find_recursive_files(
     workflow: Workflow, runs: list[RunFound], warnings: list[str], extra_roots: list[str]
-) -> list[FileFound]:
+) -> tuple[list[FileFound], int]:
+    """Return the files that recursive collections match, and the number of files walked."""
     matchers = [
         CollectionMatcher(collection)
         for collection in workflow.data_collections
         if collection.config.scan is not None and collection.config.scan.mode == "recursive"
     ]
     if not matchers:
-        return []
+        return [], 0
 
     roots = link_target_roots(workflow, extra_roots)
     found: list[FileFound] = []
+    walked = 0
     for run in runs:
         # One walk per run serves every collection of the workflow.
-        for relative_path, path in walk_run(run.location, warnings):
+        run_files = walk_run(run.location, warnings)
+        walked += len(run_files)
+        for relative_path, path in run_files:
             for matcher in matchers:
                 captures = matcher.match(relative_path)
                 if captures is None:
@@ -181,7 +198,7 @@ def _find_recursive_files(
                 item = _stat_file(matcher.collection_id, run.tag, path, captures, warnings, roots)
                 if item is not None:
                     found.append(item)
-    return found
+    return found, walked
 
 
 def _find_single_files(workflow: Workflow, runs: list[RunFound], warnings: list[str]) -> list[FileFound]:
@@ -341,23 +358,90 @@ def _run_record(workflow: Workflow, run: RunFound, files: list[FileRecord], warn
 
 
 def _collection_summaries(
-    workflow: Workflow, files: list[FileRecord], unsettled: list[FileFound], warnings: list[str]
+    workflow: Workflow, files: list[FileRecord], previous: dict[str, FileRecord], unsettled: list[FileFound]
 ) -> list[CollectionScan]:
-    waiting = {item.collection_id for item in unsettled}
+    """Count each collection's files and what the scan changed in them."""
+    current: dict[str, list[FileRecord]] = {}
+    for record in files:
+        current.setdefault(record.data_collection_id, []).append(record)
+    before: dict[str, list[FileRecord]] = {}
+    for record in previous.values():
+        before.setdefault(record.data_collection_id, []).append(record)
+    waiting = Counter(item.collection_id for item in unsettled)
+
     summaries = []
     for collection in workflow.data_collections:
         assert collection.id is not None
-        summary = CollectionScan(collection_id=collection.id, tag=collection.data_collection_tag)
-        for record in files:
-            if record.data_collection_id == collection.id:
-                summary.files += 1
-                summary.empty_files += int(record.filesize == 0)
-        scan = collection.config.scan
-        if summary.files == 0 and scan is not None and collection.id not in waiting:
-            where = ", ".join(workflow.data_location.locations)
-            what = scan.scan_parameters.get("filename") or scan.scan_parameters["regex_config"]["pattern"]
-            warnings.append(
-                f"collection {collection.data_collection_tag!r} matched no file under {where} with {scan.mode} pattern {what!r}"
-            )
+        summary = _count_changes(collection, current.get(collection.id, []), before.get(collection.id, []))
+        summary.unsettled = waiting[collection.id]
         summaries.append(summary)
     return summaries
+
+
+def _count_changes(collection: DataCollection, files: list[FileRecord], before: list[FileRecord]) -> CollectionScan:
+    """Count the collection's files, and those that are new, changed or removed since the last scan.
+
+    A file counts as changed when its size, mtime or content hash differs, as
+    `FileRepository.sync_workflow` decides which rows to write.
+    """
+    assert collection.id is not None
+    summary = CollectionScan(collection_id=collection.id, tag=collection.data_collection_tag)
+    stored = {record.id: (record.filesize, record.mtime_ns, record.content_hash) for record in before}
+    for record in files:
+        summary.files += 1
+        summary.empty_files += int(record.filesize == 0)
+        state = stored.get(record.id)
+        if state is None:
+            summary.files_new += 1
+        elif state != (record.filesize, record.mtime_ns, record.content_hash):
+            summary.files_changed += 1
+    summary.files_removed = len(stored.keys() - {record.id for record in files})
+    return summary
+
+
+def _warn_about_unmatched(
+    workflow: Workflow, summaries: list[CollectionScan], runs: list[RunFound], files_walked: int, warnings: list[str]
+) -> None:
+    """Set the warning of each collection that matched no file, and add it to `warnings`.
+
+    A collection whose matching files are all still being written is not warned about.
+    """
+    scans = {collection.id: collection.config.scan for collection in workflow.data_collections}
+    where = ", ".join(workflow.data_location.locations)
+    for summary in summaries:
+        scan = scans[summary.collection_id]
+        if summary.files > 0 or summary.unsettled > 0 or scan is None:
+            continue
+        what = scan.scan_parameters.get("filename") or scan.scan_parameters["regex_config"]["pattern"]
+        summary.warning = f"collection {summary.tag!r} matched no file under {where} with {scan.mode} pattern {what!r}"
+        # A single-file collection names its path; the scan has already warned that it cannot be read.
+        if scan.mode == "recursive":
+            summary.warning += _what_was_searched(workflow, runs, files_walked)
+        warnings.append(summary.warning)
+
+
+def _what_was_searched(workflow: Workflow, runs: list[RunFound], files_walked: int) -> str:
+    """Describe what the scan found in the locations, so a wrong location or pattern shows."""
+    location = workflow.data_location
+    if runs:
+        names = ", ".join(run.tag for run in runs[:_NAMES_SHOWN]) + (", ..." if len(runs) > _NAMES_SHOWN else "")
+        folders = "run folder" if len(runs) == 1 else "run folders"
+        return f"; {len(runs)} {folders} searched ({names}), containing {files_walked} files, none of them matching"
+    if location.structure == "sequencing-runs":
+        listings = "; ".join(f"{folder!r} contains {_folder_listing(folder)}" for folder in location.locations)
+        return f"; no subfolder matches runs_regex {location.runs_regex!r}, so no run was searched ({listings})"
+    return "; no run folder was found"
+
+
+def _folder_listing(folder: str) -> str:
+    """Return the first names in a folder, folders marked with a trailing `/`, for a warning."""
+    try:
+        with os.scandir(folder) as listing:
+            names = sorted(
+                entry.name + ("/" if entry.is_dir() else "") for entry in listing if not entry.name.startswith(".")
+            )
+    except OSError as error:
+        return f"nothing readable ({error.strerror})"
+    if not names:
+        return "nothing"
+    return ", ".join(names[:_NAMES_SHOWN]) + (", ..." if len(names) > _NAMES_SHOWN else "")

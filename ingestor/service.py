@@ -13,6 +13,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from catalog import Catalog, utc_now
 from config import DataCollection, Project, Settings, Workflow
 from ingestor.aggregate import CollectionAggregate, aggregate_collection
+from ingestor.progress import ProgressCallback, ScanProgress
 from ingestor.scan import WorkflowScan, scan_workflow
 from ingestor.watch import LocationWatch, Watcher
 
@@ -157,11 +158,27 @@ class Ingestor:
             self._watcher.mark_changed(workflow.id)
         for warning in scan.warnings:
             logger.warning("project %s, workflow %s: %s", project.name, workflow.name, warning)
+        found = {item.collection_id: item.files for item in scan.collections}
+        self._report_progress(
+            ScanProgress(step="workflow", project=project.name, name=workflow.name, files=sum(found.values()))
+        )
         tables = []
         for collection in workflow.data_collections:
             self._raise_if_stopping()
-            tables.append(self._aggregate(project, collection))
+            table = self._aggregate(project, collection)
+            tables.append(table)
+            files = found.get(table.collection_id, 0)
+            self._report_progress(
+                ScanProgress(step="collection", project=project.name, name=table.tag, files=files, rows=table.rows)
+            )
         return scan, tables
+
+    # Set by a caller that displays progress, such as `depictiod scan` on a terminal.
+    progress: ProgressCallback | None = None
+
+    def _report_progress(self, event: ScanProgress) -> None:
+        if self.progress is not None:
+            self.progress(event)
 
     def rescan_workflow(self, workflow_id: str) -> None:
         """Scan one workflow and rebuild its changed tables, after a change event."""

@@ -10,7 +10,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 
 from api.access import Access, format_time
-from api.schemas import rename_ids
+from api.ingestion_report import build_ingestion_report
+from api.schemas import IngestionReportOut, rename_ids
 from catalog import ProjectRecord
 from config import Permissions, Project
 
@@ -41,6 +42,22 @@ class ProjectController(Controller):
     def get_from_name(self, access: NamedDependency[Access], project_name: FromPath[str]) -> Project:
         """Return the project; the name may contain `/`, which the path parameter keeps."""
         return project_model(access, access.project_by_name(project_name.removeprefix("/")))
+
+    @get(
+        "/ingestion-report/{project_id:str}",
+        sync_to_thread=True,
+        summary="The latest ingestion state of a project",
+        description=(
+            "For each data collection: what the latest scan of its workflow found (files found, new, "
+            "changed, removed, failed, still being written), the failed files with their reasons and "
+            "line numbers, and the state of its table (rows, version, drift). `status` separates a "
+            "collection that matched no file (`found_zero`, with a warning naming the locations and the "
+            "pattern) from one with nothing new (`unchanged`) and from one whose files failed (`failed`). "
+            "Readers of the project may ask; for anyone else the project does not exist (404)."
+        ),
+    )
+    def ingestion_report(self, access: NamedDependency[Access], project_id: FromPath[str]) -> IngestionReportOut:
+        return build_ingestion_report(access.catalog, access.project(project_id))
 
 
 def project_model(access: Access, record: ProjectRecord) -> Project:

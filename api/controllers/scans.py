@@ -91,6 +91,12 @@ def _report_out(report: ScanReport) -> ScanReportOut:
                 tag=str(item["tag"]),
                 files=int(item["files"]),
                 empty_files=int(item["empty_files"]),
+                # Reports written before these counts existed lack their keys.
+                files_new=int(item.get("files_new", 0)),
+                files_changed=int(item.get("files_changed", 0)),
+                files_removed=int(item.get("files_removed", 0)),
+                files_unsettled=int(item.get("unsettled", 0)),
+                warning=item.get("warning"),
             )
             for item in details.get("collections", [])
         ],

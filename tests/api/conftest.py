@@ -9,6 +9,8 @@ import pytest
 from litestar.testing import TestClient
 
 from api import create_app
+from api.security import hash_password
+from catalog import UserRecord, user_id_for, utc_now
 from config import load_projects, load_settings
 from tests.examples import copy_all_examples, write_settings
 
@@ -35,6 +37,22 @@ def login(client: TestClient, email: str, password: str) -> dict[str, str]:
     response = client.post(f"{API}/auth/login", data={"username": email, "password": password})
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def add_user(client: TestClient, email: str, password: str) -> dict[str, str]:
+    """Store an active user who is not an administrator, sign them in and return their headers."""
+    client.app.state.catalog.users.add(
+        UserRecord(
+            id=user_id_for(email),
+            email=email,
+            password_hash=hash_password(password),
+            is_admin=False,
+            is_active=True,
+            registration_date=utc_now(),
+            last_login=None,
+        )
+    )
+    return login(client, email, password)
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,8 @@ from pathlib import Path
 from litestar.testing import TestClient
 
 from api import create_app
-from api.security import hash_password
-from catalog import UserRecord, user_id_for, utc_now
 from config import load_projects, load_settings
-from tests.api.conftest import API, login
+from tests.api.conftest import API, add_user, login
 from tests.examples import copy_bundled_examples, write_settings
 
 PENGUINS = "6a0001000000000000000001"
@@ -30,21 +28,6 @@ def _client(
     return TestClient(create_app(settings, load_projects(settings.projects), admin_password=PASSWORD))
 
 
-def _add_user(client: TestClient, email: str) -> dict[str, str]:
-    client.app.state.catalog.users.add(
-        UserRecord(
-            id=user_id_for(email),
-            email=email,
-            password_hash=hash_password(PASSWORD),
-            is_admin=False,
-            is_active=True,
-            registration_date=utc_now(),
-            last_login=None,
-        )
-    )
-    return login(client, email, PASSWORD)
-
-
 def test_startup_scans_are_listed(tmp_path: Path) -> None:
     with _client(tmp_path) as client:
         headers = login(client, "admin@example.org", PASSWORD)
@@ -56,6 +39,7 @@ def test_startup_scans_are_listed(tmp_path: Path) -> None:
     penguins = next(scan for scan in page["scans"] if scan["project_id"] == PENGUINS)
     assert penguins["runs"] == 3
     assert {collection["tag"] for collection in penguins["collections"]} == {"physical_features", "demographic_data"}
+    assert {collection["files_new"] for collection in penguins["collections"]} == {3}
 
 
 def test_zero_match_warning_is_visible(tmp_path: Path) -> None:
@@ -65,7 +49,9 @@ def test_zero_match_warning_is_visible(tmp_path: Path) -> None:
         page = client.get(f"{API}/scans", params={"project_id": PENGUINS}, headers=headers).json()
 
     warnings = page["scans"][0]["warnings"]
+    physical = next(item for item in page["scans"][0]["collections"] if item["tag"] == "physical_features")
     assert any("matched no file" in warning and "no_such_file" in warning for warning in warnings)
+    assert physical["warning"] in warnings
 
 
 def test_admin_triggers_scan(tmp_path: Path) -> None:
@@ -83,7 +69,7 @@ def test_admin_triggers_scan(tmp_path: Path) -> None:
 
 def test_viewer_cannot_trigger_scan(tmp_path: Path) -> None:
     with _client(tmp_path) as client:
-        headers = _add_user(client, "viewer@example.org")
+        headers = add_user(client, "viewer@example.org", PASSWORD)
 
         response = client.post(f"{API}/projects/{PENGUINS}/scan", headers=headers)
 

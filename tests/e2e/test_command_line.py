@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
+import select
 import shutil
+import struct
 import subprocess
 import sys
+import termios
+import time
 from pathlib import Path
+
+import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 COMMAND_DEADLINE_SECONDS = 120
+# Carriage return and escape: what a progress bar or a colour code writes.
+CONTROL_CHARACTERS = ("\r", "\x1b")
 
 
 def _run(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -19,6 +30,49 @@ def _run(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=COMMAND_DEADLINE_SECONDS,
     )
+
+
+def _run_raw(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    """Run depictiod with pipes as its output and return bytes, because text mode turns `\r` into `\n`."""
+    return subprocess.run(
+        [sys.executable, "-m", "depictiod", *arguments], cwd=cwd, capture_output=True, timeout=COMMAND_DEADLINE_SECONDS
+    )
+
+
+def _run_on_terminal(*arguments: str, cwd: Path, columns: int) -> tuple[str, int]:
+    """Run depictiod on a pseudo-terminal and return its output and exit code.
+
+    The terminal is `columns` wide. With 0, it reports no size, as a pseudo-terminal whose size was never set.
+    """
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 30 if columns else 0, columns, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "depictiod", *arguments], cwd=cwd, stdin=terminal, stdout=terminal, stderr=terminal
+    )
+    os.close(terminal)
+    output = bytearray()
+    deadline = time.monotonic() + COMMAND_DEADLINE_SECONDS
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([controller], [], [], 0.2)
+            if not ready:
+                if process.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:
+                break  # Linux raises EIO once the process and its children closed the terminal.
+            if not chunk:
+                break
+            output += chunk
+        return_code = process.wait(timeout=max(deadline - time.monotonic(), 1.0))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(controller)
+    return output.decode(errors="replace"), return_code
 
 
 def _bundled_example(target: Path) -> Path:
@@ -69,6 +123,33 @@ def test_scan_prints_summary_per_collection(tmp_path: Path) -> None:
     assert "physical_features" in result.stdout
     assert "demographic_data" in result.stdout
     assert "iris_table" in result.stdout
+
+
+def test_scan_without_terminal_prints_plain_text(tmp_path: Path) -> None:
+    _bundled_example(tmp_path)
+
+    result = _run_raw("scan", "--config", "depictio.toml", cwd=tmp_path)
+
+    stdout, stderr = result.stdout.decode(), result.stderr.decode()
+    assert result.returncode == 0, stderr
+    assert "iris_table" in stdout
+    assert "%|" not in stderr
+    for character in CONTROL_CHARACTERS:
+        assert character not in stdout
+        assert character not in stderr
+
+
+@pytest.mark.parametrize("columns", [100, 0])
+def test_scan_on_terminal_draws_progress_bar(tmp_path: Path, columns: int) -> None:
+    _bundled_example(tmp_path)
+
+    output, return_code = _run_on_terminal("scan", "--config", "depictio.toml", cwd=tmp_path, columns=columns)
+
+    assert return_code == 0, output
+    assert "scanning: 100%|" in output
+    assert "| 5/5 [" in output
+    assert "\r" in output
+    assert "iris_table" in output
 
 
 def test_scan_exits_non_zero_when_a_file_fails(tmp_path: Path) -> None:
