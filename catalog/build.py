@@ -25,7 +25,16 @@ import pyarrow
 import pyarrow.feather
 
 from catalog import specs
-from catalog.readers import SourceFile, UnreadableFileError, find_ragged_line, read_expression, sniff_expression
+from catalog.readers import (
+    SourceFile,
+    UnreadableFileError,
+    compression_of,
+    find_ragged_line,
+    inspect_rows,
+    read_expression,
+    sniff_expression,
+    text_layout,
+)
 from catalog.records import ColumnSpec, DriftNote, TableRecord
 from catalog.runs_files import store_file_results, utc_now
 from catalog.schema import AGGREGATED_TABLE_COLUMNS, DATA_SCHEMA
@@ -47,9 +56,9 @@ _BATCH_ROWS = 100_000
 _GZIP_CHUNK_BYTES = 1 << 20
 
 
-def new_reader() -> Connection:
-    """Open the in-memory DuckDB database that parses workflow files."""
-    return duckdb.connect(config={"autoinstall_known_extensions": False})
+def new_reader(config: dict[str, Any] | None = None) -> Connection:
+    """Open the in-memory DuckDB database that parses workflow files, with the catalog's reader limits."""
+    return duckdb.connect(config={"autoinstall_known_extensions": False, **(config or {})})
 
 
 def _check_compression(source: SourceFile) -> None:
@@ -58,14 +67,17 @@ def _check_compression(source: SourceFile) -> None:
     DuckDB reads the intact part of a truncated gzip file without an error, which would
     load part of the rows silently, so the whole stream is decompressed and checked first.
     """
-    if not source.location.endswith(".gz"):
+    if compression_of(source.location) != "gzip":
         return
+    size = 0
     try:
         with gzip.open(source.location, "rb") as handle:
-            while handle.read(_GZIP_CHUNK_BYTES):
-                pass
+            while chunk := handle.read(_GZIP_CHUNK_BYTES):
+                size += len(chunk)
     except (EOFError, OSError, zlib.error) as error:
         raise UnreadableFileError(f"the gzip file is truncated or corrupt: {error}") from None
+    if size == 0:
+        raise UnreadableFileError("the file is empty: its gzip stream decompresses to 0 bytes")
 
 
 Columns = list[tuple[str, str]]
@@ -92,6 +104,8 @@ class FileResult(msgspec.Struct, kw_only=True, frozen=True):
     error: str | None = None
     error_line: int | None = None
     row_count: int | None = None
+    # How the file was read: separator, compression, header line, short rows, renamed columns.
+    read_details: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class BuildResult(msgspec.Struct, kw_only=True, frozen=True):
@@ -145,13 +159,15 @@ def quote(name: str) -> str:
 class TableBuilder:
     """One table build on the writer connection: plan, unify, insert, then swap."""
 
-    def __init__(self, connection: Connection, request: BuildRequest) -> None:
+    def __init__(self, connection: Connection, request: BuildRequest, reader_config: dict[str, Any] | None = None) -> None:
         self.connection = connection
         # User files are parsed here, never on the catalog's connection: see _reset_reader_after.
-        self.reader = new_reader()
+        self.reader_config = reader_config or {}
+        self.reader = new_reader(self.reader_config)
         self.request = request
         self.failures: dict[str, FileResult] = {}
         self.loaded: set[str] = set()
+        self.read_details: dict[str, dict[str, Any]] = {}
         # The column types seen in each file, by lower-case column name.
         self.observed: dict[str, dict[str, str]] = {}
         # The table's columns by lower-case name, as (spelling, type); DuckDB names ignore case.
@@ -197,7 +213,14 @@ class TableBuilder:
             counts = {str(file_id): int(count) for file_id, count in rows}
         outcomes = list(self.failures.values())
         for file_id in sorted(self.loaded):
-            outcomes.append(FileResult(file_id=file_id, status="aggregated", row_count=counts.get(file_id, 0)))
+            outcomes.append(
+                FileResult(
+                    file_id=file_id,
+                    status="aggregated",
+                    row_count=counts.get(file_id, 0),
+                    read_details=self.read_details.get(file_id, {}),
+                )
+            )
         return outcomes
 
     # Describe every file, then group files whose format, options and columns are equal.
@@ -223,6 +246,7 @@ class TableBuilder:
         """Return the file's columns and, for delimited files, its dialect; record a failure otherwise."""
         try:
             _check_compression(source)
+            self.read_details[source.file_id] = inspect_rows(self.reader, source)
             if source.format in ("csv", "tsv"):
                 columns, dialect = self._sniff(source, full_sample)
             else:
@@ -247,7 +271,8 @@ class TableBuilder:
         if row is None:
             raise UnreadableFileError("DuckDB could not detect the file's dialect")
         columns = [(str(column["name"]), str(column["type"])) for column in row[-1]]
-        return self._text_booleans(source, columns), tuple(row[:-1])
+        # Files read together share the first file's compression too.
+        return self._text_booleans(source, columns), (*row[:-1], text_layout(source).compression)
 
     def _text_booleans(self, source: SourceFile, columns: Columns) -> Columns:
         """Type BOOLEAN columns as text unless every value is true or false.
@@ -441,7 +466,7 @@ class TableBuilder:
             )
             with contextlib.suppress(duckdb.Error):
                 self.reader.close()
-            self.reader = new_reader()
+            self.reader = new_reader(self.reader_config)
 
     def _unregister(self, view: str) -> None:
         with contextlib.suppress(duckdb.Error):
@@ -514,9 +539,11 @@ class TableBuilder:
         )
 
 
-def build_table(connection: Connection, request: BuildRequest) -> BuildResult:
+def build_table(
+    connection: Connection, request: BuildRequest, reader_config: dict[str, Any] | None = None
+) -> BuildResult:
     """Build the collection's table and swap it in; the old table stays when no file loads."""
-    builder = TableBuilder(connection, request)
+    builder = TableBuilder(connection, request, reader_config)
     try:
         built = builder.run()
         outcomes = builder.results()
@@ -632,8 +659,11 @@ def _error_summary(error: BaseException) -> str:
     return " ".join(summary)[:500]
 
 
-def _result_rows(outcomes: list[FileResult]) -> list[tuple[str, str, str | None, int | None, int | None]]:
-    return [(o.file_id, o.status, o.error, o.error_line, o.row_count) for o in outcomes]
+def _result_rows(outcomes: list[FileResult]) -> list[tuple[str, str, str | None, int | None, int | None, str]]:
+    return [
+        (o.file_id, o.status, o.error, o.error_line, o.row_count, msgspec.json.encode(o.read_details).decode())
+        for o in outcomes
+    ]
 
 
 def describe_error(source: SourceFile, error: BaseException) -> tuple[str, int | None]:

@@ -6,7 +6,7 @@ has none, so uniqueness is kept by the repositories in this package (delete, the
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Aggregated tables live in their own schema, one table per data collection.
 DATA_SCHEMA = "data"
@@ -39,7 +39,8 @@ STATEMENTS = (
         run_tag VARCHAR, file_location VARCHAR, filename VARCHAR, filesize BIGINT,
         mtime_ns BIGINT, creation_time TIMESTAMP, modification_time TIMESTAMP,
         content_hash VARCHAR, wildcards VARCHAR, status VARCHAR, error VARCHAR,
-        error_line BIGINT, row_count BIGINT, registration_time TIMESTAMP)""",
+        error_line BIGINT, row_count BIGINT, registration_time TIMESTAMP,
+        link_target VARCHAR, read_details VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS aggregated_tables (
         data_collection_id VARCHAR, table_name VARCHAR, row_count BIGINT, column_count INTEGER,
         size_bytes BIGINT, aggregation_version INTEGER, aggregation_time TIMESTAMP,
@@ -66,4 +67,6 @@ STATEMENTS = (
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     # Version 2 stores the run's workflow parameters (JSON) found in its folder.
     1: ("ALTER TABLE runs ADD COLUMN parameters VARCHAR",),
+    # Version 3 stores each file's symlink target and how its last aggregation read it (JSON).
+    2: ("ALTER TABLE files ADD COLUMN link_target VARCHAR", "ALTER TABLE files ADD COLUMN read_details VARCHAR"),
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -26,6 +27,9 @@ class CollectionScan(msgspec.Struct, kw_only=True):
     tag: str
     files: int = 0
     empty_files: int = 0
+    # ok (files found), waiting (only files still being written) or no_files (nothing
+    # matched the pattern). For no_files, a warning names the folders and what they contain.
+    status: str = "ok"
 
 
 class WorkflowScan(msgspec.Struct, kw_only=True):
@@ -65,7 +69,8 @@ def scan_workflow(
 
     missing: list[str] = []
     runs = discover_runs(workflow, warnings, missing)
-    found = _find_recursive_files(workflow, runs, warnings, link_roots or [])
+    walked = _WalkSample()
+    found = _find_recursive_files(workflow, runs, warnings, link_roots or [], walked)
     found += _find_single_files(workflow, runs, warnings)
     runs = _add_single_file_runs(workflow, runs, found)
     kept_locations = held_locations(missing) if held_locations is not None and missing else []
@@ -93,7 +98,7 @@ def scan_workflow(
         files += [record for record in previous.values() if record.run_tag in kept_tags]
     counts = catalog.files.sync_workflow(workflow.id, run_records, files)
 
-    collections = _collection_summaries(workflow, files, unsettled, warnings)
+    collections = _collection_summaries(workflow, files, unsettled, warnings, walked, len(runs))
     seconds = time.monotonic() - started
     report = ScanReport(
         id=derive_id("scan", workflow.id, started_at.isoformat()),
@@ -158,8 +163,20 @@ def link_target_roots(workflow: Workflow, extra_roots: list[str]) -> list[str]:
     return roots + [os.path.realpath(root) for root in extra_roots]
 
 
+class _WalkSample(msgspec.Struct, kw_only=True):
+    """The count and first few paths of the files in the run folders, for a collection that matched none."""
+
+    count: int = 0
+    paths: list[str] = msgspec.field(default_factory=list)
+
+    def add(self, path: str) -> None:
+        self.count += 1
+        if len(self.paths) < 5:
+            self.paths.append(path)
+
+
 def _find_recursive_files(
-    workflow: Workflow, runs: list[RunFound], warnings: list[str], extra_roots: list[str]
+    workflow: Workflow, runs: list[RunFound], warnings: list[str], extra_roots: list[str], walked: _WalkSample
 ) -> list[FileFound]:
     matchers = [
         CollectionMatcher(collection)
@@ -174,6 +191,7 @@ def _find_recursive_files(
     for run in runs:
         # One walk per run serves every collection of the workflow.
         for relative_path, path in walk_run(run.location, warnings):
+            walked.add(f"{run.tag}/{relative_path}")
             for matcher in matchers:
                 captures = matcher.match(relative_path)
                 if captures is None:
@@ -241,10 +259,12 @@ def _stat_file(
     With `roots`, a symlink whose target lies outside every root folder is skipped, so a
     link in a run folder cannot publish arbitrary files of the machine. Files are
     identified by the path where they were found, so two links to one file in two runs
-    stay two files.
+    stay two files. A symlink that cannot be followed is returned with `broken_link` set,
+    so the catalog marks it failed instead of keeping its old rows.
     """
     found_path = os.path.abspath(path)
     real_path = os.path.realpath(path)
+    link_target = real_path if os.path.islink(found_path) else None
     if roots is not None and not _under_any(real_path, roots):
         warnings.append(
             f"file {found_path!r} links to {real_path!r}, outside the workflow's locations and their parent "
@@ -254,7 +274,9 @@ def _stat_file(
     try:
         info = os.stat(real_path)
     except OSError as error:
-        # A broken symlink or a file removed since the walk is skipped; a later scan registers it if it returns.
+        if link_target is not None:
+            return _broken_link(collection_id, run_tag, found_path, link_target, captures, error, warnings)
+        # A file removed since the walk is skipped; a later scan registers it if it returns.
         warnings.append(f"file {found_path!r} cannot be read: {error.strerror}; skipped")
         return None
     if not os.path.isfile(real_path):
@@ -267,6 +289,42 @@ def _stat_file(
         mtime_ns=info.st_mtime_ns,
         creation_time=timestamp(info.st_ctime),
         wildcards=captures,
+        link_target=link_target,
+    )
+
+
+def _broken_link(
+    collection_id: str,
+    run_tag: str,
+    found_path: str,
+    target: str,
+    captures: dict[str, str],
+    error: OSError,
+    warnings: list[str],
+) -> FileFound | None:
+    """Return a symlink whose target is gone or that loops, described by the link's own times."""
+    if error.errno == errno.ENOENT:
+        reason = (
+            f"the symbolic link points to {target!r}, which does not exist; the target was removed, "
+            "for example by `nextflow clean` or a cleanup of the work folder"
+        )
+    else:
+        reason = f"the symbolic link to {target!r} cannot be followed: {error.strerror}"
+    try:
+        info = os.lstat(found_path)
+    except OSError:
+        return None  # The link itself was removed after the walk; the next scan registers that.
+    warnings.append(f"file {found_path!r}: {reason}; recorded as failed")
+    return FileFound(
+        collection_id=collection_id,
+        run_tag=run_tag,
+        path=found_path,
+        size=0,
+        mtime_ns=info.st_mtime_ns,
+        creation_time=timestamp(info.st_ctime),
+        wildcards=captures,
+        link_target=target,
+        broken_link=reason,
     )
 
 
@@ -282,7 +340,9 @@ def _file_record(
     file_id = derive_id("file", item.collection_id, item.path)
     old = previous.get(file_id)
 
-    if old is not None and (old.filesize, old.mtime_ns) == (item.size, item.mtime_ns):
+    if item.broken_link is not None:
+        digest = ""  # There is no content to hash.
+    elif old is not None and (old.filesize, old.mtime_ns) == (item.size, item.mtime_ns):
         digest = old.content_hash  # Same size and nanosecond mtime: trust the stored hash.
     else:
         try:
@@ -293,10 +353,14 @@ def _file_record(
 
     # An unchanged file keeps the outcome of its last aggregation.
     status, error, error_line, row_count = "registered", None, None, None
-    if item.size == 0:
+    read_details: dict[str, object] = {}
+    if item.broken_link is not None:
+        status, error = "failed", item.broken_link
+    elif item.size == 0:
         status, error = "failed", "the file is empty (0 bytes)"
     elif old is not None and (old.content_hash, old.filesize) == (digest, item.size):
         status, error, error_line, row_count = old.status, old.error, old.error_line, old.row_count
+        read_details = old.read_details
 
     return FileRecord(
         id=file_id,
@@ -317,6 +381,8 @@ def _file_record(
         error_line=error_line,
         row_count=row_count,
         registration_time=old.registration_time if old is not None else utc_now(),
+        link_target=item.link_target,
+        read_details=read_details,
     )
 
 
@@ -341,7 +407,12 @@ def _run_record(workflow: Workflow, run: RunFound, files: list[FileRecord], warn
 
 
 def _collection_summaries(
-    workflow: Workflow, files: list[FileRecord], unsettled: list[FileFound], warnings: list[str]
+    workflow: Workflow,
+    files: list[FileRecord],
+    unsettled: list[FileFound],
+    warnings: list[str],
+    walked: _WalkSample,
+    runs: int,
 ) -> list[CollectionScan]:
     waiting = {item.collection_id for item in unsettled}
     summaries = []
@@ -353,11 +424,28 @@ def _collection_summaries(
                 summary.files += 1
                 summary.empty_files += int(record.filesize == 0)
         scan = collection.config.scan
-        if summary.files == 0 and scan is not None and collection.id not in waiting:
+        if summary.files == 0 and collection.id in waiting:
+            summary.status = "waiting"
+        elif summary.files == 0 and scan is not None:
+            summary.status = "no_files"
             where = ", ".join(workflow.data_location.locations)
             what = scan.scan_parameters.get("filename") or scan.scan_parameters["regex_config"]["pattern"]
             warnings.append(
-                f"collection {collection.data_collection_tag!r} matched no file under {where} with {scan.mode} pattern {what!r}"
+                f"collection {collection.data_collection_tag!r} matched no file under {where} with {scan.mode} "
+                f"pattern {what!r}; {_found_instead(scan.mode, walked, runs)}"
             )
         summaries.append(summary)
     return summaries
+
+
+def _found_instead(mode: str, walked: _WalkSample, runs: int) -> str:
+    """Describe what a scan found where a collection matched nothing, for its warning."""
+    if mode == "single":
+        return "the file does not exist or cannot be read"
+    if runs == 0:
+        return "no run folder was found there"
+    if walked.count == 0:
+        return f"the runs ({runs}) hold no file"
+    shown = ", ".join(repr(path) for path in walked.paths)
+    more = f" and {walked.count - len(walked.paths)} more" if walked.count > len(walked.paths) else ""
+    return f"the runs ({runs}) hold other files ({walked.count}): {shown}{more}"

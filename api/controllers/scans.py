@@ -91,6 +91,7 @@ def _report_out(report: ScanReport) -> ScanReportOut:
                 tag=str(item["tag"]),
                 files=int(item["files"]),
                 empty_files=int(item["empty_files"]),
+                status=str(item.get("status", "ok")),
             )
             for item in details.get("collections", [])
         ],

@@ -90,14 +90,14 @@ def lock_holder(catalog_path: Path) -> Iterator[subprocess.Popen[str]]:
             process.wait()
 
 
-def test_schema_version_is_two() -> None:
-    assert SCHEMA_VERSION == 2
+def test_schema_version_is_three() -> None:
+    assert SCHEMA_VERSION == 3
 
 
 def test_new_catalog_stores_schema_version(catalog_path: Path) -> None:
     Catalog(str(catalog_path)).close()
 
-    assert _schema_version(catalog_path) == "2"
+    assert _schema_version(catalog_path) == "3"
 
 
 def test_new_catalog_creates_missing_folder(tmp_path: Path) -> None:
@@ -127,20 +127,20 @@ def test_reopen_keeps_schema_version(catalog_path: Path) -> None:
     Catalog(str(catalog_path)).close()
     Catalog(str(catalog_path)).close()
 
-    assert _schema_version(catalog_path) == "2"
+    assert _schema_version(catalog_path) == "3"
 
 
 def test_other_schema_version_raises(catalog_path: Path) -> None:
     Catalog(str(catalog_path)).close()
-    _set_schema_version(catalog_path, "3")
+    _set_schema_version(catalog_path, "4")
 
     with pytest.raises(SchemaVersionError) as caught:
         Catalog(str(catalog_path))
 
     message = str(caught.value)
     assert str(catalog_path) in message
-    assert "schema version 3" in message
-    assert "uses version 2" in message
+    assert "schema version 4" in message
+    assert "uses version 3" in message
     assert "use the depictiod release that wrote it" in message
     assert "move the file away" in message
 
@@ -165,7 +165,7 @@ def test_missing_schema_version_raises(catalog_path: Path) -> None:
 
 def test_schema_version_error_releases_file(catalog_path: Path) -> None:
     Catalog(str(catalog_path)).close()
-    _set_schema_version(catalog_path, "3")
+    _set_schema_version(catalog_path, "4")
 
     with pytest.raises(SchemaVersionError) as caught:
         Catalog(str(catalog_path))
@@ -179,7 +179,7 @@ def test_schema_version_error_releases_file(catalog_path: Path) -> None:
         timeout=PROCESS_DEADLINE,
     )
     assert opened.stdout.strip() == "opened", opened.stderr
-    assert "schema version 3" in str(caught.value)
+    assert "schema version 4" in str(caught.value)
 
 
 def test_file_locked_by_other_process_raises(catalog_path: Path, lock_holder: subprocess.Popen[str]) -> None:
@@ -252,13 +252,17 @@ def test_version_one_catalog_is_migrated(catalog_path: Path) -> None:
     Catalog(str(catalog_path)).close()
     connection = duckdb.connect(str(catalog_path))
     connection.execute("ALTER TABLE runs DROP COLUMN parameters")
+    connection.execute("ALTER TABLE files DROP COLUMN link_target")
+    connection.execute("ALTER TABLE files DROP COLUMN read_details")
     connection.close()
     _set_schema_version(catalog_path, "1")
 
     Catalog(str(catalog_path)).close()
 
-    assert _schema_version(catalog_path) == "2"
+    assert _schema_version(catalog_path) == "3"
     connection = duckdb.connect(str(catalog_path), read_only=True)
     columns = [row[0] for row in connection.execute("DESCRIBE runs").fetchall()]
+    file_columns = [row[0] for row in connection.execute("DESCRIBE files").fetchall()]
     connection.close()
     assert "parameters" in columns
+    assert file_columns[-2:] == ["link_target", "read_details"]
