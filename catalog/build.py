@@ -159,7 +159,9 @@ def quote(name: str) -> str:
 class TableBuilder:
     """One table build on the writer connection: plan, unify, insert, then swap."""
 
-    def __init__(self, connection: Connection, request: BuildRequest, reader_config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, connection: Connection, request: BuildRequest, reader_config: dict[str, Any] | None = None
+    ) -> None:
         self.connection = connection
         # User files are parsed here, never on the catalog's connection: see _reset_reader_after.
         self.reader_config = reader_config or {}

@@ -240,8 +240,8 @@ def _check_values(raw: dict[str, Any], problems: list[tuple[str, str]]) -> None:
         problems.append(
             (
                 "catalog.memory_limit",
-                f"invalid memory limit {memory!r}; give a size such as \"2GB\" or \"512MiB\", "
-                "or a share of the memory such as \"80%\" (at most 100%)",
+                f'invalid memory limit {memory!r}; give a size such as "2GB" or "512MiB", '
+                'or a share of the memory such as "80%" (at most 100%)',
             )
         )
 

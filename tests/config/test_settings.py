@@ -80,7 +80,7 @@ OVERRIDES: list[tuple[str, str, Callable[[Settings], Any], Any]] = [
     ("DEPICTIO_CATALOG_PATH", "/srv/depictio/catalog.duckdb", lambda s: s.catalog.path, "/srv/depictio/catalog.duckdb"),
     ("DEPICTIO_CATALOG_MEMORY_LIMIT", "2GiB", lambda s: s.catalog.memory_limit, "2GiB"),
     ("DEPICTIO_CATALOG_THREADS", "3", lambda s: s.catalog.threads, 3),
-    ("DEPICTIO_CATALOG_TEMP_DIRECTORY", "/srv/depictio/spill", lambda s: s.catalog.temp_directory, "/srv/depictio/spill"),
+    ("DEPICTIO_CATALOG_TEMP_DIRECTORY", "/srv/spill", lambda s: s.catalog.temp_directory, "/srv/spill"),
     ("DEPICTIO_AUTH_KEY_FILE", "/srv/depictio/auth.key", lambda s: s.auth.key_file, "/srv/depictio/auth.key"),
     ("DEPICTIO_AUTH_ACCESS_TOKEN_MINUTES", "15", lambda s: s.auth.access_token_minutes, 15),
     ("DEPICTIO_AUTH_REFRESH_TOKEN_DAYS", "30", lambda s: s.auth.refresh_token_days, 30),

@@ -56,7 +56,7 @@ def _stored_column_names(harness: Harness, tag: str) -> list[str]:
     return [*harness.column_types(tag), *harness.specs(tag)]
 
 
-# Entry 1: a scan that finds nothing must say so; a scan with nothing new stays quiet.
+# Entry 1: a scan that finds nothing must report it, and a scan with nothing new stays quiet.
 
 
 def test_run_pattern_matching_nothing_warns(
@@ -108,7 +108,7 @@ def test_rescan_with_nothing_new_is_quiet(start: StartHarness, data_dir: Path) -
 
 
 def test_empty_workflow_spares_other_workflows(tmp_path: Path) -> None:
-    # Entry 1: one workflow whose location holds no run must not stop the next one.
+    # Entry 1: one workflow whose location contains no run must not stop the next one.
     write_file(tmp_path / "good" / "run_1" / "stats.tsv", "sample\treads\nS1\t10\n")
     (tmp_path / "empty").mkdir()
     workflows = [
@@ -144,7 +144,9 @@ def test_second_collection_keeps_every_run(start: StartHarness, data_dir: Path) 
     for run in (1, 2, 3):
         write_file(data_dir / f"run_{run}" / "qc" / "stats.tsv", f"sample\treads\nS{run}\t{run}\n")
         write_file(data_dir / f"run_{run}" / "counts" / "genes.tsv", f"gene\tcount\nG{run}\t{run}\n")
-    harness = start([table_collection("stats", r"stats\.tsv$", "tsv"), table_collection("genes", r"genes\.tsv$", "tsv")])
+    harness = start(
+        [table_collection("stats", r"stats\.tsv$", "tsv"), table_collection("genes", r"genes\.tsv$", "tsv")]
+    )
     harness.scan()
     write_file(data_dir / "run_4" / "qc" / "stats.tsv", "sample\treads\nS4\t4\n")
     write_file(data_dir / "run_4" / "counts" / "genes.tsv", "gene\tcount\nG4\t4\n")
@@ -294,7 +296,7 @@ def test_leading_comment_line_is_skipped(start: StartHarness, data_dir: Path) ->
 
     record = harness.file("counts", "counts.txt")
     assert list(harness.column_types("counts"))[:7] == ["Geneid", "Chr", "Start", "End", "Strand", "Length", "s1.bam"]
-    assert harness.rows("counts", "Geneid, Strand, \"s1.bam\"") == [("G1", "+", 5), ("G2", "-", 7)]
+    assert harness.rows("counts", 'Geneid, Strand, "s1.bam"') == [("G1", "+", 5), ("G2", "-", 7)]
     assert record.read_details["comment_lines"] == 1
     assert record.read_details["header_line"] == 2
 
