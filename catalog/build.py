@@ -170,6 +170,8 @@ class TableBuilder:
         self.failures: dict[str, FileResult] = {}
         self.loaded: set[str] = set()
         self.read_details: dict[str, dict[str, Any]] = {}
+        # Each described file's own columns, by lower-case name.
+        self.file_columns: dict[str, set[str]] = {}
         # The column types seen in each file, by lower-case column name.
         self.observed: dict[str, dict[str, str]] = {}
         # The table's columns by lower-case name, as (spelling, type); DuckDB names ignore case.
@@ -220,10 +222,19 @@ class TableBuilder:
                     file_id=file_id,
                     status="aggregated",
                     row_count=counts.get(file_id, 0),
-                    read_details=self.read_details.get(file_id, {}),
+                    read_details=self._details(file_id),
                 )
             )
         return outcomes
+
+    def _details(self, file_id: str) -> dict[str, Any]:
+        """Return how the file was read, with the table's columns that the file lacks."""
+        details = dict(self.read_details.get(file_id, {}))
+        own = self.file_columns.get(file_id, set())
+        absent = [spelling for key, (spelling, _) in self.table.items() if key not in own]
+        if absent:
+            details["absent_columns"] = absent
+        return details
 
     # Describe every file, then group files whose format, options and columns are equal.
     def _plan_units(self) -> list[_Unit]:
@@ -265,6 +276,7 @@ class TableBuilder:
         if not _own(columns):
             self._fail(source, UnreadableFileError("the file has no columns besides depictiod's own"))
             return None
+        self.file_columns[source.file_id] = {name.lower() for name, _ in _own(columns)}
         return columns, dialect
 
     def _sniff(self, source: SourceFile, full_sample: bool) -> tuple[Columns, Dialect]:

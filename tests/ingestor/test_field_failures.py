@@ -654,6 +654,9 @@ def test_prefixed_and_short_headers_match_by_name(start: StartHarness, data_dir:
 
     assert list(harness.column_types("gs")) == ["Sample", prefixed, "percent_gc", *RESERVED]
     assert harness.rows("gs", f'Sample, "{prefixed}", percent_gc') == [("S1", 41, None), ("S2", None, 52)]
+    # The drift between the two headers is reported with each file.
+    assert _file_in_run(harness, "gs", "run_1").read_details["absent_columns"] == ["percent_gc"]
+    assert _file_in_run(harness, "gs", "run_2").read_details["absent_columns"] == [prefixed]
 
 
 def test_repeated_header_names_are_made_unique(start: StartHarness, data_dir: Path) -> None:
