@@ -285,8 +285,9 @@ class TableBuilder:
         if row is None:
             raise UnreadableFileError("DuckDB could not detect the file's dialect")
         columns = [(str(column["name"]), str(column["type"])) for column in row[-1]]
-        # Files read together share the first file's compression too.
-        return self._text_booleans(source, columns), (*row[:-1], text_layout(source).compression)
+        # Files read together share the first file's compression and column names too.
+        layout = text_layout(source)
+        return self._text_booleans(source, columns), (*row[:-1], layout.compression, layout.names)
 
     def _text_booleans(self, source: SourceFile, columns: Columns) -> Columns:
         """Type BOOLEAN columns as text unless every value is true or false.
