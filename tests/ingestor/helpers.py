@@ -82,7 +82,7 @@ def write_file(path: Path, text: str) -> Path:
 class Harness:
     """A project file, its catalog in the same folder, and an Ingestor over both.
 
-    `catalog_settings` sets DuckDB's memory limit, threads and spill folder; by default
+    `catalog_settings` sets DuckDB's memory limit, threads and spill folder. Without it,
     the catalog gets the service's defaults.
     """
 
