@@ -46,7 +46,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        catalog = opened if opened is not None else await to_thread.run_sync(Catalog, settings.catalog.path)
+        catalog = (
+            opened if opened is not None else await to_thread.run_sync(Catalog, settings.catalog.path, settings.catalog)
+        )
         ingestor = started if started is not None else Ingestor(catalog, settings, projects)
         try:
             await to_thread.run_sync(ensure_admin, catalog, settings, admin_password)

@@ -137,6 +137,11 @@ class FileDetails(msgspec.Struct, kw_only=True, rename={"id": "_id"}):
     error: str | None
     error_line: int | None
     row_count: int | None
+    # The resolved target when the file was found as a symlink.
+    link_target: str | None = None
+    # How the last aggregation read the file: delimiter, compression, header_line,
+    # comment_lines, hash_header, short_rows, renamed_columns.
+    read_details: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class ColumnSpecOut(msgspec.Struct, kw_only=True):
@@ -234,6 +239,8 @@ class ScanCollectionOut(msgspec.Struct, kw_only=True):
     files_unsettled: int
     # Set when the collection matched no file.
     warning: str | None
+    # ok, waiting (only files still being written) or no_files (the pattern matched nothing).
+    status: str = "ok"
 
 
 class ScanReportOut(msgspec.Struct, kw_only=True):

@@ -25,13 +25,14 @@ from catalog.schema import SCHEMA_VERSION
 from catalog.store import Store
 from catalog.tables import TableRepository, TableSnapshot, fingerprint
 from catalog.users import TokenRepository, UserRepository, user_id_for
+from config import CatalogSettings
 
 
 class Catalog:
     """The catalog of one service: a DuckDB file and one repository per kind of record."""
 
-    def __init__(self, path: str) -> None:
-        self.store = Store(path)
+    def __init__(self, path: str, settings: CatalogSettings | None = None) -> None:
+        self.store = Store(path, settings)
         self.projects = ProjectRepository(self.store)
         self.runs = RunRepository(self.store)
         self.files = FileRepository(self.store)

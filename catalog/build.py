@@ -30,7 +30,16 @@ import pyarrow
 import pyarrow.feather
 
 from catalog import specs
-from catalog.readers import SourceFile, UnreadableFileError, find_ragged_line, read_expression, sniff_expression
+from catalog.readers import (
+    SourceFile,
+    UnreadableFileError,
+    compression_of,
+    find_ragged_line,
+    inspect_rows,
+    read_expression,
+    sniff_expression,
+    text_layout,
+)
 from catalog.records import ColumnSpec, DriftNote, TableRecord
 from catalog.runs_files import store_file_results, utc_now
 from catalog.schema import AGGREGATED_TABLE_COLUMNS, DATA_SCHEMA
@@ -53,9 +62,9 @@ _BATCH_ROWS = 100_000
 _GZIP_CHUNK_BYTES = 1 << 20
 
 
-def new_reader() -> Connection:
-    """Open the in-memory DuckDB database that parses workflow files."""
-    return duckdb.connect(config={"autoinstall_known_extensions": False})
+def new_reader(config: dict[str, Any] | None = None) -> Connection:
+    """Open the in-memory DuckDB database that parses workflow files, with the catalog's reader limits."""
+    return duckdb.connect(config={"autoinstall_known_extensions": False, **(config or {})})
 
 
 def _check_compression(source: SourceFile) -> None:
@@ -64,14 +73,17 @@ def _check_compression(source: SourceFile) -> None:
     DuckDB reads the intact part of a truncated gzip file without an error, which would
     load part of the rows silently, so the whole stream is decompressed and checked first.
     """
-    if not source.location.endswith(".gz"):
+    if compression_of(source.location) != "gzip":
         return
+    size = 0
     try:
         with gzip.open(source.location, "rb") as handle:
-            while handle.read(_GZIP_CHUNK_BYTES):
-                pass
+            while chunk := handle.read(_GZIP_CHUNK_BYTES):
+                size += len(chunk)
     except (EOFError, OSError, zlib.error) as error:
         raise UnreadableFileError(f"the gzip file is truncated or corrupt: {error}") from None
+    if size == 0:
+        raise UnreadableFileError("the file is empty: its gzip stream decompresses to 0 bytes")
 
 
 Columns = list[tuple[str, str]]
@@ -100,6 +112,8 @@ class FileResult(msgspec.Struct, kw_only=True, frozen=True):
     error: str | None = None
     error_line: int | None = None
     row_count: int | None = None
+    # How the file was read: separator, compression, header line, short rows, renamed columns.
+    read_details: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class BuildResult(msgspec.Struct, kw_only=True, frozen=True):
@@ -193,10 +207,17 @@ class TableBuilder:
     and types, so its rows can be added to the live table unchanged.
     """
 
-    def __init__(self, connection: Connection, request: BuildRequest, base: Columns | None = None) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        request: BuildRequest,
+        reader_config: dict[str, Any] | None = None,
+        base: Columns | None = None,
+    ) -> None:
         self.connection = connection
         # User files are parsed here, never on the catalog's connection: see _reset_reader_after.
-        self.reader = new_reader()
+        self.reader_config = reader_config or {}
+        self.reader = new_reader(self.reader_config)
         self.request = request
         self.base = base
         self.failures: dict[str, FileResult] = {}
@@ -205,6 +226,9 @@ class TableBuilder:
         self.observed: dict[str, Columns] = {}
         # (file id, lower-case name) of columns found to hold text beyond the sniffed rows.
         self.late_text: set[tuple[str, str]] = set()
+        self.read_details: dict[str, dict[str, Any]] = {}
+        # Each described file's own columns, by lower-case name.
+        self.file_columns: dict[str, set[str]] = {}
         # The table's columns by lower-case name, as (spelling, type); DuckDB names ignore case.
         self.table: dict[str, tuple[str, str]] = {}
         self.scratch = table_name(f"{request.collection_id}{SCRATCH_SUFFIX}")
@@ -303,8 +327,24 @@ class TableBuilder:
             counts = {str(file_id): int(count) for file_id, count in rows}
         outcomes = list(self.failures.values())
         for file_id in sorted(self.loaded):
-            outcomes.append(FileResult(file_id=file_id, status="aggregated", row_count=counts.get(file_id, 0)))
+            outcomes.append(
+                FileResult(
+                    file_id=file_id,
+                    status="aggregated",
+                    row_count=counts.get(file_id, 0),
+                    read_details=self._details(file_id),
+                )
+            )
         return outcomes
+
+    def _details(self, file_id: str) -> dict[str, Any]:
+        """Return how the file was read, with the table's columns that the file lacks."""
+        details = dict(self.read_details.get(file_id, {}))
+        own = self.file_columns.get(file_id, set())
+        absent = [spelling for key, (spelling, _) in self.table.items() if key not in own]
+        if absent:
+            details["absent_columns"] = absent
+        return details
 
     # Describe every file, then group files whose format, options and columns are equal.
     def _plan_units(self) -> list[_Unit]:
@@ -329,6 +369,7 @@ class TableBuilder:
         """Return the file's columns and, for delimited files, its dialect; record a failure otherwise."""
         try:
             _check_compression(source)
+            self.read_details[source.file_id] = inspect_rows(self.reader, source)
             if source.format in ("csv", "tsv"):
                 columns, dialect = self._sniff(source, full_sample)
             else:
@@ -345,6 +386,7 @@ class TableBuilder:
         if not _own(columns):
             self._fail(source, UnreadableFileError("the file has no columns besides depictiod's own"))
             return None
+        self.file_columns[source.file_id] = {name.lower() for name, _ in _own(columns)}
         return columns, dialect
 
     def _sniff(self, source: SourceFile, full_sample: bool) -> tuple[Columns, Dialect]:
@@ -353,7 +395,9 @@ class TableBuilder:
         if row is None:
             raise UnreadableFileError("DuckDB could not detect the file's dialect")
         columns = [(str(column["name"]), str(column["type"])) for column in row[-1]]
-        return self._text_booleans(source, columns), tuple(row[:-1])
+        # Files read together share the first file's compression and column names too.
+        layout = text_layout(source)
+        return self._text_booleans(source, columns), (*row[:-1], layout.compression, layout.names)
 
     def _text_booleans(self, source: SourceFile, columns: Columns) -> Columns:
         """Type BOOLEAN columns as text unless every value is true or false.
@@ -556,7 +600,7 @@ class TableBuilder:
             )
             with contextlib.suppress(duckdb.Error):
                 self.reader.close()
-            self.reader = new_reader()
+            self.reader = new_reader(self.reader_config)
 
     def _unregister(self, view: str) -> None:
         with contextlib.suppress(duckdb.Error):
@@ -620,7 +664,9 @@ class TableBuilder:
         )
 
 
-def build_table(connection: Connection, request: BuildRequest) -> BuildResult:
+def build_table(
+    connection: Connection, request: BuildRequest, reader_config: dict[str, Any] | None = None
+) -> BuildResult:
     """Bring the collection's table up to date: file by file when it can, else as a whole.
 
     Either way the change commits in one transaction with the table record, the column
@@ -628,10 +674,10 @@ def build_table(connection: Connection, request: BuildRequest) -> BuildResult:
     """
     delta = _plan_delta(connection, request)
     if delta is not None:
-        result = _update(connection, request, delta)
+        result = _update(connection, request, delta, reader_config)
         if result is not None:
             return result
-    return _rebuild(connection, request)
+    return _rebuild(connection, request, reader_config)
 
 
 class _Delta(msgspec.Struct, kw_only=True):
@@ -684,9 +730,12 @@ def _plan_delta(connection: Connection, request: BuildRequest) -> _Delta | None:
     )
 
 
-def _update(connection: Connection, request: BuildRequest, delta: _Delta) -> BuildResult | None:
+def _update(
+    connection: Connection, request: BuildRequest, delta: _Delta, reader_config: dict[str, Any] | None
+) -> BuildResult | None:
     """Replace the rows of changed and removed files; None when the table's columns would change."""
-    builder = TableBuilder(connection, msgspec.structs.replace(request, files=delta.changed), base=delta.base)
+    changed_only = msgspec.structs.replace(request, files=delta.changed)
+    builder = TableBuilder(connection, changed_only, reader_config, base=delta.base)
     try:
         builder.run()
         schemas = builder.file_schemas()
@@ -785,9 +834,9 @@ def _apply_delta(
     return BuildResult(table=table, files=outcomes, column_specs=column_specs, updated_in_place=True)
 
 
-def _rebuild(connection: Connection, request: BuildRequest) -> BuildResult:
+def _rebuild(connection: Connection, request: BuildRequest, reader_config: dict[str, Any] | None) -> BuildResult:
     """Build the whole table and swap it in; the old table stays when no file loads."""
-    builder = TableBuilder(connection, request)
+    builder = TableBuilder(connection, request, reader_config)
     try:
         columns = builder.run()
         outcomes = builder.results()
@@ -947,8 +996,11 @@ def _error_summary(error: BaseException) -> str:
     return " ".join(summary)[:500]
 
 
-def _result_rows(outcomes: list[FileResult]) -> list[tuple[str, str, str | None, int | None, int | None]]:
-    return [(o.file_id, o.status, o.error, o.error_line, o.row_count) for o in outcomes]
+def _result_rows(outcomes: list[FileResult]) -> list[tuple[str, str, str | None, int | None, int | None, str]]:
+    return [
+        (o.file_id, o.status, o.error, o.error_line, o.row_count, msgspec.json.encode(o.read_details).decode())
+        for o in outcomes
+    ]
 
 
 def describe_error(source: SourceFile, error: BaseException) -> tuple[str, int | None]:

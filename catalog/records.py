@@ -66,6 +66,11 @@ class FileRecord(msgspec.Struct, kw_only=True, frozen=True):
     error_line: int | None
     row_count: int | None
     registration_time: datetime
+    # The resolved target when the file was found as a symlink, else None.
+    link_target: str | None = None
+    # How the last aggregation read the file: separator, compression, header line, short
+    # rows, renamed columns. Empty until the file is aggregated.
+    read_details: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class DriftNote(msgspec.Struct, kw_only=True, frozen=True):

@@ -17,7 +17,7 @@ _RUN_COLUMNS = (
 _FILE_COLUMNS = (
     "id, data_collection_id, workflow_id, run_id, run_tag, file_location, filename, filesize, "
     "mtime_ns, creation_time, modification_time, content_hash, wildcards, status, error, "
-    "error_line, row_count, registration_time"
+    "error_line, row_count, registration_time, link_target, read_details"
 )
 
 
@@ -119,21 +119,22 @@ def _run_record(row: tuple[object, ...]) -> RunRecord:
 def _file_record(row: tuple[object, ...]) -> FileRecord:
     values = dict(zip(FileRecord.__struct_fields__, row, strict=True))
     values["wildcards"] = msgspec.json.decode(str(values["wildcards"] or "{}"))
+    values["read_details"] = msgspec.json.decode(str(values["read_details"] or "{}"))
     return FileRecord(**values)  # type: ignore[arg-type]
 
 
 def store_file_results(
-    connection: Connection, results: list[tuple[str, str, str | None, int | None, int | None]]
+    connection: Connection, results: list[tuple[str, str, str | None, int | None, int | None, str]]
 ) -> None:
-    """Record (file id, status, error, error line, row count) of each file after an aggregation."""
+    """Record (file id, status, error, error line, row count, read details as JSON) of each file after an aggregation."""
     if not results:
         return
-    names = ("id", "status", "error", "error_line", "row_count")
+    names = ("id", "status", "error", "error_line", "row_count", "read_details")
     connection.register("file_results", pyarrow.Table.from_pylist([dict(zip(names, r, strict=True)) for r in results]))
     try:
         connection.execute(
             "UPDATE files SET status = r.status, error = r.error, error_line = r.error_line, "
-            "row_count = r.row_count FROM file_results AS r WHERE files.id = r.id"
+            "row_count = r.row_count, read_details = r.read_details FROM file_results AS r WHERE files.id = r.id"
         )
     finally:
         connection.unregister("file_results")
@@ -209,6 +210,7 @@ def _run_row(run: RunRecord) -> dict[str, object]:
 def _file_row(file: FileRecord) -> dict[str, object]:
     row = {name: getattr(file, name) for name in FileRecord.__struct_fields__}
     row["wildcards"] = msgspec.json.encode(file.wildcards).decode()
+    row["read_details"] = msgspec.json.encode(file.read_details).decode()
     return row
 
 

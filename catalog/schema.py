@@ -45,7 +45,8 @@ STATEMENTS = (
         run_tag VARCHAR, file_location VARCHAR, filename VARCHAR, filesize BIGINT,
         mtime_ns BIGINT, creation_time TIMESTAMP, modification_time TIMESTAMP,
         content_hash VARCHAR, wildcards VARCHAR, status VARCHAR, error VARCHAR,
-        error_line BIGINT, row_count BIGINT, registration_time TIMESTAMP)""",
+        error_line BIGINT, row_count BIGINT, registration_time TIMESTAMP,
+        link_target VARCHAR, read_details VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS aggregated_tables (
         data_collection_id VARCHAR, table_name VARCHAR, row_count BIGINT, column_count INTEGER,
         size_bytes BIGINT, aggregation_version INTEGER, aggregation_time TIMESTAMP,
@@ -74,6 +75,12 @@ STATEMENTS = (
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     # Version 2 stores the run's workflow parameters (JSON) found in its folder.
     1: ("ALTER TABLE runs ADD COLUMN parameters VARCHAR",),
-    # Version 3 updates tables file by file: it records what each table holds.
-    2: ("ALTER TABLE aggregated_tables ADD COLUMN IF NOT EXISTS settings_fingerprint VARCHAR", TABLE_FILES),
+    # Version 3 updates tables file by file, so it records what each table contains. It also
+    # stores each file's symlink target and how its last aggregation read it (JSON).
+    2: (
+        "ALTER TABLE aggregated_tables ADD COLUMN IF NOT EXISTS settings_fingerprint VARCHAR",
+        TABLE_FILES,
+        "ALTER TABLE files ADD COLUMN IF NOT EXISTS link_target VARCHAR",
+        "ALTER TABLE files ADD COLUMN IF NOT EXISTS read_details VARCHAR",
+    ),
 }

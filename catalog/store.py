@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,19 +19,26 @@ from typing import Any, TypeVar
 import duckdb
 
 from catalog.errors import CatalogError, SchemaVersionError
+from catalog.limits import resolve_limits
 from catalog.schema import MIGRATIONS, SCHEMA_VERSION, STATEMENTS
+from config import CatalogSettings
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Connection = duckdb.DuckDBPyConnection
+# DuckDB 1.5.5 names the process that locks a database file: "... is held in <program> (PID <n>)".
+_LOCK_HOLDER = re.compile(r"held in (.+) \(PID (\d+)\)")
 
 
 class Store:
     """Owns the DuckDB file: opens it, checks its schema version, runs reads and writes."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, settings: CatalogSettings | None = None) -> None:
         self.path = path
+        limits = resolve_limits(path, settings or CatalogSettings(path=path))
+        # Every table build opens a private reader database with these settings.
+        self.reader_config = limits.reader_config()
         folder = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(folder, exist_ok=True)
@@ -39,12 +47,20 @@ class Store:
                 f"cannot create the folder of the catalog {path!r}: {error.strerror}; set catalog.path to a writable folder"
             ) from None
         try:
-            self._connection = duckdb.connect(path, config={"autoinstall_known_extensions": False})
+            self._connection = duckdb.connect(
+                path, config={"autoinstall_known_extensions": False, **limits.catalog_config()}
+            )
         except duckdb.Error as error:
-            raise CatalogError(
-                f"cannot open the catalog {path!r}: {str(error).splitlines()[0]}. If a depictiod service is "
-                "running on it, stop it first or send the request to its API"
-            ) from None
+            raise CatalogError(_open_error_message(path, error)) from None
+        logger.info(
+            "opened catalog %s: DuckDB memory limit %.1f MiB for the catalog and %.1f MiB for reading files, "
+            "%d threads each, spill folder %s",
+            path,
+            limits.memory_bytes / 2**20,
+            limits.memory_bytes / 2**20,
+            limits.threads,
+            limits.temp_directory,
+        )
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-writer")
         self._write_connection = self._connection.cursor()
         self._closed = False
@@ -152,3 +168,18 @@ class Store:
         self._write_connection.close()
         self._connection.close()
         logger.info("closed catalog %s", self.path)
+
+
+def _open_error_message(path: str, error: duckdb.Error) -> str:
+    """Return why the catalog cannot be opened, with the PID of the process that locks the file."""
+    holder = _LOCK_HOLDER.search(str(error))
+    if holder is not None:
+        program, pid = holder.groups()
+        return (
+            f"cannot open the catalog {path!r}: it is in use by PID {pid} ({program}). If a depictiod service is "
+            "running on it, stop it first or send the request to its API"
+        )
+    return (
+        f"cannot open the catalog {path!r}: {str(error).splitlines()[0]}. If a depictiod service is "
+        "running on it, stop it first or send the request to its API"
+    )

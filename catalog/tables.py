@@ -54,7 +54,8 @@ class TableRepository:
 
     def build(self, request: BuildRequest) -> BuildResult:
         """Bring the collection's table up to date with the request's files (see catalog.build)."""
-        return self._store.write_steps(lambda connection: build_table(connection, request))
+        reader_config = self._store.reader_config
+        return self._store.write_steps(lambda connection: build_table(connection, request, reader_config))
 
     def drop_scratch_tables(self) -> None:
         """Drop half-built tables that a killed process left behind; they are never served."""

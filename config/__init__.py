@@ -14,9 +14,10 @@ from config.project import (
 )
 from config.projects import load_projects
 from config.reader_options import ReaderOptions, parse_reader_options
-from config.settings import Settings, environment_names, load_settings
+from config.settings import CatalogSettings, Settings, environment_names, load_settings, parse_memory_limit
 
 __all__ = [
+    "CatalogSettings",
     "ConfigError",
     "ConfigProblem",
     "DataCollection",
@@ -35,5 +36,6 @@ __all__ = [
     "load_project",
     "load_projects",
     "load_settings",
+    "parse_memory_limit",
     "parse_reader_options",
 ]

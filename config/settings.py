@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 from typing import Any, Literal
 
@@ -32,6 +33,15 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class CatalogSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # The DuckDB file; relative paths start at the folder of depictio.toml.
     path: str = "depictio.duckdb"
+    # Memory that DuckDB may use in total, as a size ("2GB", "512MiB") or a share of the
+    # machine's or container's memory ("80%"). Half goes to the catalog database and half
+    # to the database that reads workflow files.
+    memory_limit: str = "80%"
+    # DuckDB threads of each of the two databases. 0 means one per CPU this process may use.
+    threads: int = 0
+    # Where DuckDB spills data that does not fit in memory. Empty means `<catalog path>.tmp`.
+    # Relative paths start at the folder of depictio.toml.
+    temp_directory: str = ""
 
 
 class AuthSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -201,6 +211,7 @@ def _kind_word(annotation: Any) -> str:
 # within what Python and the scheduler can represent: one year of token lifetime, ten
 # years of refresh lifetime, one week between reconciles, one hour of settle time.
 _RANGES = (
+    ("catalog", "threads", 0, 4_096),
     ("auth", "access_token_minutes", 1, 525_600),
     ("auth", "refresh_token_days", 1, 3_650),
     ("ingest", "reconcile_seconds", 0, 604_800),
@@ -224,6 +235,16 @@ def _check_values(raw: dict[str, Any], problems: list[tuple[str, str]]) -> None:
         if not math.isfinite(value) or not minimum <= value <= maximum:
             problems.append((f"{section}.{key}", f"{key} is {value}; give a number from {minimum} to {maximum}"))
 
+    memory = number("catalog", "memory_limit")
+    if isinstance(memory, str) and parse_memory_limit(memory) is None:
+        problems.append(
+            (
+                "catalog.memory_limit",
+                f'invalid memory limit {memory!r}; give a size such as "2GB" or "512MiB", '
+                'or a share of the memory such as "80%" (at most 100%)',
+            )
+        )
+
     level = number("server", "log_level")
     if isinstance(level, str) and level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append(
@@ -231,9 +252,43 @@ def _check_values(raw: dict[str, Any], problems: list[tuple[str, str]]) -> None:
         )
 
 
+_MEMORY_LIMIT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(%|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", re.IGNORECASE)
+_MEMORY_UNITS = {
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+
+
+def parse_memory_limit(text: str) -> tuple[float, bool] | None:
+    """Return (bytes, False) for a size such as "2GB", (fraction, True) for a share such as "80%".
+
+    Returns None for anything else, including zero and shares above 100%.
+    """
+    found = _MEMORY_LIMIT.fullmatch(text)
+    if found is None:
+        return None
+    amount, unit = float(found.group(1)), found.group(2).lower()
+    if amount <= 0:
+        return None
+    if unit == "%":
+        return (amount / 100, True) if amount <= 100 else None
+    return amount * _MEMORY_UNITS[unit], False
+
+
 def _resolve_paths(settings: Settings, source_file: str) -> Settings:
     base_dir = os.path.dirname(source_file)
-    catalog = msgspec.structs.replace(settings.catalog, path=resolve_path(settings.catalog.path, base_dir))
+    temp_directory = settings.catalog.temp_directory
+    catalog = msgspec.structs.replace(
+        settings.catalog,
+        path=resolve_path(settings.catalog.path, base_dir),
+        temp_directory=resolve_path(temp_directory, base_dir) if temp_directory else "",
+    )
     auth = msgspec.structs.replace(settings.auth, key_file=resolve_path(settings.auth.key_file, base_dir))
     projects = [resolve_path(project, base_dir) for project in settings.projects]
     link_roots = [resolve_path(root, base_dir) for root in settings.ingest.link_roots]

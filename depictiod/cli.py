@@ -111,7 +111,7 @@ def _scan(arguments: argparse.Namespace, settings: Settings, projects: list[Proj
     from ingestor import Ingestor
 
     # DuckDB allows one writing process per file, so opening fails while a service runs on it.
-    catalog = Catalog(settings.catalog.path)
+    catalog = Catalog(settings.catalog.path, settings.catalog)
     ingestor = Ingestor(catalog, settings, projects)
     signals = _Interrupts()
     try:
@@ -184,7 +184,7 @@ def _serve(arguments: argparse.Namespace, settings: Settings, projects: list[Pro
     signals = _Interrupts()
     with signals.catch():
         try:
-            catalog = Catalog(settings.catalog.path)
+            catalog = Catalog(settings.catalog.path, settings.catalog)
         except (KeyboardInterrupt, RuntimeError, CatalogError):
             if not signals.received:
                 raise

@@ -39,6 +39,10 @@ class FileFound(msgspec.Struct, kw_only=True, frozen=True):
     mtime_ns: int
     creation_time: datetime
     wildcards: dict[str, str]
+    # The resolved target when the file was found as a symlink.
+    link_target: str | None = None
+    # Why a symlink cannot be followed (its target is gone, or it loops), or None when it can.
+    broken_link: str | None = None
 
 
 def timestamp(seconds: float) -> datetime:
@@ -99,11 +103,28 @@ def _run_folders(folder: str, structure: str, pattern: re.Pattern[str] | None, w
     except OSError as error:
         warnings.append(f"location {folder!r} cannot be listed: {error.strerror}; skipped")
         return []
-    return [
+    runs = [
         os.path.join(folder, name)
         for name in names
         if pattern.match(name) and not name.startswith(".") and os.path.isdir(os.path.join(folder, name))
     ]
+    if not runs:
+        # The usual cause is a location one level too high or too low, so list what it contains.
+        warnings.append(
+            f"no subfolder of location {folder!r} matches runs_regex {pattern.pattern!r}; "
+            f"found there: {_listing(folder, names)}"
+        )
+    return runs
+
+
+def _listing(folder: str, names: list[str], shown: int = 10) -> str:
+    """Return the first `shown` names of a folder, with `/` after subfolders, for a warning."""
+    visible = [name for name in names if not name.startswith(".")]
+    if not visible:
+        return "nothing"
+    labels = [name + "/" if os.path.isdir(os.path.join(folder, name)) else name for name in visible[:shown]]
+    more = f" and {len(visible) - shown} more" if len(visible) > shown else ""
+    return ", ".join(labels) + more
 
 
 class CollectionMatcher:

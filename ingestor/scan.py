@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -38,6 +39,8 @@ class CollectionScan(msgspec.Struct, kw_only=True):
     unsettled: int = 0
     # Set when the collection matched no file: the locations searched, the pattern and what was there.
     warning: str | None = None
+    # ok (files found), waiting (only files still being written) or no_files (nothing matched).
+    status: str = "ok"
 
 
 class WorkflowScan(msgspec.Struct, kw_only=True):
@@ -258,10 +261,12 @@ def _stat_file(
     With `roots`, a symlink whose target lies outside every root folder is skipped, so a
     link in a run folder cannot publish arbitrary files of the machine. Files are
     identified by the path where they were found, so two links to one file in two runs
-    stay two files.
+    stay two files. A symlink that cannot be followed is returned with `broken_link` set,
+    so the catalog marks it failed instead of keeping its old rows.
     """
     found_path = os.path.abspath(path)
     real_path = os.path.realpath(path)
+    link_target = real_path if os.path.islink(found_path) else None
     if roots is not None and not _under_any(real_path, roots):
         warnings.append(
             f"file {found_path!r} links to {real_path!r}, outside the workflow's locations and their parent "
@@ -271,7 +276,9 @@ def _stat_file(
     try:
         info = os.stat(real_path)
     except OSError as error:
-        # A broken symlink or a file removed since the walk is skipped; a later scan registers it if it returns.
+        if link_target is not None:
+            return _broken_link(collection_id, run_tag, found_path, link_target, captures, error, warnings)
+        # A file removed since the walk is skipped; a later scan registers it if it returns.
         warnings.append(f"file {found_path!r} cannot be read: {error.strerror}; skipped")
         return None
     if not os.path.isfile(real_path):
@@ -284,6 +291,42 @@ def _stat_file(
         mtime_ns=info.st_mtime_ns,
         creation_time=timestamp(info.st_ctime),
         wildcards=captures,
+        link_target=link_target,
+    )
+
+
+def _broken_link(
+    collection_id: str,
+    run_tag: str,
+    found_path: str,
+    target: str,
+    captures: dict[str, str],
+    error: OSError,
+    warnings: list[str],
+) -> FileFound | None:
+    """Return a symlink whose target is gone or that loops, described by the link's own times."""
+    if error.errno == errno.ENOENT:
+        reason = (
+            f"the symbolic link points to {target!r}, which does not exist; the target was removed, "
+            "for example by `nextflow clean` or a cleanup of the work folder"
+        )
+    else:
+        reason = f"the symbolic link to {target!r} cannot be followed: {error.strerror}"
+    try:
+        info = os.lstat(found_path)
+    except OSError:
+        return None  # The link itself was removed after the walk; the next scan registers that.
+    warnings.append(f"file {found_path!r}: {reason}; recorded as failed")
+    return FileFound(
+        collection_id=collection_id,
+        run_tag=run_tag,
+        path=found_path,
+        size=0,
+        mtime_ns=info.st_mtime_ns,
+        creation_time=timestamp(info.st_ctime),
+        wildcards=captures,
+        link_target=target,
+        broken_link=reason,
     )
 
 
@@ -299,7 +342,9 @@ def _file_record(
     file_id = derive_id("file", item.collection_id, item.path)
     old = previous.get(file_id)
 
-    if old is not None and (old.filesize, old.mtime_ns) == (item.size, item.mtime_ns):
+    if item.broken_link is not None:
+        digest = ""  # There is no content to hash.
+    elif old is not None and (old.filesize, old.mtime_ns) == (item.size, item.mtime_ns):
         digest = old.content_hash  # Same size and nanosecond mtime: trust the stored hash.
     else:
         try:
@@ -310,10 +355,14 @@ def _file_record(
 
     # An unchanged file keeps the outcome of its last aggregation.
     status, error, error_line, row_count = "registered", None, None, None
-    if item.size == 0:
+    read_details: dict[str, object] = {}
+    if item.broken_link is not None:
+        status, error = "failed", item.broken_link
+    elif item.size == 0:
         status, error = "failed", "the file is empty (0 bytes)"
     elif old is not None and (old.content_hash, old.filesize) == (digest, item.size):
         status, error, error_line, row_count = old.status, old.error, old.error_line, old.row_count
+        read_details = old.read_details
 
     return FileRecord(
         id=file_id,
@@ -334,6 +383,8 @@ def _file_record(
         error_line=error_line,
         row_count=row_count,
         registration_time=old.registration_time if old is not None else utc_now(),
+        link_target=item.link_target,
+        read_details=read_details,
     )
 
 
@@ -374,8 +425,16 @@ def _collection_summaries(
         assert collection.id is not None
         summary = _count_changes(collection, current.get(collection.id, []), before.get(collection.id, []))
         summary.unsettled = waiting[collection.id]
+        summary.status = collection_status(summary.files, summary.unsettled)
         summaries.append(summary)
     return summaries
+
+
+def collection_status(files: int, unsettled: int) -> str:
+    """Return ok (files found), waiting (only files still being written) or no_files (nothing matched)."""
+    if files > 0:
+        return "ok"
+    return "waiting" if unsettled > 0 else "no_files"
 
 
 def _count_changes(collection: DataCollection, files: list[FileRecord], before: list[FileRecord]) -> CollectionScan:

@@ -39,6 +39,8 @@ class FileController(Controller):
                     error=r.error,
                     error_line=r.error_line,
                     row_count=r.row_count,
+                    link_target=r.link_target,
+                    read_details=r.read_details,
                 )
                 for r in records
             ]

@@ -14,6 +14,7 @@ from api.access import Access, format_time
 from api.schemas import ScanCollectionOut, ScanPage, ScanReportOut, ScanTriggerOut
 from catalog import ScanReport
 from ingestor import Ingestor
+from ingestor.scan import collection_status
 
 MAX_SCANS_PER_PAGE = 500
 
@@ -97,6 +98,7 @@ def _report_out(report: ScanReport) -> ScanReportOut:
                 files_removed=int(item.get("files_removed", 0)),
                 files_unsettled=int(item.get("unsettled", 0)),
                 warning=item.get("warning"),
+                status=str(item.get("status") or collection_status(int(item["files"]), int(item.get("unsettled", 0)))),
             )
             for item in details.get("collections", [])
         ],

@@ -59,7 +59,11 @@ def test_admin_sees_startup_ingestion(tmp_path: Path) -> None:
         report = _report(client, login(client, "admin@example.org", PASSWORD))
 
     physical = _collection(report, "physical_features")
-    assert report["project"] == {"id": PENGUINS, "name": "Palmer penguins (bundled example)", "project_type": "advanced"}
+    assert report["project"] == {
+        "id": PENGUINS,
+        "name": "Palmer penguins (bundled example)",
+        "project_type": "advanced",
+    }
     assert report["triggered_by"] == "startup"
     assert report["scanned_at"] is not None
     assert physical["status"] == "updated"
@@ -79,9 +83,7 @@ def test_admin_sees_startup_ingestion(tmp_path: Path) -> None:
 
 def test_owner_sees_report(tmp_path: Path) -> None:
     with _client(tmp_path) as client:
-        response = client.get(
-            f"{API}/projects/ingestion-report/{PENGUINS}", headers=add_user(client, OWNER, PASSWORD)
-        )
+        response = client.get(f"{API}/projects/ingestion-report/{PENGUINS}", headers=add_user(client, OWNER, PASSWORD))
 
     assert response.status_code == 200
     assert response.json()["project"]["id"] == PENGUINS

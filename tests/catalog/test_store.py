@@ -252,6 +252,8 @@ def test_version_one_catalog_is_migrated(catalog_path: Path) -> None:
     Catalog(str(catalog_path)).close()
     connection = duckdb.connect(str(catalog_path))
     connection.execute("ALTER TABLE runs DROP COLUMN parameters")
+    connection.execute("ALTER TABLE files DROP COLUMN link_target")
+    connection.execute("ALTER TABLE files DROP COLUMN read_details")
     connection.close()
     _set_schema_version(catalog_path, "1")
 
@@ -260,8 +262,10 @@ def test_version_one_catalog_is_migrated(catalog_path: Path) -> None:
     assert _schema_version(catalog_path) == "3"
     connection = duckdb.connect(str(catalog_path), read_only=True)
     columns = [row[0] for row in connection.execute("DESCRIBE runs").fetchall()]
+    file_columns = [row[0] for row in connection.execute("DESCRIBE files").fetchall()]
     connection.close()
     assert "parameters" in columns
+    assert file_columns[-2:] == ["link_target", "read_details"]
 
 
 def test_version_two_catalog_is_migrated(catalog_path: Path) -> None:
@@ -269,6 +273,8 @@ def test_version_two_catalog_is_migrated(catalog_path: Path) -> None:
     connection = duckdb.connect(str(catalog_path))
     connection.execute("ALTER TABLE aggregated_tables DROP COLUMN settings_fingerprint")
     connection.execute("DROP TABLE table_files")
+    connection.execute("ALTER TABLE files DROP COLUMN link_target")
+    connection.execute("ALTER TABLE files DROP COLUMN read_details")
     connection.close()
     _set_schema_version(catalog_path, "2")
 
@@ -278,6 +284,8 @@ def test_version_two_catalog_is_migrated(catalog_path: Path) -> None:
     connection = duckdb.connect(str(catalog_path), read_only=True)
     columns = [row[0] for row in connection.execute("DESCRIBE aggregated_tables").fetchall()]
     tables = [row[0] for row in connection.execute("SHOW TABLES").fetchall()]
+    file_columns = [row[0] for row in connection.execute("DESCRIBE files").fetchall()]
     connection.close()
     assert "settings_fingerprint" in columns
     assert "table_files" in tables
+    assert file_columns[-2:] == ["link_target", "read_details"]

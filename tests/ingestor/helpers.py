@@ -80,17 +80,24 @@ def write_file(path: Path, text: str) -> Path:
 
 
 class Harness:
-    """A project file, its catalog in the same folder, and an Ingestor over both."""
+    """A project file, its catalog in the same folder, and an Ingestor over both.
 
-    def __init__(self, folder: Path, project_path: Path) -> None:
+    `catalog_settings` sets DuckDB's memory limit, threads and spill folder. Without it,
+    the catalog gets the service's defaults.
+    """
+
+    def __init__(
+        self, folder: Path, project_path: Path, catalog_settings: config.CatalogSettings | None = None
+    ) -> None:
         self.folder = folder
         self.project_path = project_path
         self.catalog_path = folder / "catalog.duckdb"
+        self.catalog_settings = catalog_settings
         self._open()
 
     def _open(self) -> None:
         self.project: Project = config.load_projects([str(self.project_path)])[0]
-        self.catalog = catalog.Catalog(str(self.catalog_path))
+        self.catalog = catalog.Catalog(str(self.catalog_path), self.catalog_settings)
         # Test files are written just before each scan, so they must count as settled.
         settings = config.Settings(ingest=config.settings.IngestSettings(settle_seconds=0))
         self.ingestor = ingestor.Ingestor(self.catalog, settings, [self.project])

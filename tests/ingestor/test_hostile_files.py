@@ -114,22 +114,6 @@ def test_nextflow_link_into_work_is_read(start: StartHarness, data_dir: Path, tm
     assert harness.row_count_by_run("t") == {"run_1": 10}
 
 
-def test_dead_link_after_cleanup_is_removed(start: StartHarness, data_dir: Path, tmp_path: Path) -> None:
-    target = write_file(tmp_path / "work" / "ab" / "t.csv", GOOD_ROWS)
-    write_file(data_dir / "run_2" / "t.csv", GOOD_ROWS)
-    (data_dir / "run_1").mkdir()
-    os.symlink(target, data_dir / "run_1" / "t.csv")
-    harness = start([table_collection("t", r"t\.csv$")])
-    harness.scan()
-
-    target.unlink()
-    result = harness.scan()
-
-    assert harness.file_names("t") == ["run_2/t.csv"]
-    assert harness.row_count_by_run("t") == {"run_2": 10}
-    assert any("cannot be read" in warning for warning in result.workflows[0].warnings)
-
-
 def test_symlink_inside_locations_is_read(start: StartHarness, data_dir: Path) -> None:
     target = write_file(data_dir / "shared" / "t.csv", GOOD_ROWS)
     (data_dir / "run_1").mkdir()
