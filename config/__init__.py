@@ -14,7 +14,13 @@ from config.project import (
 )
 from config.projects import load_projects
 from config.reader_options import ReaderOptions, parse_reader_options
-from config.settings import Settings, environment_names, load_settings
+from config.settings import (
+    Settings,
+    WorkflowTimings,
+    check_workflow_overrides,
+    environment_names,
+    load_settings,
+)
 
 __all__ = [
     "ConfigError",
@@ -28,6 +34,8 @@ __all__ = [
     "Settings",
     "TableProperties",
     "Workflow",
+    "WorkflowTimings",
+    "check_workflow_overrides",
     "compile_file_pattern",
     "derive_id",
     "environment_names",
