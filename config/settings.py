@@ -69,10 +69,10 @@ class WorkflowOverride(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
 
 class IngestSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     scan_on_start: bool = True
-    # Seconds between reconciles of each workflow; 0 turns them off.
+    # Seconds between reconciles of each workflow, or 0 to turn them off.
     reconcile_seconds: int = 300
-    # A reconcile still running this many seconds after it started stops before its next
-    # step, and the next one starts fresh; 0 lets it run as long as it takes.
+    # A workflow scan still running this many seconds after it started stops before its
+    # next step, and the next reconcile starts fresh. 0 lets it run as long as it takes.
     reconcile_deadline_seconds: int = 600
     # A file modified less than this long ago is left for a later scan. After a change
     # event, the workflow is rescanned once no event came for this long.
