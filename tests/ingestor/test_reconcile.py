@@ -185,6 +185,7 @@ def test_stuck_reconcile_times_out_and_resumes(
     }
     harness = start([table_collection("t", r"t_\d\.csv$")], ingest=ingest)
     caplog.set_level(logging.WARNING)
+    caplog.set_level(logging.INFO, logger="ingestor.service")
     status = harness.ingestor.status
     counts: list[int] = []
 
@@ -199,6 +200,9 @@ def test_stuck_reconcile_times_out_and_resumes(
     wait_until(lambda: bool(_skipped(caplog)), ARRIVAL_SECONDS, "a reconcile trigger skipped while one runs")
     files_while_stuck = len(harness.files("t"))
     slow_disk.release.set()
+    wait_until(lambda: bool(_stopped(caplog)), ARRIVAL_SECONDS, "the hung scan to stop")
+    # The scan checks its deadline before each file, so it stopped without reading the rest.
+    reads_when_stopped = slow_disk.calls
     wait_until(lambda: registered(8), ARRIVAL_SECONDS, "the 8 files once the disk is quick again")
     wait_until(lambda: harness.catalog.tables.get(harness.collection_id("t")) is not None, ARRIVAL_SECONDS, "the table")
 
@@ -213,9 +217,15 @@ def test_stuck_reconcile_times_out_and_resumes(
     assert overrun, "no overrun warning was logged"
     assert harness.workflow_id in overrun[0]
     assert "past its deadline of 1 s" in overrun[0]
+    assert reads_when_stopped < 8
+    assert harness.workflow_id in _stopped(caplog)[0]
     assert status.last_error is not None
     assert harness.workflow_id in status.last_error
     assert harness.table("t").row_count == 8
+
+
+def _stopped(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "at its deadline" in r.getMessage()]
 
 
 def _skipped(caplog: pytest.LogCaptureFixture) -> list[str]:
