@@ -205,6 +205,8 @@ class IngestStatusOut(msgspec.Struct, kw_only=True):
     last_scan_finished: str | None
     scans_completed: int
     last_error: str | None
+    # Workflow scans that ran past ingest.reconcile_deadline_seconds since the start.
+    scans_timed_out: int
     locations: list[LocationWatchOut]
 
 
@@ -249,7 +251,7 @@ class ScanReportOut(msgspec.Struct, kw_only=True):
     id: str
     project_id: str
     workflow_id: str
-    # startup, schedule, event, api or command.
+    # startup, schedule, event, overflow, watch-restart, api or command.
     trigger: str
     started_at: str
     finished_at: str

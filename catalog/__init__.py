@@ -40,7 +40,12 @@ class Catalog:
         self.users = UserRepository(self.store)
         self.tokens = TokenRepository(self.store)
         self.scans = ScanRepository(self.store)
-        self.tables.drop_scratch_tables()
+        try:
+            self.tables.drop_scratch_tables()
+        except BaseException:
+            # An interrupt here must not leave the file open: the caller gets no catalog to close.
+            self.store.close()
+            raise
 
     @property
     def path(self) -> str:

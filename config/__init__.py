@@ -14,7 +14,15 @@ from config.project import (
 )
 from config.projects import load_projects
 from config.reader_options import ReaderOptions, parse_reader_options
-from config.settings import CatalogSettings, Settings, environment_names, load_settings, parse_memory_limit
+from config.settings import (
+    CatalogSettings,
+    Settings,
+    WorkflowTimings,
+    check_workflow_overrides,
+    environment_names,
+    load_settings,
+    parse_memory_limit,
+)
 
 __all__ = [
     "CatalogSettings",
@@ -29,6 +37,8 @@ __all__ = [
     "Settings",
     "TableProperties",
     "Workflow",
+    "WorkflowTimings",
+    "check_workflow_overrides",
     "compile_file_pattern",
     "derive_id",
     "environment_names",

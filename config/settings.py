@@ -1,9 +1,10 @@
 """Service settings from `depictio.toml`, each overridable by a DEPICTIO_ environment variable.
 
 The variable for a setting is DEPICTIO_ + section + key in upper case, for example
-`DEPICTIO_SERVER_PORT=9000` or `DEPICTIO_INGEST_SETTLE_SECONDS=5`. `DEPICTIO_PROJECTS`
-and `DEPICTIO_INGEST_LINK_ROOTS` take lists of paths separated by the OS path separator
-(`:` on Linux).
+`DEPICTIO_SERVER_PORT=9000` or `DEPICTIO_INGEST_SETTLE_SECONDS=5`. `DEPICTIO_PROJECTS`,
+`DEPICTIO_INGEST_LINK_ROOTS` and `DEPICTIO_INGEST_IGNORE` take lists separated by the OS
+path separator (`:` on Linux). The per-workflow `[[ingest.workflow]]` entries have no
+variable.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from msgspec import inspect as mi
 from config import _walk
 from config.errors import ConfigError, ConfigProblem
 from config.paths import resolve_path
+from config.project import Project
 
 ENV_PREFIX = "DEPICTIO_"
 
@@ -54,10 +56,34 @@ class AuthSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     allow_registration: bool = False
 
 
+class WorkflowTimings(msgspec.Struct, kw_only=True, frozen=True):
+    """The ingest timings that apply to one workflow, after its overrides."""
+
+    settle_seconds: float
+    reconcile_seconds: int
+    reconcile_deadline_seconds: int
+
+
+class WorkflowOverride(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Ingest timings for one workflow, named by project and workflow name (`[[ingest.workflow]]`).
+
+    A key left out keeps the value of the `[ingest]` section.
+    """
+
+    project: str
+    workflow: str
+    settle_seconds: float | None = None
+    reconcile_seconds: int | None = None
+    reconcile_deadline_seconds: int | None = None
+
+
 class IngestSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     scan_on_start: bool = True
-    # Seconds between full reconciles of every location; 0 turns them off.
+    # Seconds between reconciles of each workflow, or 0 to turn them off.
     reconcile_seconds: int = 300
+    # A workflow scan still running this many seconds after it started stops before its
+    # next step, and the next reconcile starts fresh. 0 lets it run as long as it takes.
+    reconcile_deadline_seconds: int = 600
     # A file modified less than this long ago is left for a later scan. After a change
     # event, the workflow is rescanned once no event came for this long.
     settle_seconds: float = 2.0
@@ -69,6 +95,23 @@ class IngestSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Folders that symlinked result files may point into, besides the locations and their
     # parent folders. Relative paths start at the folder of depictio.toml.
     link_roots: list[str] = msgspec.field(default_factory=list)
+    # fnmatch patterns of files never ingested, matched against the file name and the path
+    # relative to the run folder, on top of hidden files and *.tmp, *.part and *~ names.
+    ignore: list[str] = msgspec.field(default_factory=list)
+    # Per-workflow timings, written as [[ingest.workflow]] tables.
+    workflows: list[WorkflowOverride] = msgspec.field(default_factory=list, name="workflow")
+
+    def timings(self, project: str, workflow: str) -> WorkflowTimings:
+        """Return the timings of the workflow named `workflow` in the project named `project`."""
+        settle, reconcile, deadline = self.settle_seconds, self.reconcile_seconds, self.reconcile_deadline_seconds
+        for override in self.workflows:
+            if (override.project, override.workflow) != (project, workflow):
+                continue
+            settle = settle if override.settle_seconds is None else override.settle_seconds
+            reconcile = reconcile if override.reconcile_seconds is None else override.reconcile_seconds
+            if override.reconcile_deadline_seconds is not None:
+                deadline = override.reconcile_deadline_seconds
+        return WorkflowTimings(settle_seconds=settle, reconcile_seconds=reconcile, reconcile_deadline_seconds=deadline)
 
 
 class _SettingsFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -100,9 +143,20 @@ def environment_names() -> list[str]:
     """Return every DEPICTIO_ variable that overrides a setting, for help text and docs."""
     names = [f"{ENV_PREFIX}PROJECTS"]
     for section, struct_type in _SECTIONS.items():
-        for field in msgspec.structs.fields(struct_type):
+        for field in _variable_fields(struct_type):
             names.append(f"{ENV_PREFIX}{section}_{field.name}".upper())
     return names
+
+
+def _variable_fields(struct_type: type[msgspec.Struct]) -> list[msgspec.structs.FieldInfo]:
+    """Return the fields of a section that an environment variable can set: all but tables."""
+    variable_fields = []
+    for field in msgspec.structs.fields(struct_type):
+        info = mi.type_info(field.type)
+        if isinstance(info, mi.ListType) and isinstance(info.item_type, mi.StructType):
+            continue
+        variable_fields.append(field)
+    return variable_fields
 
 
 def load_settings(path: str, environ: dict[str, str] | None = None) -> Settings:
@@ -159,7 +213,7 @@ def _apply_environment(
         raw["projects"] = [item for item in projects.split(os.pathsep) if item]
 
     for section, struct_type in _SECTIONS.items():
-        for field in msgspec.structs.fields(struct_type):
+        for field in _variable_fields(struct_type):
             name = f"{ENV_PREFIX}{section}_{field.name}".upper()
             if name not in env:
                 continue
@@ -215,9 +269,12 @@ _RANGES = (
     ("auth", "access_token_minutes", 1, 525_600),
     ("auth", "refresh_token_days", 1, 3_650),
     ("ingest", "reconcile_seconds", 0, 604_800),
+    ("ingest", "reconcile_deadline_seconds", 0, 604_800),
     ("ingest", "settle_seconds", 0, 3_600),
     ("ingest", "missing_location_grace_seconds", 0, 604_800),
 )
+# The keys of an [[ingest.workflow]] entry take the ranges of the [ingest] keys they override.
+_WORKFLOW_RANGES = [(key, minimum, maximum) for section, key, minimum, maximum in _RANGES if section == "ingest"]
 
 
 def _check_values(raw: dict[str, Any], problems: list[tuple[str, str]]) -> None:
@@ -229,11 +286,15 @@ def _check_values(raw: dict[str, Any], problems: list[tuple[str, str]]) -> None:
     if isinstance(port, int) and not 0 <= port <= 65535:
         problems.append(("server.port", f"port {port} is out of range; use 1 to 65535 (0 picks a free port)"))
     for section, key, minimum, maximum in _RANGES:
-        value = number(section, key)
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            continue
-        if not math.isfinite(value) or not minimum <= value <= maximum:
-            problems.append((f"{section}.{key}", f"{key} is {value}; give a number from {minimum} to {maximum}"))
+        _check_range(f"{section}.{key}", number(section, key), minimum, maximum, problems)
+
+    ignore = number("ingest", "ignore")
+    for index, pattern in enumerate(ignore if isinstance(ignore, list) else []):
+        if pattern == "":
+            problems.append(
+                (f"ingest.ignore[{index}]", "the pattern is empty; remove it or give a pattern such as '*.bak'")
+            )
+    _check_workflow_overrides(number("ingest", "workflow"), problems)
 
     memory = number("catalog", "memory_limit")
     if isinstance(memory, str) and parse_memory_limit(memory) is None:
@@ -279,6 +340,56 @@ def parse_memory_limit(text: str) -> tuple[float, bool] | None:
     if unit == "%":
         return (amount / 100, True) if amount <= 100 else None
     return amount * _MEMORY_UNITS[unit], False
+
+
+def _check_range(key_path: str, value: Any, minimum: int, maximum: int, problems: list[tuple[str, str]]) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return  # Absent, or a wrong type that the structural check reports.
+    if not math.isfinite(value) or not minimum <= value <= maximum:
+        key = key_path.rsplit(".", 1)[-1]
+        problems.append((key_path, f"{key} is {value}; give a number from {minimum} to {maximum}"))
+
+
+def _check_workflow_overrides(entries: Any, problems: list[tuple[str, str]]) -> None:
+    """Check the ranges of each [[ingest.workflow]] entry, and that no workflow has two."""
+    first_entry: dict[tuple[str, str], int] = {}
+    for index, entry in enumerate(entries if isinstance(entries, list) else []):
+        if not isinstance(entry, dict):
+            continue
+        path = f"ingest.workflow[{index}]"
+        for key, minimum, maximum in _WORKFLOW_RANGES:
+            _check_range(f"{path}.{key}", entry.get(key), minimum, maximum, problems)
+
+        project, workflow = entry.get("project"), entry.get("workflow")
+        if not isinstance(project, str) or not isinstance(workflow, str):
+            continue
+        if (project, workflow) in first_entry:
+            first = first_entry[(project, workflow)]
+            message = (
+                f"workflow {workflow!r} of project {project!r} already has ingest.workflow[{first}]; merge the two"
+            )
+            problems.append((path, message))
+        first_entry.setdefault((project, workflow), index)
+
+
+def check_workflow_overrides(settings: Settings, projects: list[Project]) -> list[ConfigProblem]:
+    """Return a problem for each [[ingest.workflow]] entry that names no configured workflow."""
+    problems = []
+    workflows = {project.name: [workflow.name for workflow in project.workflows] for project in projects}
+    for index, override in enumerate(settings.ingest.workflows):
+        path = f"ingest.workflow[{index}]"
+        if override.project not in workflows:
+            known = ", ".join(repr(name) for name in sorted(workflows)) or "none"
+            message = f"no configured project is named {override.project!r}; project names: {known}"
+            problems.append(ConfigProblem(settings.source_file, f"{path}.project", message))
+            continue
+        if override.workflow not in workflows[override.project]:
+            known = ", ".join(repr(name) for name in sorted(workflows[override.project])) or "none"
+            message = (
+                f"project {override.project!r} has no workflow named {override.workflow!r}; its workflow names: {known}"
+            )
+            problems.append(ConfigProblem(settings.source_file, f"{path}.workflow", message))
+    return problems
 
 
 def _resolve_paths(settings: Settings, source_file: str) -> Settings:

@@ -13,7 +13,15 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from catalog import Catalog, CatalogError
-from config import ConfigError, Project, Settings, environment_names, load_projects, load_settings
+from config import (
+    ConfigError,
+    Project,
+    Settings,
+    check_workflow_overrides,
+    environment_names,
+    load_projects,
+    load_settings,
+)
 
 if TYPE_CHECKING:
     from depictiod.progress import ScanProgressBar
@@ -37,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(arguments.config)
         _configure_logging(arguments.log_level or settings.server.log_level)
         projects = load_projects(settings.projects)
+        problems = check_workflow_overrides(settings, projects)
+        if problems:
+            raise ConfigError(problems)
     except ConfigError as error:
         print(f"depictiod: {error}", file=sys.stderr)
         return 1
@@ -153,6 +164,10 @@ def _scan(arguments: argparse.Namespace, settings: Settings, projects: list[Proj
 def _scan_until_settled(ingestor: Ingestor, settings: Settings, bar: ScanProgressBar | None) -> list[ProjectScan]:
     ingestor.register_projects()
     results = ingestor.scan_all("command")
+    # A workflow may override the settle window, so waiting for the longest one suffices.
+    settle_seconds = max(
+        [settings.ingest.settle_seconds] + [o.settle_seconds or 0.0 for o in settings.ingest.workflows]
+    )
     # Files modified within the settle window are still being written: wait, then look again.
     for _ in range(_SETTLE_ROUNDS):
         if not any(result.unsettled for result in results):
@@ -161,9 +176,9 @@ def _scan_until_settled(ingestor: Ingestor, settings: Settings, bar: ScanProgres
         logger.info(
             "%d files were modified in the last %.1f s; scanning again once they are quiet",
             waiting,
-            settings.ingest.settle_seconds,
+            settle_seconds,
         )
-        time.sleep(settings.ingest.settle_seconds)
+        time.sleep(settle_seconds)
         if bar is not None:
             bar.restart()
         results = ingestor.scan_all("command")

@@ -12,6 +12,7 @@ import fnmatch
 import logging
 import os
 import re
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import msgspec
@@ -53,6 +54,24 @@ def timestamp(seconds: float) -> datetime:
 def is_temporary(name: str) -> bool:
     """Return True for names that are never ingested: hidden files and partial writes."""
     return name.startswith(".") or name.endswith(TEMPORARY_SUFFIXES)
+
+
+class IgnoreRules:
+    """Files never ingested: temporary names, and the `ingest.ignore` fnmatch patterns.
+
+    A pattern is matched against the file name and against the path relative to the run
+    folder (with `/` separators), so `*.bak` skips backups anywhere and `logs/*` a folder.
+    """
+
+    def __init__(self, patterns: Sequence[str] = ()) -> None:
+        self.patterns = list(patterns)
+
+    def ignores(self, relative_path: str) -> bool:
+        """Return True when the file at `relative_path` (inside its run folder) is never ingested."""
+        name = relative_path.rsplit("/", 1)[-1]
+        if is_temporary(name):
+            return True
+        return any(fnmatch.fnmatch(name, rule) or fnmatch.fnmatch(relative_path, rule) for rule in self.patterns)
 
 
 def discover_runs(workflow: Workflow, warnings: list[str], missing: list[str] | None = None) -> list[RunFound]:
@@ -157,21 +176,32 @@ class CollectionMatcher:
         return {key: value for key, value in found.groupdict().items() if value is not None}
 
 
-def walk_run(run_location: str, warnings: list[str]) -> list[tuple[str, str]]:
+def walk_run(
+    run_location: str,
+    warnings: list[str],
+    ignore: IgnoreRules | None = None,
+    checkpoint: Callable[[], None] | None = None,
+) -> list[tuple[str, str]]:
     """Return (path relative to the run, absolute path) for every file under the run folder.
 
     Symlinked folders are not followed, so a link cannot pull another tree into a run.
+    Files that `ignore` rejects are left out. `checkpoint` runs once for each folder and
+    may raise to end the walk early.
     """
+    rules = ignore if ignore is not None else IgnoreRules()
     found: list[tuple[str, str]] = []
 
     def report(error: OSError) -> None:
         warnings.append(f"cannot list {error.filename!r}: {error.strerror}; its files are skipped")
 
     for folder, subfolders, names in os.walk(run_location, onerror=report, followlinks=False):
+        if checkpoint is not None:
+            checkpoint()
         subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
         for name in sorted(names):
-            if is_temporary(name):
-                continue
             path = os.path.join(folder, name)
-            found.append((os.path.relpath(path, run_location).replace(os.sep, "/"), path))
+            relative_path = os.path.relpath(path, run_location).replace(os.sep, "/")
+            if rules.ignores(relative_path):
+                continue
+            found.append((relative_path, path))
     return found

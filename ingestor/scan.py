@@ -14,7 +14,15 @@ import msgspec
 
 from catalog import Catalog, FileRecord, RunRecord, ScanReport, SyncCounts, utc_now
 from config import DataCollection, Project, Workflow, derive_id
-from ingestor.discover import CollectionMatcher, FileFound, RunFound, discover_runs, timestamp, walk_run
+from ingestor.discover import (
+    CollectionMatcher,
+    FileFound,
+    IgnoreRules,
+    RunFound,
+    discover_runs,
+    timestamp,
+    walk_run,
+)
 from ingestor.hashing import content_hash
 from ingestor.parameters import find_run_parameters
 
@@ -64,6 +72,10 @@ def scan_workflow(
     held_locations: Callable[[list[str]], list[str]] | None = None,
     trigger: str = "schedule",
     link_roots: list[str] | None = None,
+    *,
+    ignore: IgnoreRules | None = None,
+    checkpoint: Callable[[], None] | None = None,
+    known_hashes: dict[str, tuple[int, int, str]] | None = None,
 ) -> WorkflowScan:
     """Register the workflow's current runs and files; remove those that are gone.
 
@@ -72,15 +84,22 @@ def scan_workflow(
     scans again once it is quiet. `held_locations` receives the locations that are missing
     and returns those whose runs are kept as stored, because an unmounted share may come
     back. Without it, the runs of a missing location are removed.
+
+    `checkpoint` runs between folders and between files and may raise to stop the scan.
+    The catalog is written in one transaction at the end, so a stopped scan changes
+    nothing. `known_hashes` maps a path to (size, mtime_ns, content hash) and keeps the
+    hashes computed by a stopped scan, so the next scan does not read those files again.
     """
     started = time.monotonic()
     started_at = utc_now()
     warnings: list[str] = []
     assert workflow.id is not None and project.id is not None
+    step = checkpoint if checkpoint is not None else _no_checkpoint
+    hashes = known_hashes if known_hashes is not None else {}
 
     missing: list[str] = []
     discovered = discover_runs(workflow, warnings, missing)
-    found, files_walked = _find_recursive_files(workflow, discovered, warnings, link_roots or [])
+    found, files_walked = _find_recursive_files(workflow, discovered, warnings, link_roots or [], ignore, step)
     found += _find_single_files(workflow, discovered, warnings)
     runs = _add_single_file_runs(workflow, discovered, found)
     kept_locations = held_locations(missing) if held_locations is not None and missing else []
@@ -94,7 +113,10 @@ def scan_workflow(
 
     previous = {record.id: record for record in catalog.files.list_for_workflow(workflow.id)}
     found, unsettled = _split_unsettled(found, settle_seconds)
-    records = [_file_record(workflow, item, previous, warnings) for item in found]
+    records = []
+    for item in found:
+        step()
+        records.append(_file_record(workflow, item, previous, hashes, warnings))
     # An unsettled file keeps the record it had, so its rows stay until it is quiet.
     records += [previous.get(derive_id("file", item.collection_id, item.path)) for item in unsettled]
     files = [record for record in records if record is not None]
@@ -106,6 +128,7 @@ def scan_workflow(
         run_records += kept_runs
         kept_tags = {run.run_tag for run in kept_runs}
         files += [record for record in previous.values() if record.run_tag in kept_tags]
+    step()
     counts = catalog.files.sync_workflow(workflow.id, run_records, files)
 
     collections = _collection_summaries(workflow, files, previous, unsettled)
@@ -144,6 +167,10 @@ def scan_workflow(
     )
 
 
+def _no_checkpoint() -> None:
+    pass
+
+
 def _split_unsettled(found: list[FileFound], settle_seconds: float) -> tuple[list[FileFound], list[FileFound]]:
     """Split files into (settled, unsettled): unsettled ones were modified within the window.
 
@@ -175,7 +202,12 @@ def link_target_roots(workflow: Workflow, extra_roots: list[str]) -> list[str]:
 
 
 def _find_recursive_files(
-    workflow: Workflow, runs: list[RunFound], warnings: list[str], extra_roots: list[str]
+    workflow: Workflow,
+    runs: list[RunFound],
+    warnings: list[str],
+    extra_roots: list[str],
+    ignore: IgnoreRules | None,
+    checkpoint: Callable[[], None],
 ) -> tuple[list[FileFound], int]:
     """Return the files that recursive collections match, and the number of files walked."""
     matchers = [
@@ -191,7 +223,7 @@ def _find_recursive_files(
     walked = 0
     for run in runs:
         # One walk per run serves every collection of the workflow.
-        run_files = walk_run(run.location, warnings)
+        run_files = walk_run(run.location, warnings, ignore, checkpoint)
         walked += len(run_files)
         for relative_path, path in run_files:
             for matcher in matchers:
@@ -336,22 +368,30 @@ def _under_any(path: str, folders: list[str]) -> bool:
 
 
 def _file_record(
-    workflow: Workflow, item: FileFound, previous: dict[str, FileRecord], warnings: list[str]
+    workflow: Workflow,
+    item: FileFound,
+    previous: dict[str, FileRecord],
+    known_hashes: dict[str, tuple[int, int, str]],
+    warnings: list[str],
 ) -> FileRecord | None:
     assert workflow.id is not None
     file_id = derive_id("file", item.collection_id, item.path)
     old = previous.get(file_id)
+    known = known_hashes.get(item.path)
 
     if item.broken_link is not None:
         digest = ""  # There is no content to hash.
     elif old is not None and (old.filesize, old.mtime_ns) == (item.size, item.mtime_ns):
         digest = old.content_hash  # Same size and nanosecond mtime: trust the stored hash.
+    elif known is not None and known[:2] == (item.size, item.mtime_ns):
+        digest = known[2]  # Computed by a scan that stopped at its deadline.
     else:
         try:
             digest = content_hash(item.path)
         except OSError as exc:
             warnings.append(f"file {item.path!r} cannot be read: {exc.strerror}; skipped")
             return None
+        known_hashes[item.path] = (item.size, item.mtime_ns, digest)
 
     # An unchanged file keeps the outcome of its last aggregation.
     status, error, error_line, row_count = "registered", None, None, None

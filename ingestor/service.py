@@ -6,13 +6,17 @@ import logging
 import os
 import threading
 import time
+from functools import partial
 
 import msgspec
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from catalog import Catalog, utc_now
-from config import DataCollection, Project, Settings, Workflow
+from config import DataCollection, Project, Settings, Workflow, WorkflowTimings
 from ingestor.aggregate import CollectionAggregate, aggregate_collection
+from ingestor.deadline import ScanDeadline, ScanStopped, ScanTimedOut
+from ingestor.discover import IgnoreRules
 from ingestor.progress import ProgressCallback, ScanProgress
 from ingestor.scan import WorkflowScan, scan_workflow
 from ingestor.watch import LocationWatch, Watcher
@@ -45,8 +49,13 @@ class ProjectScan(msgspec.Struct, kw_only=True):
         )
 
 
-class ScanStopped(Exception):
-    """Raised inside a scan when the service is stopping; the scan ends early."""
+# Words for each trigger in the log line of a one-workflow rescan.
+_RESCAN_REASONS = {
+    "event": "after a change",
+    "overflow": "after change events were lost",
+    "watch-restart": "after its watch was restarted",
+    "schedule": "on schedule",
+}
 
 
 class IngestStatus(msgspec.Struct, kw_only=True):
@@ -56,6 +65,8 @@ class IngestStatus(msgspec.Struct, kw_only=True):
     last_scan_finished: str | None = None
     scans_completed: int = 0
     last_error: str | None = None
+    # Workflow scans that ran past their reconcile deadline since the service started.
+    scans_timed_out: int = 0
     # How each workflow location is watched.
     locations: list[LocationWatch] = msgspec.field(default_factory=list)
 
@@ -75,8 +86,18 @@ class Ingestor:
         self._unreadable: dict[str, str] = {}
         # When each missing location was first found missing (monotonic seconds).
         self._missing_since: dict[str, float] = {}
+        # Content hashes computed by a scan that was stopped, by workflow id (see scan_workflow).
+        self._known_hashes: dict[str, dict[str, tuple[int, int, str]]] = {}
+        self._ignore = IgnoreRules(settings.ingest.ignore)
         self._scheduler: BackgroundScheduler | None = None
         self._watcher: Watcher | None = None
+        # Set by a caller that displays progress, such as `depictiod scan` on a terminal.
+        self.progress: ProgressCallback | None = None
+
+    @property
+    def watcher(self) -> Watcher | None:
+        """The watcher of the workflow locations, while the service runs with watch_mode other than off."""
+        return self._watcher
 
     def register_projects(self) -> None:
         """Store the configured projects in the catalog, dropping ones no longer configured."""
@@ -120,7 +141,10 @@ class Ingestor:
         scans = []
         tables = []
         for workflow in project.workflows:
-            scan, workflow_tables = self._scan_workflow(project, workflow, trigger)
+            try:
+                scan, workflow_tables = self._scan_workflow(project, workflow, trigger)
+            except ScanTimedOut:
+                continue  # _scan_workflow logged it, and the next reconcile starts fresh.
             scans.append(scan)
             tables.extend(workflow_tables)
 
@@ -137,19 +161,72 @@ class Ingestor:
         )
         return ProjectScan(project_id=project.id, name=project.name, workflows=scans, tables=tables, seconds=seconds)
 
+    def _timings(self, project: Project, workflow: Workflow) -> WorkflowTimings:
+        return self.settings.ingest.timings(project.name, workflow.name)
+
     def _scan_workflow(
         self, project: Project, workflow: Workflow, trigger: str
     ) -> tuple[WorkflowScan, list[CollectionAggregate]]:
-        self._raise_if_stopping()
+        """Scan one workflow within its reconcile deadline; raise ScanTimedOut when it passes.
+
+        `depictiod scan` (trigger `command`) has no deadline, because its user waits for it.
+        """
+        timings = self._timings(project, workflow)
+        seconds = 0 if trigger == "command" else timings.reconcile_deadline_seconds
+        report = partial(self._report_overrun, project, workflow, trigger, seconds)
+        with ScanDeadline(self._stopping, seconds, report, f"scan-deadline-{workflow.name}"[:64]) as deadline:
+            try:
+                return self._scan_workflow_steps(project, workflow, trigger, timings, deadline)
+            except ScanTimedOut:
+                logger.info(
+                    "stopped the %s scan of workflow %s (%s) after %.1f s at its deadline; "
+                    "the steps it finished are kept and the next reconcile continues",
+                    trigger,
+                    workflow.name,
+                    workflow.id,
+                    deadline.elapsed,
+                )
+                raise
+
+    def _report_overrun(
+        self, project: Project, workflow: Workflow, trigger: str, deadline_seconds: float, elapsed: float
+    ) -> None:
+        logger.warning(
+            "%s scan of workflow %s (%s) in project %s has run %.1f s, past its deadline of %g s; "
+            "it stops before its next step, and the next reconcile starts fresh",
+            trigger,
+            workflow.name,
+            workflow.id,
+            project.name,
+            elapsed,
+            deadline_seconds,
+        )
+        self.status.scans_timed_out += 1
+        self.status.last_error = (
+            f"workflow {workflow.name!r} ({workflow.id}): the {trigger} scan ran past its deadline of "
+            f"{deadline_seconds:g} s (ingest.reconcile_deadline_seconds)"
+        )
+
+    def _scan_workflow_steps(
+        self, project: Project, workflow: Workflow, trigger: str, timings: WorkflowTimings, deadline: ScanDeadline
+    ) -> tuple[WorkflowScan, list[CollectionAggregate]]:
+        assert workflow.id is not None
+        deadline.check()
+        known_hashes = self._known_hashes.setdefault(workflow.id, {})
         scan = scan_workflow(
             self.catalog,
             project,
             workflow,
-            self.settings.ingest.settle_seconds,
+            timings.settle_seconds,
             self._held_locations,
             trigger,
             self.settings.ingest.link_roots,
+            ignore=self._ignore,
+            checkpoint=deadline.check,
+            known_hashes=known_hashes,
         )
+        # The catalog contains every hash now, so the hashes kept for a stopped scan can go.
+        self._known_hashes.pop(workflow.id, None)
         for folder in workflow.data_location.locations:
             if os.path.isdir(folder):
                 self._missing_since.pop(folder, None)  # Back again: a later absence starts a new grace.
@@ -164,7 +241,7 @@ class Ingestor:
         )
         tables = []
         for collection in workflow.data_collections:
-            self._raise_if_stopping()
+            deadline.check()
             table = self._aggregate(project, collection)
             tables.append(table)
             files = found.get(table.collection_id, 0)
@@ -173,33 +250,57 @@ class Ingestor:
             )
         return scan, tables
 
-    # Set by a caller that displays progress, such as `depictiod scan` on a terminal.
-    progress: ProgressCallback | None = None
-
     def _report_progress(self, event: ScanProgress) -> None:
         if self.progress is not None:
             self.progress(event)
 
-    def rescan_workflow(self, workflow_id: str) -> None:
-        """Scan one workflow and rebuild its changed tables, after a change event."""
+    def rescan_workflow(self, workflow_id: str, trigger: str = "event") -> None:
+        """Scan one workflow and rebuild its changed tables, after a change event.
+
+        `trigger` is `event`, `overflow` (change events were lost) or `watch-restart` (its
+        watch was restarted and may have missed changes).
+        """
         found = [(p, w) for p in self.projects for w in p.workflows if w.id == workflow_id]
         if not found:
             logger.warning("change event for unknown workflow %s ignored", workflow_id)
             return
-        project, workflow = found[0]
+        self._rescan(*found[0], trigger)
+
+    def _reconcile_workflow(self, project: Project, workflow: Workflow) -> None:
+        """Run one scheduled reconcile of a workflow, logging an error instead of raising it."""
+        try:
+            self._rescan(project, workflow, "schedule")
+        except Exception as error:
+            # The scheduler thread must outlive any one reconcile.
+            logger.exception(
+                "scheduled reconcile of workflow %s (%s) in project %s failed; the next one runs as scheduled",
+                workflow.name,
+                workflow.id,
+                project.name,
+            )
+            self.status.last_error = f"workflow {workflow.name!r} ({workflow.id}): {error}"
+
+    def _rescan(self, project: Project, workflow: Workflow, trigger: str) -> None:
         with self._scan_lock:
             if self._stopping.is_set():
                 return
             started = time.monotonic()
+            self.status.state = "scanning"
+            self.status.last_scan_started = utc_now().isoformat(sep=" ", timespec="seconds")
             try:
-                scan, tables = self._scan_workflow(project, workflow, "event")
-            except ScanStopped:
-                return
+                scan, tables = self._scan_workflow(project, workflow, trigger)
+            except (ScanStopped, ScanTimedOut):
+                return  # A timeout is logged where it happens, and a stop needs no line.
+            finally:
+                self.status.state = "idle"
+            self.status.scans_completed += 1
+            self.status.last_scan_finished = utc_now().isoformat(sep=" ", timespec="seconds")
             counts = scan.counts
             logger.info(
-                "rescanned workflow %s (%s) after a change: %d runs, +%d ~%d -%d files, %d rows, %.2f s",
+                "rescanned workflow %s (%s) %s: %d runs, +%d ~%d -%d files, %d rows, %.2f s",
                 workflow.name,
-                workflow_id,
+                workflow.id,
+                _RESCAN_REASONS.get(trigger, f"on {trigger}"),
                 scan.runs,
                 counts.files_added,
                 counts.files_changed,
@@ -213,10 +314,6 @@ class Ingestor:
         now = time.monotonic()
         grace = self.settings.ingest.missing_location_grace_seconds
         return [folder for folder in missing if now - self._missing_since.setdefault(folder, now) < grace]
-
-    def _raise_if_stopping(self) -> None:
-        if self._stopping.is_set():
-            raise ScanStopped()
 
     def _aggregate(self, project: Project, collection: DataCollection) -> CollectionAggregate:
         assert collection.id is not None
@@ -234,36 +331,65 @@ class Ingestor:
             return CollectionAggregate(collection_id=collection.id, tag=collection.data_collection_tag, outcome="error")
 
     def start(self) -> None:
-        """Register projects, scan them once, then reconcile every `reconcile_seconds`."""
+        """Register projects, scan them once, then reconcile each workflow on its own schedule."""
         self.register_projects()
         if self.settings.ingest.scan_on_start:
             self.scan_all("startup")
         self.status.state = "idle"
-
-        interval = self.settings.ingest.reconcile_seconds
-        if interval > 0:
-            self._scheduler = BackgroundScheduler(daemon=True)
-            self._scheduler.add_job(
-                self._reconcile, "interval", seconds=interval, id="reconcile", max_instances=1, coalesce=True
-            )
-            self._scheduler.start()
-            logger.info("reconcile scheduled every %d s", interval)
+        self._schedule_reconciles()
 
         if self.settings.ingest.watch_mode != "off":
+            settle_seconds = {
+                workflow.id: self._timings(project, workflow).settle_seconds
+                for project in self.projects
+                for workflow in project.workflows
+                if workflow.id is not None
+            }
             self._watcher = Watcher(
                 self.projects,
                 self.rescan_workflow,
-                self.settings.ingest.settle_seconds,
+                settle_seconds,
                 self.settings.ingest.watch_mode,
+                self._ignore,
             )
             self._watcher.start()
-            self.status.locations = list(self._watcher.locations)
+            # The watcher replaces an entry when it restarts a watch, so the status shares its list.
+            self.status.locations = self._watcher.locations
 
-    def _reconcile(self) -> None:
-        try:
-            self.scan_all()
-        except Exception:
-            logger.exception("scheduled reconcile failed; the next one runs as scheduled")
+    def _schedule_reconciles(self) -> None:
+        """Add one interval job per workflow whose reconcile_seconds is above 0.
+
+        max_instances=1 and coalesce make a trigger that comes while the workflow's
+        reconcile still runs collapse into one later run, instead of piling up.
+        """
+        jobs = [
+            (project, workflow, self._timings(project, workflow).reconcile_seconds)
+            for project in self.projects
+            for workflow in project.workflows
+        ]
+        jobs = [job for job in jobs if job[2] > 0]
+        if not jobs:
+            return
+        # One scan runs at a time (_scan_lock), so a few threads let every workflow wait its turn.
+        executor = ThreadPoolExecutor(
+            max_workers=min(len(jobs), 4), pool_kwargs={"thread_name_prefix": "ingest-reconcile"}
+        )
+        self._scheduler = BackgroundScheduler(daemon=True, executors={"default": executor})
+        for project, workflow, interval in jobs:
+            self._scheduler.add_job(
+                self._reconcile_workflow,
+                "interval",
+                seconds=interval,
+                args=[project, workflow],
+                id=f"reconcile-{workflow.id}",
+                name=f"reconcile of workflow {workflow.name} ({workflow.id})",
+                max_instances=1,
+                coalesce=True,
+                # A run delayed by a busy thread pool still happens, once.
+                misfire_grace_time=None,
+            )
+            logger.info("reconcile of workflow %s (%s) scheduled every %d s", workflow.name, workflow.id, interval)
+        self._scheduler.start()
 
     def stop(self) -> None:
         """Stop the scheduler, and wait for a running scan to end after its current step."""

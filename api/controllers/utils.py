@@ -39,6 +39,7 @@ class UtilsController(Controller):
                 last_scan_finished=ingest.last_scan_finished,
                 scans_completed=ingest.scans_completed,
                 last_error=ingest.last_error,
+                scans_timed_out=ingest.scans_timed_out,
                 locations=[
                     LocationWatchOut(workflow_id=w.workflow_id, location=w.location, mode=w.mode, reason=w.reason)
                     for w in ingest.locations

@@ -8,9 +8,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
-from config import ConfigError, ConfigProblem, Settings, environment_names, load_settings
+from config import (
+    ConfigError,
+    ConfigProblem,
+    Project,
+    Settings,
+    check_workflow_overrides,
+    environment_names,
+    load_settings,
+)
 from tests.config.helpers import problem_at
 
 
@@ -43,6 +52,9 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
     assert settings.ingest.scan_on_start is True
     assert settings.ingest.reconcile_seconds == 300
     assert settings.ingest.settle_seconds == 2.0
+    assert settings.ingest.reconcile_deadline_seconds == 600
+    assert settings.ingest.ignore == []
+    assert settings.ingest.workflows == []
     assert settings.projects == []
     assert settings.source_file == str(path)
 
@@ -88,10 +100,12 @@ OVERRIDES: list[tuple[str, str, Callable[[Settings], Any], Any]] = [
     ("DEPICTIO_AUTH_ALLOW_REGISTRATION", "true", lambda s: s.auth.allow_registration, True),
     ("DEPICTIO_INGEST_SCAN_ON_START", "false", lambda s: s.ingest.scan_on_start, False),
     ("DEPICTIO_INGEST_RECONCILE_SECONDS", "0", lambda s: s.ingest.reconcile_seconds, 0),
+    ("DEPICTIO_INGEST_RECONCILE_DEADLINE_SECONDS", "90", lambda s: s.ingest.reconcile_deadline_seconds, 90),
     ("DEPICTIO_INGEST_SETTLE_SECONDS", "0.5", lambda s: s.ingest.settle_seconds, 0.5),
     ("DEPICTIO_INGEST_WATCH_MODE", "polling", lambda s: s.ingest.watch_mode, "polling"),
     ("DEPICTIO_INGEST_MISSING_LOCATION_GRACE_SECONDS", "60", lambda s: s.ingest.missing_location_grace_seconds, 60),
     ("DEPICTIO_INGEST_LINK_ROOTS", "/scratch/work:/tmp", lambda s: s.ingest.link_roots, ["/scratch/work", "/tmp"]),
+    ("DEPICTIO_INGEST_IGNORE", "*.bak:logs/*", lambda s: s.ingest.ignore, ["*.bak", "logs/*"]),
 ]
 
 
@@ -248,6 +262,7 @@ def test_wrong_value_type_is_named(tmp_path: Path) -> None:
         ("[ingest]\nreconcile_seconds = -1\n", "ingest.reconcile_seconds", "from 0 to 604800"),
         ("[ingest]\nreconcile_seconds = 9000000000000\n", "ingest.reconcile_seconds", "from 0 to 604800"),
         ("[ingest]\nsettle_seconds = -0.5\n", "ingest.settle_seconds", "from 0 to 3600"),
+        ("[ingest]\nreconcile_deadline_seconds = -1\n", "ingest.reconcile_deadline_seconds", "from 0 to 604800"),
     ],
     ids=[
         "port",
@@ -258,6 +273,7 @@ def test_wrong_value_type_is_named(tmp_path: Path) -> None:
         "reconcile",
         "huge-reconcile",
         "settle",
+        "deadline",
     ],
 )
 def test_out_of_range_value_is_reported(tmp_path: Path, text: str, key_path: str, fix: str) -> None:
@@ -352,3 +368,150 @@ def test_missing_settings_file_is_reported(tmp_path: Path) -> None:
     assert problem.file == str(path)
     assert "does not exist" in problem.message
     assert "--config" in problem.message
+
+
+WORKFLOW_OVERRIDES = """
+[ingest]
+settle_seconds = 2
+reconcile_seconds = 300
+
+[[ingest.workflow]]
+project = "demo"
+workflow = "rnaseq"
+settle_seconds = 30
+reconcile_deadline_seconds = 3600
+
+[[ingest.workflow]]
+project = "demo"
+workflow = "qc"
+reconcile_seconds = 0
+"""
+
+
+def test_workflow_override_replaces_given_keys(tmp_path: Path) -> None:
+    path = _write_toml(tmp_path, WORKFLOW_OVERRIDES)
+
+    timings = load_settings(str(path), {}).ingest.timings("demo", "rnaseq")
+
+    assert timings.settle_seconds == 30.0
+    assert timings.reconcile_seconds == 300
+    assert timings.reconcile_deadline_seconds == 3600
+
+
+def test_workflow_override_applies_only_to_its_workflow(tmp_path: Path) -> None:
+    path = _write_toml(tmp_path, WORKFLOW_OVERRIDES)
+    settings = load_settings(str(path), {})
+
+    other = settings.ingest.timings("demo", "variants")
+    qc = settings.ingest.timings("demo", "qc")
+
+    assert other.settle_seconds == 2.0
+    assert other.reconcile_seconds == 300
+    assert other.reconcile_deadline_seconds == 600
+    assert qc.reconcile_seconds == 0
+    assert qc.settle_seconds == 2.0
+
+
+def test_environment_keeps_workflow_overrides(tmp_path: Path) -> None:
+    path = _write_toml(tmp_path, WORKFLOW_OVERRIDES)
+
+    settings = load_settings(str(path), {"DEPICTIO_INGEST_SETTLE_SECONDS": "5"})
+
+    assert settings.ingest.timings("demo", "variants").settle_seconds == 5.0
+    assert settings.ingest.timings("demo", "rnaseq").settle_seconds == 30.0
+
+
+@pytest.mark.parametrize(
+    ("entry", "key_path", "fix"),
+    [
+        ("settle_seconds = 4000", "ingest.workflow[0].settle_seconds", "from 0 to 3600"),
+        ("reconcile_seconds = -5", "ingest.workflow[0].reconcile_seconds", "from 0 to 604800"),
+        ('reconcile_deadline_seconds = "600"', "ingest.workflow[0].reconcile_deadline_seconds", "expected an integer"),
+        ("setle_seconds = 5", "ingest.workflow[0].setle_seconds", "did you mean 'settle_seconds'?"),
+    ],
+    ids=["settle", "reconcile", "deadline-type", "misspelt-key"],
+)
+def test_invalid_workflow_override_is_reported(tmp_path: Path, entry: str, key_path: str, fix: str) -> None:
+    path = _write_toml(tmp_path, f'[[ingest.workflow]]\nproject = "demo"\nworkflow = "rnaseq"\n{entry}\n')
+
+    problem = problem_at(_settings_problems(path), key_path)
+
+    assert problem.file == str(path)
+    assert fix in problem.message
+
+
+def test_workflow_override_needs_project_name(tmp_path: Path) -> None:
+    path = _write_toml(tmp_path, '[[ingest.workflow]]\nworkflow = "rnaseq"\nsettle_seconds = 5\n')
+
+    problem = problem_at(_settings_problems(path), "ingest.workflow[0].project")
+
+    assert "required key 'project' is missing" in problem.message
+
+
+def test_second_override_of_workflow_is_reported(tmp_path: Path) -> None:
+    entry = '[[ingest.workflow]]\nproject = "demo"\nworkflow = "rnaseq"\nsettle_seconds = 5\n'
+    path = _write_toml(tmp_path, entry + entry)
+
+    problem = problem_at(_settings_problems(path), "ingest.workflow[1]")
+
+    assert "already has ingest.workflow[0]" in problem.message
+    assert "merge" in problem.message
+
+
+def test_workflow_overrides_have_no_variable() -> None:
+    assert not any("WORKFLOW" in name for name in environment_names())
+
+
+def test_empty_ignore_pattern_is_reported(tmp_path: Path) -> None:
+    path = _write_toml(tmp_path, '[ingest]\nignore = ["*.bak", ""]\n')
+
+    problem = problem_at(_settings_problems(path), "ingest.ignore[1]")
+
+    assert "the pattern is empty" in problem.message
+
+
+def _project(name: str, workflows: list[str]) -> Project:
+    return msgspec.convert(
+        {
+            "name": name,
+            "workflows": [
+                {
+                    "name": workflow,
+                    "engine": {"name": "snakemake"},
+                    "data_location": {"structure": "flat", "locations": ["/data"]},
+                    "data_collections": [],
+                }
+                for workflow in workflows
+            ],
+        },
+        Project,
+    )
+
+
+def test_override_of_unknown_workflow_is_reported(tmp_path: Path) -> None:
+    path = _write_toml(tmp_path, WORKFLOW_OVERRIDES)
+    settings = load_settings(str(path), {})
+
+    problems = check_workflow_overrides(settings, [_project("demo", ["rnaseq", "variants"])])
+
+    problem = problem_at(problems, "ingest.workflow[1].workflow")
+    assert problem.file == str(path)
+    assert "project 'demo' has no workflow named 'qc'" in problem.message
+    assert "'rnaseq', 'variants'" in problem.message
+
+
+def test_override_of_unknown_project_is_reported(tmp_path: Path) -> None:
+    path = _write_toml(tmp_path, WORKFLOW_OVERRIDES)
+    settings = load_settings(str(path), {})
+
+    problems = check_workflow_overrides(settings, [_project("other", ["rnaseq"])])
+
+    assert [problem.key_path for problem in problems] == ["ingest.workflow[0].project", "ingest.workflow[1].project"]
+    assert "no configured project is named 'demo'; project names: 'other'" in problems[0].message
+
+
+def test_overrides_of_known_workflows_pass(tmp_path: Path) -> None:
+    path = _write_toml(tmp_path, WORKFLOW_OVERRIDES)
+    settings = load_settings(str(path), {})
+
+    assert check_workflow_overrides(settings, [_project("demo", ["rnaseq", "qc"])]) == []

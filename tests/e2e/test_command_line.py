@@ -109,6 +109,36 @@ def test_check_reports_every_problem_without_traceback(tmp_path: Path) -> None:
     assert "valid choices: recursive, single" in result.stderr
 
 
+def test_check_reports_override_of_unknown_workflow(tmp_path: Path) -> None:
+    settings = _bundled_example(tmp_path)
+    with settings.open("a", encoding="utf-8") as handle:
+        handle.write(
+            '\n[[ingest.workflow]]\nproject = "Palmer penguins (bundled example)"\nworkflow = "penguin_species"\n'
+            "settle_seconds = 10\n"
+        )
+
+    result = _run("check", "--config", "depictio.toml", cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "depictio.toml: ingest.workflow[0].workflow" in result.stderr
+    assert "has no workflow named 'penguin_species'" in result.stderr
+    assert "'penguin_species_analysis'" in result.stderr
+
+
+def test_check_accepts_override_of_known_workflow(tmp_path: Path) -> None:
+    settings = _bundled_example(tmp_path)
+    with settings.open("a", encoding="utf-8") as handle:
+        handle.write(
+            '\n[[ingest.workflow]]\nproject = "Iris (bundled example)"\nworkflow = "iris_workflow"\n'
+            "reconcile_seconds = 60\n"
+        )
+
+    result = _run("check", "--config", "depictio.toml", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+
+
 def test_check_reports_missing_settings_file(tmp_path: Path) -> None:
     result = _run("check", "--config", "absent.toml", cwd=tmp_path)
     assert result.returncode == 1

@@ -23,12 +23,15 @@ def data_dir(tmp_path: Path) -> Path:
 def start(tmp_path: Path, data_dir: Path) -> Iterator[StartHarness]:
     """Return a factory that writes a project with the given collections and opens a Harness on it.
 
+    `ingest` sets IngestSettings fields of the harness's Ingestor (settle_seconds is 0 by default).
     Every harness it opened is closed at teardown.
     """
     opened: list[Harness] = []
 
-    def open_harness(collections: list[dict[str, Any]], **location: Any) -> Harness:
-        harness = Harness(tmp_path, write_project(tmp_path, collections, **location))
+    def open_harness(
+        collections: list[dict[str, Any]], ingest: dict[str, Any] | None = None, **location: Any
+    ) -> Harness:
+        harness = Harness(tmp_path, write_project(tmp_path, collections, **location), ingest=ingest)
         opened.append(harness)
         return harness
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +51,13 @@ def write_project(
     *,
     structure: str = "sequencing-runs",
     runs_regex: str | None = "run_.*",
-    location: str = "data",
+    location: str | list[str] = "data",
 ) -> Path:
-    """Write a one-workflow project file into `folder` and create its location folder."""
-    (folder / location).mkdir(parents=True, exist_ok=True)
-    data_location: dict[str, Any] = {"structure": structure, "locations": [location]}
+    """Write a one-workflow project file into `folder` and create its location folders."""
+    locations = [location] if isinstance(location, str) else location
+    for name in locations:
+        (folder / name).mkdir(parents=True, exist_ok=True)
+    data_location: dict[str, Any] = {"structure": structure, "locations": locations}
     if runs_regex is not None:
         data_location["runs_regex"] = runs_regex
     project = {
@@ -72,6 +76,14 @@ def write_project(
     return path
 
 
+def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    """Poll `condition` every 50 ms until it holds, and fail naming `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {seconds} s waiting for {what}"
+        time.sleep(0.05)
+
+
 def write_file(path: Path, text: str) -> Path:
     """Write `text` to `path`, creating its folders, and return the path."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,24 +94,30 @@ def write_file(path: Path, text: str) -> Path:
 class Harness:
     """A project file, its catalog in the same folder, and an Ingestor over both.
 
-    `catalog_settings` sets DuckDB's memory limit, threads and spill folder. Without it,
-    the catalog gets the service's defaults.
+    `catalog_settings` sets DuckDB's memory limit, threads and spill folder, and `ingest`
+    overrides ingest settings. Without them, the catalog and the ingestor get the
+    service's defaults, except that every file counts as settled at once.
     """
 
     def __init__(
-        self, folder: Path, project_path: Path, catalog_settings: config.CatalogSettings | None = None
+        self,
+        folder: Path,
+        project_path: Path,
+        catalog_settings: config.CatalogSettings | None = None,
+        ingest: dict[str, Any] | None = None,
     ) -> None:
         self.folder = folder
         self.project_path = project_path
         self.catalog_path = folder / "catalog.duckdb"
         self.catalog_settings = catalog_settings
+        # Test files are written just before each scan, so they must count as settled.
+        self.ingest_settings = config.settings.IngestSettings(**{"settle_seconds": 0, **(ingest or {})})
         self._open()
 
     def _open(self) -> None:
         self.project: Project = config.load_projects([str(self.project_path)])[0]
         self.catalog = catalog.Catalog(str(self.catalog_path), self.catalog_settings)
-        # Test files are written just before each scan, so they must count as settled.
-        settings = config.Settings(ingest=config.settings.IngestSettings(settle_seconds=0))
+        settings = config.Settings(ingest=self.ingest_settings)
         self.ingestor = ingestor.Ingestor(self.catalog, settings, [self.project])
         self.ingestor.register_projects()
 
@@ -117,10 +135,12 @@ class Harness:
 
     def reopen(self) -> None:
         """Close the catalog and start again from the files on disk, as a restart does."""
-        self.catalog.close()
+        self.close()
         self._open()
 
     def close(self) -> None:
+        """Stop the Ingestor's threads, if it was started, and close the catalog."""
+        self.ingestor.stop()
         self.catalog.close()
 
     def collection_id(self, tag: str) -> str:

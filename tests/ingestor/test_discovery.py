@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import config
 from tests.ingestor.conftest import StartHarness
 from tests.ingestor.helpers import table_collection, write_file
 
@@ -212,6 +213,40 @@ def test_partial_files_are_not_registered(start: StartHarness, data_dir: Path) -
     harness.scan()
 
     assert harness.file_names("a") == ["run_1/a.csv"]
+
+
+def test_ignore_list_skips_matching_files(start: StartHarness, data_dir: Path) -> None:
+    _touch(data_dir, "run_1/a.csv", "run_1/a.csv.bak", "run_1/logs/a.csv", "run_1/sub/logs/a.csv")
+    harness = start([table_collection("a", r"a\.csv")], ingest={"ignore": ["*.bak", "logs/*"]})
+
+    harness.scan()
+
+    # `logs/*` is matched against the path inside the run folder, so it skips only run_1/logs.
+    assert harness.file_names("a") == ["run_1/a.csv", "run_1/sub/logs/a.csv"]
+
+
+def test_ignore_list_applies_to_flat_locations(start: StartHarness, data_dir: Path) -> None:
+    _touch(data_dir, "a.csv", "scratch/a.csv", "results/a.csv")
+    harness = start(
+        [table_collection("a", r"a\.csv$")], ingest={"ignore": ["scratch/*"]}, structure="flat", runs_regex=None
+    )
+
+    harness.scan()
+
+    assert harness.file_names("a") == ["a.csv", "results/a.csv"]
+
+
+def test_ignored_file_leaves_catalog(start: StartHarness, data_dir: Path) -> None:
+    _touch(data_dir, "run_1/a.csv", "run_1/b.csv")
+    harness = start([table_collection("a", r"[ab]\.csv$")])
+    harness.scan()
+    harness.ingest_settings = config.settings.IngestSettings(settle_seconds=0, ignore=["b.*"])
+    harness.reopen()
+
+    harness.scan()
+
+    assert harness.file_names("a") == ["run_1/a.csv"]
+    assert harness.row_count_by_run("a") == {"run_1": 1}
 
 
 def test_symlinked_folders_are_not_followed(start: StartHarness, data_dir: Path, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Touching, renaming and removing run folders change exactly the rows they should."""
+"""Touching, renaming, moving and removing run folders change exactly the rows they should."""
 
 from __future__ import annotations
 
@@ -6,8 +6,13 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tests.ingestor.conftest import StartHarness
-from tests.ingestor.helpers import Harness, table_collection, write_file
+from tests.ingestor.helpers import Harness, table_collection, wait_until, write_file
+
+# Watched changes land within a second or two, and the margin covers a busy test machine.
+MOVE_SECONDS = 60
 
 
 def _tree(data_dir: Path) -> None:
@@ -64,3 +69,49 @@ def test_removed_run_retracts_exactly_its_rows(start: StartHarness, data_dir: Pa
 
     assert without == [row for row in before if row[2] != "run_2"]
     assert _rows(harness) == before
+
+
+def _watched_rows(harness: Harness) -> dict[str, int]:
+    """Return {run tag: rows} of the aggregated table, or {} while it has none."""
+    if harness.catalog.tables.get(harness.collection_id("t")) is None:
+        return {}
+    return harness.row_count_by_run("t")
+
+
+@pytest.mark.parametrize("watch_mode", ["events", "polling"])
+def test_watched_run_moves_in_renames_and_leaves(
+    start: StartHarness, data_dir: Path, tmp_path: Path, watch_mode: str
+) -> None:
+    write_file(data_dir / "run_1" / "part_1.csv", "a,b\n1,2\n")
+    ingest = {"watch_mode": watch_mode, "reconcile_seconds": 0, "settle_seconds": 0.3}
+    harness = start([table_collection("t", r"part_\d\.csv$")], ingest=ingest)
+    harness.ingestor.start()
+    staging = tmp_path / "staging"
+    write_file(staging / "run_7" / "part_1.csv", "a,b\n71,1\n")
+    write_file(staging / "run_7" / "part_2.csv", "a,b\n72,2\n")
+
+    shutil.move(str(staging / "run_7"), str(data_dir / "run_7"))
+    wait_until(lambda: _watched_rows(harness) == {"run_1": 1, "run_7": 2}, MOVE_SECONDS, "the moved-in run")
+    write_file(data_dir / "run_7" / "part_3.csv", "a,b\n73,3\n")
+    wait_until(lambda: _watched_rows(harness) == {"run_1": 1, "run_7": 3}, MOVE_SECONDS, "a file added to it")
+    moved_in = harness.file_names("t")
+
+    (data_dir / "run_7").rename(data_dir / "run_7_failed")
+    wait_until(lambda: _watched_rows(harness) == {"run_1": 1, "run_7_failed": 3}, MOVE_SECONDS, "the renamed run")
+    renamed = harness.file_names("t")
+    renamed_runs = harness.run_tags()
+
+    shutil.move(str(data_dir / "run_7_failed"), str(staging / "run_7_failed"))
+    wait_until(lambda: _watched_rows(harness) == {"run_1": 1}, MOVE_SECONDS, "the moved-out run to leave")
+
+    assert moved_in == ["run_1/part_1.csv", "run_7/part_1.csv", "run_7/part_2.csv", "run_7/part_3.csv"]
+    assert renamed == [
+        "run_1/part_1.csv",
+        "run_7_failed/part_1.csv",
+        "run_7_failed/part_2.csv",
+        "run_7_failed/part_3.csv",
+    ]
+    assert renamed_runs == ["run_1", "run_7_failed"]
+    assert harness.run_tags() == ["run_1"]
+    assert harness.file_names("t") == ["run_1/part_1.csv"]
+    assert _rows(harness) == [(1, 2, "run_1")]

@@ -124,7 +124,9 @@ def test_removed_run_leaves_without_reconcile(watched: tuple[TestClient, Path]) 
 def test_status_names_watch_mode(watched: tuple[TestClient, Path]) -> None:
     client, _ = watched
 
-    locations = client.get(f"{API}/utils/status").json()["ingest"]["locations"]
+    ingest = client.get(f"{API}/utils/status").json()["ingest"]
+    locations = ingest["locations"]
 
     assert {location["mode"] for location in locations} <= {"events", "polling"}
     assert len(locations) == 2
+    assert ingest["scans_timed_out"] == 0
