@@ -1,6 +1,6 @@
 """Bearer authentication for every route except the public ones listed here.
 
-A 401 answer keeps the one error body and carries the challenge of RFC 6750 in
+A 401 response keeps the one error body and carries the challenge of RFC 6750 in
 `WWW-Authenticate`. Without credentials it is plain `Bearer`. For a rejected token it adds
 `error="invalid_token"` and one of two fixed descriptions that clients may compare:
 EXPIRED_DESCRIPTION (refreshing or signing in again helps) or INVALID_DESCRIPTION.
@@ -26,7 +26,7 @@ PUBLIC_PATHS = [
     rf"^{API_PREFIX}/auth/register$",
     # The refresh token in the body is the credential.
     rf"^{API_PREFIX}/auth/refresh$",
-    # Reads an optional bearer token itself, and answers without one too.
+    # Reads an optional bearer token itself, and responds without one too.
     rf"^{API_PREFIX}/auth/check_token_validity$",
     rf"^{API_PREFIX}/utils/status$",
     r"^/docs",
@@ -38,7 +38,7 @@ _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 def token_challenge(error: InvalidTokenError) -> dict[str, str]:
-    """Return the WWW-Authenticate header of a 401 answer to a rejected token."""
+    """Return the WWW-Authenticate header of a 401 response to a rejected token."""
     description = EXPIRED_DESCRIPTION if error.expired else INVALID_DESCRIPTION
     return {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{description}"'}
 

@@ -118,7 +118,7 @@ class UserRepository:
         """Delete a user and every token issued to them; return the number of tokens deleted.
 
         Raises NotFoundError for an unknown user and ConflictError for the last active
-        administrator. The user's id stays in project permissions, where it matches nobody.
+        administrator. The user's id stays in project permissions, where it no longer matches a user.
         """
 
         def work(connection: Connection) -> int:

@@ -62,7 +62,7 @@ class AuthController(Controller):
         """Return an access token and a refresh token for the OAuth2 password form (`username` = e-mail).
 
         Failed sign-ins are counted per account and per client address; over the limit
-        the answer is 429 with Retry-After, before the password is checked.
+        the response is 429 with Retry-After, before the password is checked.
         """
         catalog: Catalog = request.app.state.catalog
         tokens: TokenService = request.app.state.tokens
@@ -176,7 +176,7 @@ class AuthController(Controller):
         summary="Tell whether the bearer token is valid, or can be refreshed",
     )
     def check_token_validity(self, request: Request[Any, Any, Any]) -> TokenValidityOut:
-        """Answer for the optional bearer token: valid, refresh (the access token expired) or logout."""
+        """Return the state of the optional bearer token: valid, refresh (the access token expired) or logout."""
         tokens: TokenService = request.app.state.tokens
         token = bearer_token(request)
         if token is None:
@@ -224,7 +224,7 @@ def user_out(user: UserRecord) -> UserOut:
 
 
 def token_out(issued: IssuedToken, logged_in: bool) -> TokenOut:
-    """Return a token pair with its secrets, as only the answer that creates them shows it."""
+    """Return a token pair with its secrets, which only the response that creates them contains."""
     record = issued.record
     return TokenOut(
         id=record.id,

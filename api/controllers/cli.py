@@ -29,7 +29,7 @@ class CLIController(Controller):
     def validate_cli_config(
         self, request: Request[UserRecord, Any, Any], data: JSONBody[CLIConfigIn]
     ) -> CLIValidationOut:
-        """Answer 200 with `success` false when the config's token or user does not match the signed-in user.
+        """Return 200 with `success` false when the config's token or user does not match the signed-in user.
 
         The CLI goes on only with `success` true. Its token must be a valid token of the
         user that the bearer token signs in, and the config's `user.id` and `user.email`

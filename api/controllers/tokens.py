@@ -30,7 +30,7 @@ from catalog import Catalog, TokenRecord, UserRecord, utc_now
 logger = logging.getLogger(__name__)
 
 MAX_TOKEN_NAME_LENGTH = 100
-# What the Depictio CLI accepts as api_base_url: scheme, host and port, no path.
+# The api_base_url form that the Depictio CLI accepts: scheme, host and port, no path.
 BASE_URL_PATTERN = re.compile(r"https?://[^/\s]+(?::\d+)?")
 
 
@@ -46,7 +46,7 @@ class TokenController(Controller):
         summary="Create a named long-lived token for a script or the Depictio CLI",
     )
     def create_token(self, request: Request[UserRecord, TokenRecord, Any], data: JSONBody[TokenCreateIn]) -> TokenOut:
-        """Return the new token pair; its secrets are shown only in this answer."""
+        """Return the new token pair; this response is the only one that contains its secrets."""
         tokens: TokenService = request.app.state.tokens
         name = data.name.strip()
         if not name:

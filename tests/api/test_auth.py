@@ -28,7 +28,7 @@ INVALID_CHALLENGE = 'Bearer error="invalid_token", error_description="The token 
 
 
 def assert_rejected(response: httpx.Response, expired: bool = False) -> None:
-    """Check a 401 answer to a rejected token: the error body and the RFC 6750 challenge."""
+    """Check a 401 response to a rejected token: the error body and the RFC 6750 challenge."""
     assert response.status_code == 401, response.text
     assert set(response.json()) == ERROR_KEYS
     assert response.json()["status_code"] == 401
