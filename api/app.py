@@ -21,7 +21,9 @@ from api.auth import API_PREFIX, PUBLIC_PATHS, BearerAuthenticationMiddleware
 from api.controllers import CONTROLLERS, health
 from api.controllers.utils import service_version
 from api.errors import EXCEPTION_HANDLERS
-from api.security import TokenService, ensure_admin
+from api.ratelimit import LoginRateLimiter
+from api.security import ensure_admin
+from api.tokens import TokenService
 from catalog import Catalog, user_id_for, utc_now
 from config import Project, Settings
 from ingestor import Ingestor
@@ -55,7 +57,13 @@ def create_app(
             await to_thread.run_sync(catalog.tokens.purge_expired, utc_now())
             app.state.catalog = catalog
             app.state.ingestor = ingestor
+            app.state.settings = settings
             app.state.tokens = TokenService(catalog, settings)
+            app.state.login_limiter = LoginRateLimiter(
+                settings.auth.login_failures_per_account,
+                settings.auth.login_failures_per_address,
+                settings.auth.login_window_seconds,
+            )
             app.state.admin_id = user_id_for(settings.auth.admin_email)
             # Start-up scans every project before the server accepts requests.
             if started is None:

@@ -1,14 +1,21 @@
-"""Bearer authentication for every route except login, status, health and the docs."""
+"""Bearer authentication for every route except the public ones listed here.
+
+A 401 response keeps the one error body and carries the challenge of RFC 6750 in
+`WWW-Authenticate`. Without credentials it is plain `Bearer`. For a rejected token it adds
+`error="invalid_token"` and one of two fixed descriptions that clients may compare:
+EXPIRED_DESCRIPTION (refreshing or signing in again helps) or INVALID_DESCRIPTION.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from anyio import to_thread
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.middleware.authentication import AbstractAuthenticationMiddleware, AuthenticationResult
 
-from api.security import InvalidTokenError, TokenService
+from api.tokens import InvalidTokenError, TokenService
 
 API_PREFIX = "/depictio/api/v1"
 
@@ -16,15 +23,39 @@ API_PREFIX = "/depictio/api/v1"
 PUBLIC_PATHS = [
     r"^/health$",
     rf"^{API_PREFIX}/auth/login$",
+    rf"^{API_PREFIX}/auth/register$",
+    # The refresh token in the body is the credential.
+    rf"^{API_PREFIX}/auth/refresh$",
+    # Reads an optional bearer token itself, and responds without one too.
+    rf"^{API_PREFIX}/auth/check_token_validity$",
     rf"^{API_PREFIX}/utils/status$",
     r"^/docs",
 ]
 
+EXPIRED_DESCRIPTION = "The token expired"
+INVALID_DESCRIPTION = "The token is invalid"
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
+def token_challenge(error: InvalidTokenError) -> dict[str, str]:
+    """Return the WWW-Authenticate header of a 401 response to a rejected token."""
+    description = EXPIRED_DESCRIPTION if error.expired else INVALID_DESCRIPTION
+    return {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{description}"'}
+
+
+def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """Return the token of an `Authorization: Bearer <token>` header, or None without one."""
+    header = connection.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
 class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
-    """Resolve `Authorization: Bearer <token>` to a user, or reject the request with 401."""
+    """Resolve `Authorization: Bearer <token>` to a user and its token record, or reject the request with 401."""
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         header = connection.headers.get("authorization")
@@ -32,23 +63,16 @@ class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
             raise NotAuthorizedException(
                 "not authenticated: send the header 'Authorization: Bearer <token>'", headers=_CHALLENGE
             )
-
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_token(connection)
+        if token is None:
             raise NotAuthorizedException(
                 "not authenticated: the Authorization header must be 'Bearer <token>'", headers=_CHALLENGE
             )
 
         tokens: TokenService = connection.app.state.tokens
         try:
-            user = await _verify(tokens, token.strip())
+            # Verification reads the catalog, a blocking call, so it runs in a worker thread.
+            user, record = await to_thread.run_sync(tokens.verify_access, token)
         except InvalidTokenError as error:
-            raise NotAuthorizedException(str(error), headers=_CHALLENGE) from None
-        return AuthenticationResult(user=user, auth=token)
-
-
-async def _verify(tokens: TokenService, token: str) -> Any:
-    # Verification reads the catalog, a blocking call, so it runs in a worker thread.
-    from anyio import to_thread
-
-    return await to_thread.run_sync(tokens.verify, token)
+            raise NotAuthorizedException(str(error), headers=token_challenge(error)) from None
+        return AuthenticationResult(user=user, auth=record)

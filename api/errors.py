@@ -14,7 +14,8 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from catalog import CatalogError, NotFoundError
+from api.security import InvalidAccountError
+from catalog import CatalogError, ConflictError, NotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,14 @@ def handle_not_found(request: Request[Any, Any, Any], exception: NotFoundError) 
     return error_response(404, str(exception))
 
 
+def handle_conflict(request: Request[Any, Any, Any], exception: ConflictError) -> Response[ErrorBody]:
+    return error_response(409, str(exception))
+
+
+def handle_invalid_account(request: Request[Any, Any, Any], exception: InvalidAccountError) -> Response[ErrorBody]:
+    return error_response(400, str(exception))
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exception: Exception) -> Response[ErrorBody]:
     logger.exception("request %s %s failed", request.method, request.url.path)
     if isinstance(exception, CatalogError):
@@ -62,5 +71,7 @@ def handle_unexpected(request: Request[Any, Any, Any], exception: Exception) -> 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     HTTPException: handle_http_exception,
     NotFoundError: handle_not_found,
+    ConflictError: handle_conflict,
+    InvalidAccountError: handle_invalid_account,
     Exception: handle_unexpected,
 }

@@ -72,6 +72,156 @@ class TokenOut(msgspec.Struct, kw_only=True, rename={"id": "_id"}):
     hash: str | None = None
 
 
+class RegistrationIn(msgspec.Struct, kw_only=True):
+    email: str
+    password: str
+
+
+class RegistrationOut(msgspec.Struct, kw_only=True):
+    success: bool
+    message: str
+    user: UserOut
+
+
+class EditPasswordIn(msgspec.Struct, kw_only=True):
+    old_password: str
+    new_password: str
+
+
+class SuccessOut(msgspec.Struct, kw_only=True):
+    success: bool
+    message: str | None = None
+
+
+class RefreshIn(msgspec.Struct, kw_only=True):
+    refresh_token: str
+
+
+class TokenCreateIn(msgspec.Struct, kw_only=True):
+    """A long-lived token to create; `lifetime_days` defaults to the configured maximum."""
+
+    name: str
+    lifetime_days: int | None = None
+
+
+class TokenInfoOut(msgspec.Struct, kw_only=True, rename={"id": "_id"}):
+    """A token as `/auth/list_tokens` returns it: without the access or refresh token."""
+
+    id: str
+    user_id: str
+    name: str
+    token_type: str
+    token_lifetime: str
+    expire_datetime: str
+    refresh_expire_datetime: str | None
+    created_at: str
+    # True for the token that made the request.
+    current: bool
+
+
+class TokenValidityOut(msgspec.Struct, kw_only=True):
+    success: bool
+    can_refresh: bool
+    # valid, refresh (the access token expired but its refresh token works) or logout.
+    action: Literal["valid", "refresh", "logout"]
+
+
+class CLITokenIn(msgspec.Struct, kw_only=True):
+    """The token of a Depictio CLI config (Depictio's TokenBase); times are strings in either format."""
+
+    user_id: str
+    access_token: str
+    refresh_token: str
+    expire_datetime: str
+    refresh_expire_datetime: str
+    id: str | None = None
+    token_type: str | None = "bearer"
+    token_lifetime: str | None = None
+    name: str | None = None
+    created_at: str | None = None
+    logged_in: bool | None = None
+    description: str | None = None
+    flexible_metadata: dict[str, Any] | None = None
+    hash: str | None = None
+
+
+class CLIUserIn(msgspec.Struct, kw_only=True):
+    email: str
+    token: CLITokenIn
+    id: str | None = None
+    is_admin: bool = False
+    is_anonymous: bool = False
+    is_temporary: bool = False
+    expiration_time: str | None = None
+    description: str | None = None
+    flexible_metadata: dict[str, Any] | None = None
+    hash: str | None = None
+
+
+class CLIConfigIn(msgspec.Struct, kw_only=True):
+    """The Depictio CLI's configuration (CLI.yaml) as the CLI posts it to validate_cli_config."""
+
+    api_base_url: str
+    user: CLIUserIn
+    s3_storage: dict[str, Any]
+    instance_label: str | None = None
+    remote_storage_options: dict[str, Any] | None = None
+
+
+class CLIValidationOut(msgspec.Struct, kw_only=True):
+    success: bool
+    message: str
+    is_admin: bool = False
+    user_id: str | None = None
+    email: str | None = None
+
+
+class AgentTokenIn(msgspec.Struct, kw_only=True):
+    """A long-lived token of the caller to put into the generated CLI config, instead of a new one."""
+
+    access_token: str
+    refresh_token: str
+
+
+class CLITokenOut(msgspec.Struct, kw_only=True):
+    id: str
+    user_id: str
+    access_token: str
+    refresh_token: str
+    token_type: str
+    token_lifetime: str
+    expire_datetime: str
+    refresh_expire_datetime: str
+    name: str
+    created_at: str
+    logged_in: bool = False
+    description: str | None = None
+    flexible_metadata: dict[str, Any] | None = None
+    hash: str | None = None
+
+
+class CLIUserOut(msgspec.Struct, kw_only=True):
+    id: str
+    email: str
+    is_admin: bool
+    token: CLITokenOut
+    is_anonymous: bool = False
+    is_temporary: bool = False
+    expiration_time: str | None = None
+    description: str | None = None
+    flexible_metadata: dict[str, Any] | None = None
+    hash: str | None = None
+
+
+class AgentConfigOut(msgspec.Struct, kw_only=True):
+    """A Depictio CLI config (CLI.yaml) for the caller. depictiod stores no S3 data, so `s3_storage` is empty."""
+
+    api_base_url: str
+    user: CLIUserOut
+    s3_storage: dict[str, Any]
+    instance_label: str | None = None
+
+
 class _RunFields(msgspec.Struct, kw_only=True):
     id: str
     workflow_id: str

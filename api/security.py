@@ -1,44 +1,61 @@
-"""Passwords, signing keys and access tokens.
+"""Passwords, e-mail addresses, the token signing key and the first administrator.
 
-Tokens are JWTs signed with an Ed25519 key (algorithm EdDSA) kept in the file named by
-`auth.key_file`, created with mode 0600 on first start. Verification accepts EdDSA only,
-requires `exp`, `iat`, `sub` and `jti`, and checks the `jti` against the catalog so a
-deleted token or user stops working at once.
+api.tokens issues and verifies the tokens signed with the key kept here.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import sys
-from datetime import UTC, datetime, timedelta
 
-import jwt
-import msgspec
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from catalog import Catalog, TokenRecord, UserRecord, user_id_for, utc_now
-from config import Settings, derive_id
+from catalog import Catalog, UserRecord, user_id_for, utc_now
+from config import Settings
 
 logger = logging.getLogger(__name__)
 
-ALGORITHM = "EdDSA"
-LEEWAY_SECONDS = 30
 MIN_PASSWORD_LENGTH = 8
+# Longer passwords are rejected, so one request cannot make the service hash megabytes.
+MAX_PASSWORD_LENGTH = 1024
+# The length limit of an address in RFC 5321 (a 254-character path without the angle brackets).
+MAX_EMAIL_LENGTH = 254
+# One "@", no white space, and a dot in the domain: the checks that catch typing mistakes.
+# Whether the address receives mail is not checked.
+_EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _hasher = PasswordHasher()
 
 
-class InvalidTokenError(Exception):
-    """Raised when a bearer token is malformed, expired, revoked or of an unknown user."""
+class InvalidAccountError(ValueError):
+    """Raised when an e-mail address or a new password does not meet the rules for accounts."""
 
 
-class IssuedToken(msgspec.Struct, kw_only=True, frozen=True):
-    record: TokenRecord
-    access_token: str
+def check_email(email: str) -> str:
+    """Return `email` without surrounding white space; raise InvalidAccountError when it is not an address."""
+    address = email.strip()
+    if len(address) > MAX_EMAIL_LENGTH:
+        raise InvalidAccountError(
+            f"the e-mail address is {len(address)} characters long; the maximum is {MAX_EMAIL_LENGTH}"
+        )
+    if not _EMAIL_PATTERN.fullmatch(address):
+        raise InvalidAccountError(f"{address!r} is not a valid e-mail address; use the form name@example.org")
+    return address
+
+
+def check_new_password(password: str) -> None:
+    """Raise InvalidAccountError when `password` is too short or too long to be set."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidAccountError(
+            f"the password is {len(password)} characters long; use at least {MIN_PASSWORD_LENGTH}"
+        )
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise InvalidAccountError(f"the password is {len(password)} characters long; use at most {MAX_PASSWORD_LENGTH}")
 
 
 def hash_password(password: str) -> str:
@@ -97,56 +114,6 @@ def load_or_create_key(path: str) -> Ed25519PrivateKey:
         ) from None
     logger.info("created token signing key %s", path)
     return key
-
-
-class TokenService:
-    """Issues and verifies access tokens for the users of one catalog."""
-
-    def __init__(self, catalog: Catalog, settings: Settings) -> None:
-        self._catalog = catalog
-        self._private_key = load_or_create_key(settings.auth.key_file)
-        self._public_key: Ed25519PublicKey = self._private_key.public_key()
-        self._lifetime = timedelta(minutes=settings.auth.access_token_minutes)
-
-    def issue(self, user: UserRecord, name: str, lifetime: str = "short-lived") -> IssuedToken:
-        now = datetime.now(UTC).replace(microsecond=0)
-        expires = now + self._lifetime
-        jti = secrets.token_hex(16)
-        record = TokenRecord(
-            id=derive_id("token", jti),
-            user_id=user.id,
-            name=name,
-            token_lifetime=lifetime,
-            jti=jti,
-            expire_datetime=expires.replace(tzinfo=None),
-            created_at=now.replace(tzinfo=None),
-            revoked=False,
-        )
-        claims = {"sub": user.id, "jti": jti, "iat": now, "exp": expires, "name": name}
-        encoded = jwt.encode(claims, self._private_key, algorithm=ALGORITHM)
-        self._catalog.tokens.add(record)
-        return IssuedToken(record=record, access_token=encoded)
-
-    def verify(self, token: str) -> UserRecord:
-        """Return the user a valid token belongs to; raise InvalidTokenError otherwise."""
-        try:
-            claims = jwt.decode(
-                token,
-                self._public_key,
-                algorithms=[ALGORITHM],
-                leeway=LEEWAY_SECONDS,
-                options={"require": ["exp", "iat", "sub", "jti"]},
-            )
-        except jwt.PyJWTError as error:
-            raise InvalidTokenError(f"invalid token: {error}") from None
-
-        record = self._catalog.tokens.get_by_jti(str(claims["jti"]))
-        if record is None or record.revoked or record.user_id != claims["sub"]:
-            raise InvalidTokenError("invalid token: it was revoked or never issued here")
-        user = self._catalog.users.get(str(claims["sub"]))
-        if user is None or not user.is_active:
-            raise InvalidTokenError("invalid token: its user no longer exists or is disabled")
-        return user
 
 
 def ensure_admin(catalog: Catalog, settings: Settings, password: str | None = None) -> None:

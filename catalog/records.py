@@ -117,14 +117,27 @@ class UserRecord(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class TokenRecord(msgspec.Struct, kw_only=True, frozen=True):
+    """One sign-in or long-lived token: its current access token and refresh token.
+
+    The record keeps only the `jti` claims of the two JWTs, never the JWTs themselves. A
+    refresh replaces both `jti` values in place, so the record's id stays the same for the
+    whole chain of tokens that one sign-in produced.
+    """
+
     id: str
     user_id: str
     name: str
+    # short-lived (a sign-in) or long-lived (created for a script or the Depictio CLI).
     token_lifetime: str
     jti: str
     expire_datetime: datetime
     created_at: datetime
     revoked: bool
+    # None for tokens stored before refresh tokens existed; they cannot be refreshed.
+    refresh_jti: str | None = None
+    refresh_expire_datetime: datetime | None = None
+    # Lifetime of each access token of this record, in seconds.
+    access_seconds: int | None = None
 
 
 class ScanReport(msgspec.Struct, kw_only=True, frozen=True):

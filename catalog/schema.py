@@ -6,7 +6,7 @@ has none, so uniqueness is kept by the repositories in this package (delete, the
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Aggregated tables live in their own schema, one table per data collection.
 DATA_SCHEMA = "data"
@@ -61,7 +61,8 @@ STATEMENTS = (
         registration_date TIMESTAMP, last_login TIMESTAMP)""",
     """CREATE TABLE IF NOT EXISTS tokens (
         id VARCHAR, user_id VARCHAR, name VARCHAR, token_lifetime VARCHAR, jti VARCHAR,
-        expire_datetime TIMESTAMP, created_at TIMESTAMP, revoked BOOLEAN)""",
+        expire_datetime TIMESTAMP, created_at TIMESTAMP, revoked BOOLEAN,
+        refresh_jti VARCHAR, refresh_expire_datetime TIMESTAMP, access_seconds BIGINT)""",
     """CREATE TABLE IF NOT EXISTS dashboards (
         id VARCHAR, project_id VARCHAR, title VARCHAR, document VARCHAR,
         last_saved_ts TIMESTAMP)""",
@@ -82,5 +83,11 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         TABLE_FILES,
         "ALTER TABLE files ADD COLUMN IF NOT EXISTS link_target VARCHAR",
         "ALTER TABLE files ADD COLUMN IF NOT EXISTS read_details VARCHAR",
+    ),
+    # Version 4 gives each token a rotating refresh token and the lifetime of its access tokens.
+    3: (
+        "ALTER TABLE tokens ADD COLUMN IF NOT EXISTS refresh_jti VARCHAR",
+        "ALTER TABLE tokens ADD COLUMN IF NOT EXISTS refresh_expire_datetime TIMESTAMP",
+        "ALTER TABLE tokens ADD COLUMN IF NOT EXISTS access_seconds BIGINT",
     ),
 }

@@ -54,6 +54,13 @@ class AuthSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # The first start on an empty catalog creates this administrator.
     admin_email: str = "admin@example.org"
     allow_registration: bool = False
+    # Long-lived tokens (for scripts and the Depictio CLI) may live at most this many days.
+    long_lived_token_max_days: int = 365
+    # Failed sign-ins allowed per account and per client address within the window;
+    # one more gets 429 until the oldest failure leaves the window.
+    login_failures_per_account: int = 10
+    login_failures_per_address: int = 50
+    login_window_seconds: int = 900
 
 
 class WorkflowTimings(msgspec.Struct, kw_only=True, frozen=True):
@@ -262,12 +269,17 @@ def _kind_word(annotation: Any) -> str:
 
 
 # (section, key, minimum, maximum) of numeric settings. The maximums keep dates and timers
-# within what Python and the scheduler can represent: one year of token lifetime, ten
-# years of refresh lifetime, one week between reconciles, one hour of settle time.
+# within what Python and the scheduler can represent: one year of access token lifetime,
+# ten years of refresh and long-lived token lifetime, one day of sign-in rate window, one
+# week between reconciles, one hour of settle time.
 _RANGES = (
     ("catalog", "threads", 0, 4_096),
     ("auth", "access_token_minutes", 1, 525_600),
     ("auth", "refresh_token_days", 1, 3_650),
+    ("auth", "long_lived_token_max_days", 1, 3_650),
+    ("auth", "login_failures_per_account", 1, 1_000_000),
+    ("auth", "login_failures_per_address", 1, 1_000_000),
+    ("auth", "login_window_seconds", 1, 86_400),
     ("ingest", "reconcile_seconds", 0, 604_800),
     ("ingest", "reconcile_deadline_seconds", 0, 604_800),
     ("ingest", "settle_seconds", 0, 3_600),

@@ -1,4 +1,4 @@
-"""The `depictiod` command: check, scan and serve."""
+"""The `depictiod` command: check, scan, serve and manage users."""
 
 from __future__ import annotations
 
@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(arguments.config)
         _configure_logging(arguments.log_level or settings.server.log_level)
-        projects = load_projects(settings.projects)
+        # Managing users needs no project file, so a broken one does not block it.
+        projects = [] if arguments.command == "users" else load_projects(settings.projects)
         problems = check_workflow_overrides(settings, projects)
         if problems:
             raise ConfigError(problems)
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"depictiod: {error}", file=sys.stderr)
         return 1
 
-    handlers = {"check": _check, "scan": _scan, "serve": _serve}
+    handlers = {"check": _check, "scan": _scan, "serve": _serve, "users": _users}
     try:
         return handlers[arguments.command](arguments, settings, projects)
     except CatalogError as error:
@@ -80,7 +81,33 @@ def _parser() -> argparse.ArgumentParser:
         if name == "serve":
             command.add_argument("--host", help="address to listen on; overrides server.host")
             command.add_argument("--port", type=int, help="TCP port to listen on; overrides server.port")
+    _add_users_parser(commands)
     return parser
+
+
+def _add_users_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    users = commands.add_parser(
+        "users",
+        help="add, list and change users in the catalog while no service runs on it",
+        description="Passwords are read from a prompt, or as one line from standard input when it is not a terminal.",
+    )
+    config_help = "path of the settings file (default: depictio.toml)"
+    users.add_argument("--config", default="depictio.toml", help=config_help)
+    actions = users.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="create a user with a password read from a prompt or standard input")
+    add.add_argument("email", help="the new user's e-mail address, which is also their sign-in name")
+    add.add_argument("--admin", action="store_true", help="make the new user an administrator")
+    actions.add_parser("list", help="list every user")
+    set_admin = actions.add_parser("set-admin", help="grant or withdraw a user's administrator rights")
+    set_admin.add_argument("email", help="the user's e-mail address")
+    set_admin.add_argument("value", choices=["true", "false"], help="true grants the rights, false withdraws them")
+    reset = actions.add_parser(
+        "reset-password", help="set a new password read from a prompt or standard input, and revoke every token"
+    )
+    reset.add_argument("email", help="the user's e-mail address")
+    for action in actions.choices.values():
+        # --config may follow the action too; SUPPRESS keeps a value given before the action.
+        action.add_argument("--config", default=argparse.SUPPRESS, help=config_help)
 
 
 def _configure_logging(level: str) -> None:
@@ -183,6 +210,12 @@ def _scan_until_settled(ingestor: Ingestor, settings: Settings, bar: ScanProgres
             bar.restart()
         results = ingestor.scan_all("command")
     return results
+
+
+def _users(arguments: argparse.Namespace, settings: Settings, projects: list[Project]) -> int:
+    from depictiod.users import run_users_command
+
+    return run_users_command(arguments, settings)
 
 
 def _serve(arguments: argparse.Namespace, settings: Settings, projects: list[Project]) -> int:

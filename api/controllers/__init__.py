@@ -1,23 +1,29 @@
 """Route handlers, one controller per Depictio resource."""
 
 from api.controllers.auth import AuthController
+from api.controllers.cli import CLIController
 from api.controllers.datacollections import DataCollectionController
 from api.controllers.deltatables import DeltaTableController
 from api.controllers.files import FileController
 from api.controllers.projects import ProjectController
 from api.controllers.runs import RunController
 from api.controllers.scans import ScanController
+from api.controllers.tokens import TokenController
+from api.controllers.users import UserController
 from api.controllers.utils import UtilsController, health
 from api.controllers.workflows import WorkflowController
 
 CONTROLLERS = [
     AuthController,
+    CLIController,
     DataCollectionController,
     DeltaTableController,
     FileController,
     ProjectController,
     RunController,
     ScanController,
+    TokenController,
+    UserController,
     UtilsController,
     WorkflowController,
 ]

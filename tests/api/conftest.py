@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,20 @@ def add_user(client: TestClient, email: str, password: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def admin(client: TestClient) -> dict[str, str]:
     return login(client, "admin@example.org", ADMIN_PASSWORD)
+
+
+@contextmanager
+def app_without_projects(root: Path, environ: dict[str, str] | None = None) -> Iterator[TestClient]:
+    """Run the app on a new catalog under `root` with no projects, and settings overridden by `environ`.
+
+    It starts faster than the example app, for tests of accounts and tokens that need their own settings.
+    """
+    write_settings(root, [])
+    settings = load_settings(str(root / "depictio.toml"), environ=environ or {})
+    app = create_app(settings, [], admin_password=ADMIN_PASSWORD)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -90,14 +90,14 @@ def lock_holder(catalog_path: Path) -> Iterator[subprocess.Popen[str]]:
             process.wait()
 
 
-def test_schema_version_is_three() -> None:
-    assert SCHEMA_VERSION == 3
+def test_schema_version_is_four() -> None:
+    assert SCHEMA_VERSION == 4
 
 
 def test_new_catalog_stores_schema_version(catalog_path: Path) -> None:
     Catalog(str(catalog_path)).close()
 
-    assert _schema_version(catalog_path) == "3"
+    assert _schema_version(catalog_path) == "4"
 
 
 def test_new_catalog_creates_missing_folder(tmp_path: Path) -> None:
@@ -127,7 +127,7 @@ def test_reopen_keeps_schema_version(catalog_path: Path) -> None:
     Catalog(str(catalog_path)).close()
     Catalog(str(catalog_path)).close()
 
-    assert _schema_version(catalog_path) == "3"
+    assert _schema_version(catalog_path) == "4"
 
 
 def test_other_schema_version_raises(catalog_path: Path) -> None:
@@ -259,7 +259,7 @@ def test_version_one_catalog_is_migrated(catalog_path: Path) -> None:
 
     Catalog(str(catalog_path)).close()
 
-    assert _schema_version(catalog_path) == "3"
+    assert _schema_version(catalog_path) == "4"
     connection = duckdb.connect(str(catalog_path), read_only=True)
     columns = [row[0] for row in connection.execute("DESCRIBE runs").fetchall()]
     file_columns = [row[0] for row in connection.execute("DESCRIBE files").fetchall()]
@@ -280,7 +280,7 @@ def test_version_two_catalog_is_migrated(catalog_path: Path) -> None:
 
     Catalog(str(catalog_path)).close()
 
-    assert _schema_version(catalog_path) == "3"
+    assert _schema_version(catalog_path) == "4"
     connection = duckdb.connect(str(catalog_path), read_only=True)
     columns = [row[0] for row in connection.execute("DESCRIBE aggregated_tables").fetchall()]
     tables = [row[0] for row in connection.execute("SHOW TABLES").fetchall()]
@@ -289,3 +289,22 @@ def test_version_two_catalog_is_migrated(catalog_path: Path) -> None:
     assert "settings_fingerprint" in columns
     assert "table_files" in tables
     assert file_columns[-2:] == ["link_target", "read_details"]
+
+
+def test_version_three_catalog_is_migrated(catalog_path: Path) -> None:
+    Catalog(str(catalog_path)).close()
+    connection = duckdb.connect(str(catalog_path))
+    for column in ("refresh_jti", "refresh_expire_datetime", "access_seconds"):
+        connection.execute(f"ALTER TABLE tokens DROP COLUMN {column}")
+    connection.close()
+    _set_schema_version(catalog_path, "3")
+
+    Catalog(str(catalog_path)).close()
+
+    assert _schema_version(catalog_path) == "4"
+    connection = duckdb.connect(str(catalog_path), read_only=True)
+    columns = [row[0] for row in connection.execute("DESCRIBE tokens").fetchall()]
+    connection.close()
+    assert "refresh_jti" in columns
+    assert "refresh_expire_datetime" in columns
+    assert "access_seconds" in columns

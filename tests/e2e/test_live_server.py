@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.examples import (
     BUNDLED_PHYSICAL_FEATURES_ID,
@@ -179,3 +181,78 @@ def test_sigterm_during_startup_scan_stops_cleanly(tmp_path: Path) -> None:
     assert process.returncode in (0, 130), text
     assert "Traceback" not in text
     assert "closed catalog" in text
+
+
+def test_users_command_refuses_catalog_of_running_service(live_server: LiveServer) -> None:
+    settings = live_server.log.parent / "depictio.toml"
+
+    result = subprocess.run(
+        [sys.executable, "-m", "depictiod", "users", "list", "--config", str(settings)],
+        capture_output=True,
+        text=True,
+        timeout=START_DEADLINE_SECONDS,
+    )
+
+    assert result.returncode == 1
+    assert "stop it first" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _sign_in(base_url: str) -> dict[str, str]:
+    response = httpx.post(
+        f"{base_url}{API}/auth/login", data={"username": "admin@example.org", "password": PASSWORD}, timeout=10
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, str] = response.json()
+    return body
+
+
+def _get_me(base_url: str, token: str) -> httpx.Response:
+    return httpx.get(f"{base_url}{API}/auth/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+
+def _restart(server: LiveServer, root: Path, projects: list[Path]) -> LiveServer:
+    _stop_server(server)
+    assert server.process.returncode == 0, server.log.read_text()
+    restarted = _start_server(root, projects)
+    _wait_until_healthy(restarted)
+    return restarted
+
+
+def test_tokens_survive_restart_until_key_rotation(tmp_path: Path) -> None:
+    projects = copy_bundled_examples(tmp_path)
+    server = _start_server(tmp_path, projects)
+    try:
+        _wait_until_healthy(server)
+        before = _sign_in(server.base_url)
+
+        server = _restart(server, tmp_path, projects)
+        after_restart = _get_me(server.base_url, before["access_token"])
+        refreshed = httpx.post(
+            f"{server.base_url}{API}/auth/refresh", json={"refresh_token": before["refresh_token"]}, timeout=10
+        )
+
+        # A new signing key: every token signed with the old one must stop working.
+        key = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        (tmp_path / "auth.key").write_bytes(key)
+        server = _restart(server, tmp_path, projects)
+        after_rotation = _get_me(server.base_url, refreshed.json()["access_token"])
+        refresh_after_rotation = httpx.post(
+            f"{server.base_url}{API}/auth/refresh",
+            json={"refresh_token": refreshed.json()["refresh_token"]},
+            timeout=10,
+        )
+        after_new_sign_in = _get_me(server.base_url, _sign_in(server.base_url)["access_token"])
+    finally:
+        _stop_server(server)
+
+    assert after_restart.status_code == 200
+    assert refreshed.status_code == 200
+    assert after_rotation.status_code == 401
+    assert set(after_rotation.json()) == {"status_code", "detail"}
+    assert after_rotation.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
+    assert refresh_after_rotation.status_code == 401
+    assert set(refresh_after_rotation.json()) == {"status_code", "detail"}
+    assert after_new_sign_in.status_code == 200
