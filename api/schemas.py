@@ -414,6 +414,8 @@ class ScanReportOut(msgspec.Struct, kw_only=True):
     files_unsettled: int
     warnings: list[str]
     collections: list[ScanCollectionOut]
+    # True when the scan stopped at its reconcile deadline; its counts are then zero.
+    timed_out: bool = False
 
 
 class ScanPage(msgspec.Struct, kw_only=True):

@@ -6,14 +6,15 @@ import logging
 import os
 import threading
 import time
+from datetime import datetime
 from functools import partial
 
 import msgspec
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from catalog import Catalog, utc_now
-from config import DataCollection, Project, Settings, Workflow, WorkflowTimings
+from catalog import Catalog, CatalogError, ScanReport, utc_now
+from config import DataCollection, Project, Settings, Workflow, WorkflowTimings, derive_id
 from ingestor.aggregate import CollectionAggregate, aggregate_collection
 from ingestor.deadline import ScanDeadline, ScanStopped, ScanTimedOut
 from ingestor.discover import IgnoreRules
@@ -174,6 +175,7 @@ class Ingestor:
         timings = self._timings(project, workflow)
         seconds = 0 if trigger == "command" else timings.reconcile_deadline_seconds
         report = partial(self._report_overrun, project, workflow, trigger, seconds)
+        started_at = utc_now()
         with ScanDeadline(self._stopping, seconds, report, f"scan-deadline-{workflow.name}"[:64]) as deadline:
             try:
                 return self._scan_workflow_steps(project, workflow, trigger, timings, deadline)
@@ -186,7 +188,36 @@ class Ingestor:
                     workflow.id,
                     deadline.elapsed,
                 )
+                self._record_timeout(project, workflow, trigger, started_at, seconds, deadline.elapsed)
                 raise
+
+    def _record_timeout(
+        self, project: Project, workflow: Workflow, trigger: str, started_at: datetime, seconds: float, elapsed: float
+    ) -> None:
+        """Add a scan report for a scan stopped at its deadline, so /scans lists it too."""
+        assert project.id is not None and workflow.id is not None
+        warning = (
+            f"the scan stopped at its deadline of {seconds:g} s after {elapsed:.1f} s; the steps it finished "
+            "are kept and the next reconcile continues"
+        )
+        report = ScanReport(
+            id=derive_id("scan", workflow.id, started_at.isoformat(), "timed-out"),
+            project_id=project.id,
+            workflow_id=workflow.id,
+            started_at=started_at,
+            finished_at=utc_now(),
+            runs=0,
+            files_total=0,
+            files_new=0,
+            files_changed=0,
+            files_removed=0,
+            files_failed=0,
+            details={"trigger": trigger, "timed_out": True, "warnings": [warning], "collections": []},
+        )
+        try:
+            self.catalog.scans.add(report)
+        except CatalogError as error:
+            logger.warning("scan report of workflow %s (%s) not stored: %s", workflow.name, workflow.id, error)
 
     def _report_overrun(
         self, project: Project, workflow: Workflow, trigger: str, deadline_seconds: float, elapsed: float

@@ -86,6 +86,7 @@ def _report_out(report: ScanReport) -> ScanReportOut:
         files_failed=report.files_failed,
         files_unsettled=int(details.get("unsettled", 0)),
         warnings=[str(warning) for warning in details.get("warnings", [])],
+        timed_out=bool(details.get("timed_out", False)),
         collections=[
             ScanCollectionOut(
                 collection_id=str(item["collection_id"]),

@@ -222,6 +222,10 @@ def test_stuck_reconcile_times_out_and_resumes(
     assert status.last_error is not None
     assert harness.workflow_id in status.last_error
     assert harness.table("t").row_count == 8
+    reports, _ = harness.catalog.scans.list([harness.project.id or ""], limit=100, offset=0)
+    timed_out = [report for report in reports if report.details.get("timed_out")]
+    assert timed_out, "the stopped scan has no scan report"
+    assert "stopped at its deadline of 1 s" in timed_out[0].details["warnings"][0]
 
 
 def _stopped(caplog: pytest.LogCaptureFixture) -> list[str]:
