@@ -6,7 +6,7 @@ has none, so uniqueness is kept by the repositories in this package (delete, the
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Aggregated tables live in their own schema, one table per data collection.
 DATA_SCHEMA = "data"
@@ -22,6 +22,14 @@ AGGREGATED_TABLE_COLUMNS = (
 # whose input differs, and checks from these columns that the table's schema still holds.
 TABLE_FILES = """CREATE TABLE IF NOT EXISTS table_files (
     data_collection_id VARCHAR, file_id VARCHAR, input_key VARCHAR, status VARCHAR, columns VARCHAR)"""
+
+# Project permissions and visibility set over the API, which override the project's YAML
+# file until that file's own section changes. `yaml_permissions` (JSON) and
+# `yaml_is_public` contain the YAML's values at the time of the override. A NULL in
+# `permissions` or `is_public` means that part follows the YAML.
+PROJECT_ACCESS = """CREATE TABLE IF NOT EXISTS project_access (
+    project_id VARCHAR, permissions VARCHAR, yaml_permissions VARCHAR, is_public BOOLEAN,
+    yaml_is_public BOOLEAN, changed_by VARCHAR, changed_at TIMESTAMP)"""
 
 STATEMENTS = (
     "CREATE TABLE IF NOT EXISTS catalog_meta (key VARCHAR, value VARCHAR)",
@@ -68,6 +76,7 @@ STATEMENTS = (
         id VARCHAR, project_id VARCHAR, workflow_id VARCHAR, started_at TIMESTAMP,
         finished_at TIMESTAMP, runs INTEGER, files_total INTEGER, files_new INTEGER,
         files_changed INTEGER, files_removed INTEGER, files_failed INTEGER, details VARCHAR)""",
+    PROJECT_ACCESS,
 )
 
 # Statements that take a catalog from the version of the key to the next one.
@@ -76,4 +85,6 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ("ALTER TABLE runs ADD COLUMN parameters VARCHAR",),
     # Version 3 updates tables file by file: it records what each table holds.
     2: ("ALTER TABLE aggregated_tables ADD COLUMN IF NOT EXISTS settings_fingerprint VARCHAR", TABLE_FILES),
+    # Version 4 keeps the project permissions and visibility set over the API.
+    3: (PROJECT_ACCESS,),
 }

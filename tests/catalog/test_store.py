@@ -90,14 +90,14 @@ def lock_holder(catalog_path: Path) -> Iterator[subprocess.Popen[str]]:
             process.wait()
 
 
-def test_schema_version_is_three() -> None:
-    assert SCHEMA_VERSION == 3
+def test_schema_version_is_four() -> None:
+    assert SCHEMA_VERSION == 4
 
 
 def test_new_catalog_stores_schema_version(catalog_path: Path) -> None:
     Catalog(str(catalog_path)).close()
 
-    assert _schema_version(catalog_path) == "3"
+    assert _schema_version(catalog_path) == "4"
 
 
 def test_new_catalog_creates_missing_folder(tmp_path: Path) -> None:
@@ -127,7 +127,7 @@ def test_reopen_keeps_schema_version(catalog_path: Path) -> None:
     Catalog(str(catalog_path)).close()
     Catalog(str(catalog_path)).close()
 
-    assert _schema_version(catalog_path) == "3"
+    assert _schema_version(catalog_path) == "4"
 
 
 def test_other_schema_version_raises(catalog_path: Path) -> None:
@@ -257,7 +257,7 @@ def test_version_one_catalog_is_migrated(catalog_path: Path) -> None:
 
     Catalog(str(catalog_path)).close()
 
-    assert _schema_version(catalog_path) == "3"
+    assert _schema_version(catalog_path) == "4"
     connection = duckdb.connect(str(catalog_path), read_only=True)
     columns = [row[0] for row in connection.execute("DESCRIBE runs").fetchall()]
     connection.close()
@@ -274,10 +274,26 @@ def test_version_two_catalog_is_migrated(catalog_path: Path) -> None:
 
     Catalog(str(catalog_path)).close()
 
-    assert _schema_version(catalog_path) == "3"
+    assert _schema_version(catalog_path) == "4"
     connection = duckdb.connect(str(catalog_path), read_only=True)
     columns = [row[0] for row in connection.execute("DESCRIBE aggregated_tables").fetchall()]
     tables = [row[0] for row in connection.execute("SHOW TABLES").fetchall()]
     connection.close()
     assert "settings_fingerprint" in columns
     assert "table_files" in tables
+
+
+def test_version_three_catalog_is_migrated(catalog_path: Path) -> None:
+    Catalog(str(catalog_path)).close()
+    connection = duckdb.connect(str(catalog_path))
+    connection.execute("DROP TABLE project_access")
+    connection.close()
+    _set_schema_version(catalog_path, "3")
+
+    Catalog(str(catalog_path)).close()
+
+    assert _schema_version(catalog_path) == "4"
+    connection = duckdb.connect(str(catalog_path), read_only=True)
+    tables = [row[0] for row in connection.execute("SHOW TABLES").fetchall()]
+    connection.close()
+    assert "project_access" in tables
