@@ -1,4 +1,9 @@
-"""Bearer authentication for every route except login, status, health and the docs."""
+"""Bearer authentication: resolve the request's token to a user, before the access rule applies.
+
+A request without an Authorization header is anonymous (user None); the route's access
+rule decides whether that is enough (api.access). A header that is present must hold a
+valid token, except on public routes, which ignore it.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ from api.security import InvalidTokenError, TokenService
 
 API_PREFIX = "/depictio/api/v1"
 
-# Regular expressions of the paths anyone may call.
+# Regular expressions of paths where this middleware does not run. Their routes declare the
+# access rule "public" as well; the rule, not this list, is what the access guard checks.
 PUBLIC_PATHS = [
     r"^/health$",
     rf"^{API_PREFIX}/auth/login$",
@@ -24,14 +30,14 @@ _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
-    """Resolve `Authorization: Bearer <token>` to a user, or reject the request with 401."""
+    """Resolve `Authorization: Bearer <token>` to a user; an invalid token gets 401."""
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        if connection.route_handler.opt.get("access") == "public":
+            return AuthenticationResult(user=None, auth=None)
         header = connection.headers.get("authorization")
         if not header:
-            raise NotAuthorizedException(
-                "not authenticated: send the header 'Authorization: Bearer <token>'", headers=_CHALLENGE
-            )
+            return AuthenticationResult(user=None, auth=None)
 
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():

@@ -42,6 +42,9 @@ class AuthSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # The first start on an empty catalog creates this administrator.
     admin_email: str = "admin@example.org"
     allow_registration: bool = False
+    # Anonymous requests may read public projects (`is_public: true`); signed-in users read
+    # them either way.
+    public_read: bool = False
 
 
 class IngestSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -20,7 +20,14 @@ class AuthController(Controller):
     path = "/auth"
     tags = ["auth"]
 
-    @post("/login", status_code=200, sync_to_thread=True, security=[], summary="Sign in with e-mail and password")
+    @post(
+        "/login",
+        status_code=200,
+        sync_to_thread=True,
+        security=[],
+        opt={"access": "public"},
+        summary="Sign in with e-mail and password",
+    )
     def login(
         self,
         request: Request[Any, Any, Any],
@@ -53,7 +60,7 @@ class AuthController(Controller):
             logged_in=True,
         )
 
-    @get("/me", sync_to_thread=True, summary="The signed-in user")
+    @get("/me", sync_to_thread=True, opt={"access": "signed_in"}, summary="The signed-in user")
     def me(self, request: Request[UserRecord, Any, Any]) -> UserOut:
         return user_out(request.user)
 

@@ -1,4 +1,4 @@
-"""`/projects`: the projects the signed-in user may read."""
+"""`/projects`: the projects the user may read."""
 
 from __future__ import annotations
 
@@ -20,11 +20,16 @@ class ProjectController(Controller):
     path = "/projects"
     tags = ["projects"]
 
-    @get("/get/all", sync_to_thread=True, summary="Every project the user may read")
+    @get("/get/all", sync_to_thread=True, opt={"access": "read"}, summary="Every project the user may read")
     def get_all(self, access: NamedDependency[Access]) -> list[Project]:
         return [project_model(access, record) for record in access.projects()]
 
-    @get("/get/from_id", sync_to_thread=True, summary="One project as a raw document (`_id` keys)")
+    @get(
+        "/get/from_id",
+        sync_to_thread=True,
+        opt={"access": "read"},
+        summary="One project as a raw document (`_id` keys)",
+    )
     def get_from_id(
         self, access: NamedDependency[Access], project_id: FromQuery[str], skip_enrichment: FromQuery[bool] = False
     ) -> dict[str, Any]:
@@ -38,7 +43,12 @@ class ProjectController(Controller):
         result: dict[str, Any] = rename_ids(document)
         return result
 
-    @get("/get/from_name/{project_name:path}", sync_to_thread=True, summary="One project by its exact name")
+    @get(
+        "/get/from_name/{project_name:path}",
+        sync_to_thread=True,
+        opt={"access": "read"},
+        summary="One project by its exact name",
+    )
     def get_from_name(self, access: NamedDependency[Access], project_name: FromPath[str]) -> Project:
         """Return the project; the name may contain `/`, which the path parameter keeps."""
         return project_model(access, access.project_by_name(project_name.removeprefix("/")))
@@ -46,6 +56,7 @@ class ProjectController(Controller):
     @get(
         "/ingestion-report/{project_id:str}",
         sync_to_thread=True,
+        opt={"access": "read"},
         summary="The latest ingestion state of a project",
         description=(
             "For each data collection: what the latest scan of its workflow found (files found, new, "

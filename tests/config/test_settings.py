@@ -40,6 +40,7 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
     assert settings.auth.refresh_token_days == 7
     assert settings.auth.admin_email == "admin@example.org"
     assert settings.auth.allow_registration is False
+    assert settings.auth.public_read is False
     assert settings.ingest.scan_on_start is True
     assert settings.ingest.reconcile_seconds == 300
     assert settings.ingest.settle_seconds == 2.0
@@ -83,6 +84,7 @@ OVERRIDES: list[tuple[str, str, Callable[[Settings], Any], Any]] = [
     ("DEPICTIO_AUTH_REFRESH_TOKEN_DAYS", "30", lambda s: s.auth.refresh_token_days, 30),
     ("DEPICTIO_AUTH_ADMIN_EMAIL", "ops@example.org", lambda s: s.auth.admin_email, "ops@example.org"),
     ("DEPICTIO_AUTH_ALLOW_REGISTRATION", "true", lambda s: s.auth.allow_registration, True),
+    ("DEPICTIO_AUTH_PUBLIC_READ", "true", lambda s: s.auth.public_read, True),
     ("DEPICTIO_INGEST_SCAN_ON_START", "false", lambda s: s.ingest.scan_on_start, False),
     ("DEPICTIO_INGEST_RECONCILE_SECONDS", "0", lambda s: s.ingest.reconcile_seconds, 0),
     ("DEPICTIO_INGEST_SETTLE_SECONDS", "0.5", lambda s: s.ingest.settle_seconds, 0.5),
