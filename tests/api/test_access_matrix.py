@@ -2,10 +2,10 @@
 
 The routes come from the app's own route table, so a new route fails
 `test_every_route_has_a_case` until it gets a row in CASES with its expected rule. Each
-row is run for an administrator, the owner, an editor, a viewer and a signed-in stranger
-of a private project, for an anonymous caller, for a stranger and an anonymous caller on
-a public project, and for an administrator naming an object that does not exist. The
-whole matrix runs with `auth.public_read` off and on. Every response body is checked for
+row runs for nine callers (COLUMNS). On a private project: an administrator, the owner,
+an editor, a viewer, a signed-in stranger and an anonymous caller. On a public project:
+a stranger and an anonymous caller. Last, an administrator who names an object that does
+not exist. The whole matrix runs with `auth.public_read` off and on. Every response body is checked for
 password hashes and other users' token secrets.
 """
 
@@ -98,6 +98,10 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", f"{API}/projects/get/from_id"): Case("read", query={"project_id": "{project_id}"}),
     ("GET", f"{API}/projects/get/from_name/{{project_name:path}}"): Case("read"),
     ("GET", f"{API}/projects/ingestion-report/{{project_id:str}}"): Case("read"),
+    ("POST", f"{API}/projects/update_project_permissions"): Case("manage", body=_permissions_body),
+    ("POST", f"{API}/projects/toggle_public_private/{{project_id:str}}"): Case(
+        "manage", query={"is_public": "{is_public}"}
+    ),
     ("POST", f"{API}/projects/{{project_id:str}}/scan"): Case("write"),
     ("GET", f"{API}/scans"): Case("read", query={"project_id": "{project_id}"}),
     ("GET", f"{API}/workflows/get/from_id"): Case("read", query={"workflow_id": "{workflow_id}"}),
@@ -117,7 +121,7 @@ CASES: dict[tuple[str, str], Case] = {
     # Litestar's page for unknown documentation paths.
     ("GET", "/docs/{path:str}"): Case("public", names_object=False, ok=404),
 }
-# Litestar answers OPTIONS on every path with the allowed methods.
+# Litestar responds to OPTIONS on every path with the allowed methods.
 OPTIONS_CASE = Case("public", names_object=False, ok=204)
 
 # Columns of the matrix: (caller, project whose objects the request names).
@@ -291,7 +295,7 @@ def test_route_status_for_every_caller(world: World, method: str, path: str) -> 
         expected = expected_status(case, column, world.public_read)
 
         assert response.status_code == expected, f"{column}: {method} {path} -> {response.text[:300]}"
-        # Litestar's documentation pages answer unknown paths with HTML; every other error is JSON.
+        # Litestar's documentation pages return HTML for unknown paths. Every other error is JSON.
         if response.status_code >= 400 and not path.startswith("/docs"):
             assert set(response.json()) == {"status_code", "detail"}, f"{column}: {response.text[:300]}"
             assert response.json()["status_code"] == response.status_code, column
