@@ -16,11 +16,12 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
-from api.access import provide_access
+from api.access import check_route_rules, enforce_access_rule, provide_access
 from api.auth import API_PREFIX, PUBLIC_PATHS, BearerAuthenticationMiddleware
 from api.controllers import CONTROLLERS, health
 from api.controllers.utils import service_version
 from api.errors import EXCEPTION_HANDLERS
+from api.policy import Policy
 from api.ratelimit import LoginRateLimiter
 from api.security import ensure_admin
 from api.tokens import TokenService
@@ -65,6 +66,7 @@ def create_app(
                 settings.auth.login_window_seconds,
             )
             app.state.admin_id = user_id_for(settings.auth.admin_email)
+            app.state.policy = Policy(default_owner=app.state.admin_id, public_read=settings.auth.public_read)
             # Start-up scans every project before the server accepts requests.
             if started is None:
                 await to_thread.run_sync(ingestor.start)
@@ -86,20 +88,26 @@ def create_app(
         title="depictiod",
         version=service_version(),
         description="Depictio's v1 API served from a self-updating DuckDB catalog.",
-        path="/docs",
+        # The documentation is public like the service status.
+        openapi_router=Router(path="/docs", route_handlers=[], opt={"access": "public"}),
         render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         components=Components(
             security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
         ),
         security=[{"BearerToken": []}],
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[api, health],
         lifespan=[lifespan],
         middleware=[DefineMiddleware(BearerAuthenticationMiddleware, exclude=PUBLIC_PATHS)],
+        # Every route declares opt={"access": <rule>}; this guard applies it (api.access).
+        guards=[enforce_access_rule],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi,
         state=State({}),
         # Logging is configured by the command line (depictiod.cli), not by Litestar.
         logging_config=None,
     )
+    # A route without a rule would be rejected on every request; fail at start instead.
+    check_route_rules(app)
+    return app

@@ -1,4 +1,8 @@
-"""Bearer authentication for every route except the public ones listed here.
+"""Bearer authentication: resolve the request's token to a user, before the access rule applies.
+
+A request without an Authorization header is anonymous (user None); the route's access
+rule decides whether that is enough (api.access). A header that is present must hold a
+valid token, except on public routes, which ignore it.
 
 A 401 response keeps the one error body and carries the challenge of RFC 6750 in
 `WWW-Authenticate`. Without credentials it is plain `Bearer`. For a rejected token it adds
@@ -19,7 +23,8 @@ from api.tokens import InvalidTokenError, TokenService
 
 API_PREFIX = "/depictio/api/v1"
 
-# Regular expressions of the paths anyone may call.
+# Regular expressions of paths where this middleware does not run. Their routes declare the
+# access rule "public" as well; the rule, not this list, is what the access guard checks.
 PUBLIC_PATHS = [
     r"^/health$",
     rf"^{API_PREFIX}/auth/login$",
@@ -55,14 +60,14 @@ def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
 
 
 class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
-    """Resolve `Authorization: Bearer <token>` to a user and its token record, or reject the request with 401."""
+    """Resolve `Authorization: Bearer <token>` to a user and its token record; an invalid token gets 401."""
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        if connection.route_handler.opt.get("access") == "public":
+            return AuthenticationResult(user=None, auth=None)
         header = connection.headers.get("authorization")
         if not header:
-            raise NotAuthorizedException(
-                "not authenticated: send the header 'Authorization: Bearer <token>'", headers=_CHALLENGE
-            )
+            return AuthenticationResult(user=None, auth=None)
         token = bearer_token(connection)
         if token is None:
             raise NotAuthorizedException(

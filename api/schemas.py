@@ -26,6 +26,40 @@ class PermissionsOut(msgspec.Struct, kw_only=True):
     viewers: list[UserRef | str]
 
 
+# A project member in a permissions request: a user id, an e-mail address, or a user
+# document with `id` (or `_id`) and/or `email`. The entry `"*"` among the viewers means
+# every signed-in user.
+Member = str | dict[str, Any]
+
+
+class PermissionsIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    owners: list[Member] = msgspec.field(default_factory=list)
+    editors: list[Member] = msgspec.field(default_factory=list)
+    viewers: list[Member] = msgspec.field(default_factory=list)
+    # Depictio 1.19 adds group roles. depictiod has no groups, so these must stay empty.
+    group_owners: list[Any] = msgspec.field(default_factory=list)
+    group_editors: list[Any] = msgspec.field(default_factory=list)
+    group_viewers: list[Any] = msgspec.field(default_factory=list)
+
+
+class ProjectPermissionRequest(msgspec.Struct, kw_only=True):
+    """The body of `POST /projects/update_project_permissions`: the new roles replace the old."""
+
+    project_id: str
+    permissions: PermissionsIn
+
+
+class ActionOut(msgspec.Struct, kw_only=True):
+    """Depictio's response to a change: `success` and a message."""
+
+    success: bool
+    message: str
+
+
+class VisibilityOut(ActionOut, kw_only=True):
+    is_public: bool
+
+
 class UserOut(msgspec.Struct, kw_only=True):
     """A user as `/auth/me` returns it: never with a password hash."""
 

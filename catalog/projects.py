@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from catalog import project_access
+from catalog.errors import NotFoundError
 from catalog.records import CollectionRecord, ProjectRecord, WorkflowRecord
 from catalog.schema import DATA_SCHEMA
 from catalog.store import Connection, Store
-from config import DataCollection, Project, Workflow
+from config import DataCollection, Permissions, Project, Workflow
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +28,11 @@ class ProjectRepository:
         self._store = store
 
     def sync_from_config(self, projects: list[Project]) -> None:
-        """Store the projects of the config files and drop config projects no longer listed."""
+        """Store the projects of the config files and drop config projects no longer listed.
+
+        Permissions and visibility set over the API replace the YAML's while the YAML's own
+        values stay as they were when the change was made (see catalog.project_access).
+        """
         configured = {project.id for project in projects}
 
         def work(connection: Connection) -> None:
@@ -36,9 +42,26 @@ class ProjectRepository:
                     logger.info("removing project %s: its file is no longer listed in the settings", project_id)
                     _delete_project(connection, project_id)
             for project in projects:
-                _upsert_project(connection, project, source="config")
+                _upsert_project(connection, project_access.apply_overrides(connection, project), source="config")
 
         self._store.write(work)
+
+    def set_permissions(self, project_id: str, permissions: Permissions, changed_by: str) -> ProjectRecord:
+        """Replace a project's permissions; raise NotFoundError when the project does not exist."""
+        self._store.write(lambda c: project_access.set_permissions(c, project_id, permissions, changed_by))
+        return self._changed(project_id)
+
+    def set_public(self, project_id: str, is_public: bool, changed_by: str) -> ProjectRecord:
+        """Make a project public or private; raise NotFoundError when the project does not exist."""
+        self._store.write(lambda c: project_access.set_public(c, project_id, is_public, changed_by))
+        return self._changed(project_id)
+
+    def _changed(self, project_id: str) -> ProjectRecord:
+        record = self.get(project_id)
+        if record is None:
+            # Removed by a concurrent sync between the write and this read.
+            raise NotFoundError("project", project_id)
+        return record
 
     def list(self) -> list[ProjectRecord]:
         rows = self._store.query(f"SELECT {_PROJECT_COLUMNS} FROM projects ORDER BY name")
@@ -171,6 +194,7 @@ def _delete_project(connection: Connection, project_id: str) -> None:
     connection.execute("DELETE FROM data_collections WHERE project_id = ?", [project_id])
     connection.execute("DELETE FROM dashboards WHERE project_id = ?", [project_id])
     connection.execute("DELETE FROM scan_reports WHERE project_id = ?", [project_id])
+    project_access.delete_overrides(connection, project_id)
     connection.execute("DELETE FROM projects WHERE id = ?", [project_id])
 
 

@@ -23,6 +23,14 @@ AGGREGATED_TABLE_COLUMNS = (
 TABLE_FILES = """CREATE TABLE IF NOT EXISTS table_files (
     data_collection_id VARCHAR, file_id VARCHAR, input_key VARCHAR, status VARCHAR, columns VARCHAR)"""
 
+# Project permissions and visibility set over the API, which override the project's YAML
+# file until that file's own section changes. `yaml_permissions` (JSON) and
+# `yaml_is_public` contain the YAML's values at the time of the override. A NULL in
+# `permissions` or `is_public` means that part follows the YAML.
+PROJECT_ACCESS = """CREATE TABLE IF NOT EXISTS project_access (
+    project_id VARCHAR, permissions VARCHAR, yaml_permissions VARCHAR, is_public BOOLEAN,
+    yaml_is_public BOOLEAN, changed_by VARCHAR, changed_at TIMESTAMP)"""
+
 STATEMENTS = (
     "CREATE TABLE IF NOT EXISTS catalog_meta (key VARCHAR, value VARCHAR)",
     f"CREATE SCHEMA IF NOT EXISTS {DATA_SCHEMA}",
@@ -70,6 +78,7 @@ STATEMENTS = (
         id VARCHAR, project_id VARCHAR, workflow_id VARCHAR, started_at TIMESTAMP,
         finished_at TIMESTAMP, runs INTEGER, files_total INTEGER, files_new INTEGER,
         files_changed INTEGER, files_removed INTEGER, files_failed INTEGER, details VARCHAR)""",
+    PROJECT_ACCESS,
 )
 
 # Statements that take a catalog from the version of the key to the next one.
@@ -89,5 +98,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE tokens ADD COLUMN IF NOT EXISTS refresh_jti VARCHAR",
         "ALTER TABLE tokens ADD COLUMN IF NOT EXISTS refresh_expire_datetime TIMESTAMP",
         "ALTER TABLE tokens ADD COLUMN IF NOT EXISTS access_seconds BIGINT",
+        # It also keeps the project permissions and visibility set over the API.
+        PROJECT_ACCESS,
     ),
 }

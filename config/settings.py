@@ -61,6 +61,9 @@ class AuthSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     login_failures_per_account: int = 10
     login_failures_per_address: int = 50
     login_window_seconds: int = 900
+    # Anonymous requests may read public projects (`is_public: true`); signed-in users read
+    # them either way.
+    public_read: bool = False
 
 
 class WorkflowTimings(msgspec.Struct, kw_only=True, frozen=True):

@@ -20,6 +20,7 @@ class DataCollectionController(Controller):
     @get(
         "/specs/{data_collection_id:str}",
         sync_to_thread=True,
+        opt={"access": "read"},
         summary="The data collection as a raw document (`_id` keys)",
     )
     def specs(self, access: NamedDependency[Access], data_collection_id: FromPath[str]) -> dict[str, Any]:

@@ -23,7 +23,12 @@ class DeltaTableController(Controller):
     path = "/deltatables"
     tags = ["deltatables"]
 
-    @get("/get/{data_collection_id:str}", sync_to_thread=True, summary="The table record with its latest aggregation")
+    @get(
+        "/get/{data_collection_id:str}",
+        sync_to_thread=True,
+        opt={"access": "read"},
+        summary="The table record with its latest aggregation",
+    )
     def get_table(self, access: NamedDependency[Access], data_collection_id: FromPath[str]) -> DeltaTableDocument:
         snapshot = _snapshot(access, data_collection_id)
         table = snapshot.record
@@ -47,16 +52,31 @@ class DeltaTableController(Controller):
             ],
         )
 
-    @get("/specs/{data_collection_id:str}", sync_to_thread=True, summary="Column specs of the latest aggregation")
+    @get(
+        "/specs/{data_collection_id:str}",
+        sync_to_thread=True,
+        opt={"access": "read"},
+        summary="Column specs of the latest aggregation",
+    )
     def specs(self, access: NamedDependency[Access], data_collection_id: FromPath[str]) -> list[ColumnSpecOut]:
         return _specs(_snapshot(access, data_collection_id))
 
-    @get("/shape/{data_collection_id:str}", sync_to_thread=True, summary="Row and column counts")
+    @get(
+        "/shape/{data_collection_id:str}",
+        sync_to_thread=True,
+        opt={"access": "read"},
+        summary="Row and column counts",
+    )
     def shape(self, access: NamedDependency[Access], data_collection_id: FromPath[str]) -> ShapeOut:
         table = _snapshot(access, data_collection_id).record
         return ShapeOut(num_rows=table.row_count, num_columns=table.column_count)
 
-    @get("/preview/{data_collection_id:str}", sync_to_thread=True, summary="The first rows of the table")
+    @get(
+        "/preview/{data_collection_id:str}",
+        sync_to_thread=True,
+        opt={"access": "read"},
+        summary="The first rows of the table",
+    )
     def preview(
         self,
         access: NamedDependency[Access],

@@ -15,7 +15,12 @@ class FileController(Controller):
     path = "/files"
     tags = ["files"]
 
-    @get("/list/{data_collection_id:str}", sync_to_thread=True, summary="The files of a data collection (`_id` keys)")
+    @get(
+        "/list/{data_collection_id:str}",
+        sync_to_thread=True,
+        opt={"access": "read"},
+        summary="The files of a data collection (`_id` keys)",
+    )
     def list_files(
         self, access: NamedDependency[Access], data_collection_id: FromPath[str], details: FromQuery[bool] = False
     ) -> list[FileDocument] | list[FileDetails]:

@@ -1,30 +1,40 @@
-"""`/projects`: the projects the signed-in user may read."""
+"""`/projects`: the projects the user may read, and changes to their permissions and visibility."""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, get
+from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery
+from litestar.exceptions import ClientException
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api.access import Access, format_time
 from api.ingestion_report import build_ingestion_report
-from api.schemas import IngestionReportOut, rename_ids
+from api.project_permissions import resolve_permissions
+from api.schemas import ActionOut, IngestionReportOut, ProjectPermissionRequest, VisibilityOut, rename_ids
 from catalog import ProjectRecord
 from config import Permissions, Project
+
+logger = logging.getLogger(__name__)
 
 
 class ProjectController(Controller):
     path = "/projects"
     tags = ["projects"]
 
-    @get("/get/all", sync_to_thread=True, summary="Every project the user may read")
+    @get("/get/all", sync_to_thread=True, opt={"access": "read"}, summary="Every project the user may read")
     def get_all(self, access: NamedDependency[Access]) -> list[Project]:
         return [project_model(access, record) for record in access.projects()]
 
-    @get("/get/from_id", sync_to_thread=True, summary="One project as a raw document (`_id` keys)")
+    @get(
+        "/get/from_id",
+        sync_to_thread=True,
+        opt={"access": "read"},
+        summary="One project as a raw document (`_id` keys)",
+    )
     def get_from_id(
         self, access: NamedDependency[Access], project_id: FromQuery[str], skip_enrichment: FromQuery[bool] = False
     ) -> dict[str, Any]:
@@ -38,7 +48,12 @@ class ProjectController(Controller):
         result: dict[str, Any] = rename_ids(document)
         return result
 
-    @get("/get/from_name/{project_name:path}", sync_to_thread=True, summary="One project by its exact name")
+    @get(
+        "/get/from_name/{project_name:path}",
+        sync_to_thread=True,
+        opt={"access": "read"},
+        summary="One project by its exact name",
+    )
     def get_from_name(self, access: NamedDependency[Access], project_name: FromPath[str]) -> Project:
         """Return the project; the name may contain `/`, which the path parameter keeps."""
         return project_model(access, access.project_by_name(project_name.removeprefix("/")))
@@ -46,6 +61,7 @@ class ProjectController(Controller):
     @get(
         "/ingestion-report/{project_id:str}",
         sync_to_thread=True,
+        opt={"access": "read"},
         summary="The latest ingestion state of a project",
         description=(
             "For each data collection: what the latest scan of its workflow found (files found, new, "
@@ -59,6 +75,65 @@ class ProjectController(Controller):
     def ingestion_report(self, access: NamedDependency[Access], project_id: FromPath[str]) -> IngestionReportOut:
         return build_ingestion_report(access.catalog, access.project(project_id))
 
+    @post(
+        "/update_project_permissions",
+        status_code=200,
+        sync_to_thread=True,
+        opt={"access": "manage"},
+        summary="Replace the owners, editors and viewers of a project (owners and administrators)",
+        description=(
+            'Members are user ids, e-mail addresses or user documents with `id` and/or `email`; `"*"` '
+            "among the viewers admits every signed-in user. Every member must exist, nobody may hold two "
+            "roles and at least one owner must remain (400 otherwise). The change is kept in the catalog "
+            "until the permissions in the project's YAML file change."
+        ),
+    )
+    def update_permissions(
+        self, access: NamedDependency[Access], data: JSONBody[ProjectPermissionRequest]
+    ) -> ActionOut:
+        record = access.project(data.project_id)
+        permissions = resolve_permissions(access.catalog, data.permissions)
+        user = access.signed_in_user()
+        access.catalog.projects.set_permissions(record.id, permissions, changed_by=user.email)
+        logger.info(
+            "project %s (%s): permissions set by %s: %d owners, %d editors, %d viewers",
+            record.name,
+            record.id,
+            user.email,
+            len(permissions.owners),
+            len(permissions.editors),
+            len(permissions.viewers),
+        )
+        return ActionOut(success=True, message=f"updated the permissions of project {record.name!r} ({record.id})")
+
+    @post(
+        "/toggle_public_private/{project_id:str}",
+        status_code=200,
+        sync_to_thread=True,
+        opt={"access": "manage"},
+        summary="Make a project public or private (owners and administrators)",
+        description=(
+            "Signed-in users may read a public project; anonymous requests may too when the setting "
+            "`auth.public_read` is on. The change is kept in the catalog until `is_public` in the project's "
+            "YAML file changes."
+        ),
+    )
+    def toggle_public_private(
+        self,
+        access: NamedDependency[Access],
+        project_id: FromPath[str],
+        is_public: Annotated[str, QueryParameter(description="true or false")],
+    ) -> VisibilityOut:
+        make_public = _parse_bool(is_public)
+        record = access.project(project_id)
+        user = access.signed_in_user()
+        access.catalog.projects.set_public(record.id, make_public, changed_by=user.email)
+        visibility = "public" if make_public else "private"
+        logger.info("project %s (%s): made %s by %s", record.name, record.id, visibility, user.email)
+        return VisibilityOut(
+            success=True, message=f"project {record.name!r} ({record.id}) is {visibility}", is_public=make_public
+        )
+
 
 def project_model(access: Access, record: ProjectRecord) -> Project:
     """Return the stored project in Depictio's model form, with resolved permissions and times."""
@@ -70,6 +145,15 @@ def project_model(access: Access, record: ProjectRecord) -> Project:
         registration_time=format_time(record.registration_time),
         last_modified=format_time(record.last_modified),
     )
+
+
+def _parse_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    raise ClientException(f"invalid request: is_public must be true or false, not {value!r}")
 
 
 def _enrich_collection(access: NamedDependency[Access], collection: dict[str, Any]) -> None:

@@ -17,7 +17,12 @@ class RunController(Controller):
     path = "/runs"
     tags = ["runs"]
 
-    @get("/list/{workflow_id:str}", sync_to_thread=True, summary="The runs of a workflow (`_id` keys)")
+    @get(
+        "/list/{workflow_id:str}",
+        sync_to_thread=True,
+        opt={"access": "read"},
+        summary="The runs of a workflow (`_id` keys)",
+    )
     def list_runs(self, access: NamedDependency[Access], workflow_id: FromPath[str]) -> list[RunDocument]:
         _, project = access.workflow(workflow_id)
         permissions = access.permissions(project.project)
@@ -26,7 +31,7 @@ class RunController(Controller):
             for run in access.catalog.runs.list_for_workflow(workflow_id)
         ]
 
-    @get("/get/{run_id:str}", sync_to_thread=True, summary="One run (`id` keys)")
+    @get("/get/{run_id:str}", sync_to_thread=True, opt={"access": "read"}, summary="One run (`id` keys)")
     def get_run(self, access: NamedDependency[Access], run_id: FromPath[str]) -> RunOut:
         run, project = access.run(run_id)
         return RunOut(**_run_fields(access, run, access.permissions(project.project)))

@@ -27,7 +27,7 @@ class UtilsController(Controller):
     path = "/utils"
     tags = ["utils"]
 
-    @get("/status", security=[], summary="Service status and ingestion state")
+    @get("/status", security=[], opt={"access": "public"}, summary="Service status and ingestion state")
     async def status(self, request: Request[Any, Any, Any]) -> StatusOut:
         ingest = request.app.state.ingestor.status
         return StatusOut(
@@ -51,6 +51,7 @@ class UtilsController(Controller):
 @get(
     "/health",
     security=[],
+    opt={"access": "public"},
     tags=["utils"],
     summary="Health check: 200 when the catalog answers, 503 otherwise",
     sync_to_thread=True,

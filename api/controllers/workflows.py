@@ -17,7 +17,12 @@ class WorkflowController(Controller):
     path = "/workflows"
     tags = ["workflows"]
 
-    @get("/get/from_id", sync_to_thread=True, summary="One workflow as a raw document with its project_id")
+    @get(
+        "/get/from_id",
+        sync_to_thread=True,
+        opt={"access": "read"},
+        summary="One workflow as a raw document with its project_id",
+    )
     def get_from_id(self, access: NamedDependency[Access], workflow_id: FromQuery[str]) -> dict[str, Any]:
         record, _ = access.workflow(workflow_id)
         document = rename_ids(msgspec.to_builtins(record.workflow))

@@ -296,6 +296,7 @@ def test_version_three_catalog_is_migrated(catalog_path: Path) -> None:
     connection = duckdb.connect(str(catalog_path))
     for column in ("refresh_jti", "refresh_expire_datetime", "access_seconds"):
         connection.execute(f"ALTER TABLE tokens DROP COLUMN {column}")
+    connection.execute("DROP TABLE project_access")
     connection.close()
     _set_schema_version(catalog_path, "3")
 
@@ -304,7 +305,9 @@ def test_version_three_catalog_is_migrated(catalog_path: Path) -> None:
     assert _schema_version(catalog_path) == "4"
     connection = duckdb.connect(str(catalog_path), read_only=True)
     columns = [row[0] for row in connection.execute("DESCRIBE tokens").fetchall()]
+    tables = [row[0] for row in connection.execute("SHOW TABLES").fetchall()]
     connection.close()
     assert "refresh_jti" in columns
     assert "refresh_expire_datetime" in columns
     assert "access_seconds" in columns
+    assert "project_access" in tables

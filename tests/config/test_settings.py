@@ -49,6 +49,7 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
     assert settings.auth.refresh_token_days == 7
     assert settings.auth.admin_email == "admin@example.org"
     assert settings.auth.allow_registration is False
+    assert settings.auth.public_read is False
     assert settings.ingest.scan_on_start is True
     assert settings.ingest.reconcile_seconds == 300
     assert settings.ingest.settle_seconds == 2.0
@@ -102,6 +103,7 @@ OVERRIDES: list[tuple[str, str, Callable[[Settings], Any], Any]] = [
     ("DEPICTIO_AUTH_LOGIN_FAILURES_PER_ACCOUNT", "3", lambda s: s.auth.login_failures_per_account, 3),
     ("DEPICTIO_AUTH_LOGIN_FAILURES_PER_ADDRESS", "30", lambda s: s.auth.login_failures_per_address, 30),
     ("DEPICTIO_AUTH_LOGIN_WINDOW_SECONDS", "60", lambda s: s.auth.login_window_seconds, 60),
+    ("DEPICTIO_AUTH_PUBLIC_READ", "true", lambda s: s.auth.public_read, True),
     ("DEPICTIO_INGEST_SCAN_ON_START", "false", lambda s: s.ingest.scan_on_start, False),
     ("DEPICTIO_INGEST_RECONCILE_SECONDS", "0", lambda s: s.ingest.reconcile_seconds, 0),
     ("DEPICTIO_INGEST_RECONCILE_DEADLINE_SECONDS", "90", lambda s: s.ingest.reconcile_deadline_seconds, 90),

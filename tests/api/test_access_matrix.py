@@ -1,0 +1,353 @@
+"""Every route of the app × every kind of caller, with the status each must get.
+
+The routes come from the app's own route table, so a new route fails
+`test_every_route_has_a_case` until it gets a row in CASES with its expected rule. Each
+row runs for nine callers (COLUMNS). On a private project: an administrator, the owner,
+an editor, a viewer, a signed-in stranger and an anonymous caller. On a public project:
+a stranger and an anonymous caller. Last, an administrator who names an object that does
+not exist. The whole matrix runs with `auth.public_read` off and on. Every response body is checked for
+password hashes and other users' token secrets.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from litestar import Litestar
+from litestar.handlers.base import BaseRouteHandler
+from litestar.testing import TestClient
+
+from api import create_app
+from api.access import route_rule
+from catalog import user_id_for
+from config import Settings, load_projects, load_settings
+from tests.api.conftest import API, add_user, login
+from tests.examples import copy_bundled_examples, write_settings
+
+PASSWORD = "matrix-test-password"
+OWNER = "owner@example.org"
+EDITOR = "editor@example.org"
+VIEWER = "viewer@example.org"
+STRANGER = "stranger@example.org"
+# Signs in through the login row; not one of the callers, so its tokens are not "another user's".
+LOGIN_USER = "login@example.org"
+
+PRIVATE_PROJECT = {
+    "project_id": "6a0001000000000000000001",
+    "project_name": "Palmer penguins (bundled example)",
+    "workflow_id": "6a0001000000000000000002",
+    "data_collection_id": "6a0001000000000000000003",
+    "is_public": "false",
+    # For routes that take a flag in their path, such as turn_sysadmin.
+    "is_admin": "false",
+}
+PUBLIC_PROJECT = {
+    "project_id": "6a0002000000000000000001",
+    "project_name": "Iris (bundled example)",
+    "workflow_id": "6a0002000000000000000002",
+    "data_collection_id": "6a0002000000000000000003",
+    "is_public": "true",
+    "is_admin": "false",
+}
+MISSING_OBJECT = {
+    "project_id": "f" * 24,
+    "project_name": "no such project",
+    "workflow_id": "f" * 24,
+    "data_collection_id": "f" * 24,
+    "run_id": "f" * 24,
+    "is_public": "false",
+    "is_admin": "false",
+}
+# The permissions in the YAML files below, restated by the permissions row so that
+# running it changes nothing.
+PERMISSIONS = {
+    "private": {"owners": [OWNER], "editors": [EDITOR], "viewers": [VIEWER]},
+    "public": {"owners": [OWNER], "editors": [], "viewers": []},
+    "missing": {"owners": [OWNER], "editors": [], "viewers": []},
+}
+
+
+CLI_CONFIG = {
+    "api_base_url": "http://127.0.0.1:8058",
+    "user": {
+        "email": "nobody@example.org",
+        "token": {
+            "user_id": "f" * 24,
+            "access_token": "not-a-token",
+            "refresh_token": "not-a-token",
+            "expire_datetime": "2030-01-01 00:00:00",
+            "refresh_expire_datetime": "2030-01-01 00:00:00",
+        },
+    },
+    "s3_storage": {},
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """How to call one route, and the rule it must declare."""
+
+    rule: str
+    query: dict[str, str] = field(default_factory=dict)
+    body: Callable[[dict[str, str], str], dict[str, Any]] | None = None
+    form: dict[str, str] | None = None
+    # False for routes that name no object (lists, the caller's own account, the service).
+    names_object: bool = True
+    ok: int = 200
+
+
+def _permissions_body(target: dict[str, str], target_name: str) -> dict[str, Any]:
+    return {"project_id": target["project_id"], "permissions": PERMISSIONS[target_name]}
+
+
+DOCS_PAGE = Case("public", names_object=False)
+CASES: dict[tuple[str, str], Case] = {
+    ("GET", "/health"): Case("public", names_object=False),
+    ("GET", f"{API}/utils/status"): Case("public", names_object=False),
+    ("POST", f"{API}/auth/login"): Case(
+        "public", form={"username": LOGIN_USER, "password": PASSWORD}, names_object=False
+    ),
+    ("GET", f"{API}/auth/me"): Case("signed_in", names_object=False),
+    # Registration is off in this world, so everyone gets the same refusal.
+    ("POST", f"{API}/auth/register"): Case(
+        "public", body=lambda *_: {"email": "new@example.org", "password": PASSWORD}, names_object=False, ok=403
+    ),
+    ("POST", f"{API}/auth/refresh"): Case(
+        "public", body=lambda *_: {"refresh_token": "not-a-token"}, names_object=False, ok=401
+    ),
+    ("POST", f"{API}/auth/check_token_validity"): Case("public", names_object=False),
+    # A wrong old password: signed-in callers reach the check, which changes nothing.
+    ("POST", f"{API}/auth/edit_password"): Case(
+        "signed_in",
+        body=lambda *_: {"old_password": "wrong password", "new_password": "another password"},
+        names_object=False,
+        ok=400,
+    ),
+    ("GET", f"{API}/auth/list"): Case("admin", names_object=False),
+    # No such user: administrators get past the rule and find nothing to change.
+    ("DELETE", f"{API}/auth/delete/{{user_id:str}}"): Case("admin", names_object=False, ok=404),
+    ("POST", f"{API}/auth/turn_sysadmin/{{user_id:str}}/{{is_admin:str}}"): Case("admin", names_object=False, ok=404),
+    # Each caller names its token after the project it targets, so no name is used twice.
+    ("POST", f"{API}/auth/me/tokens"): Case(
+        "signed_in", body=lambda _target, name: {"name": f"matrix-{name}"}, names_object=False
+    ),
+    ("GET", f"{API}/auth/list_tokens"): Case("signed_in", names_object=False),
+    ("DELETE", f"{API}/auth/me/tokens/{{token_id:str}}"): Case("signed_in", names_object=False, ok=404),
+    ("POST", f"{API}/auth/generate_agent_config"): Case("signed_in", names_object=False),
+    # A config whose token is not the caller's: validation answers, with success false.
+    ("POST", f"{API}/cli/validate_cli_config"): Case("signed_in", body=lambda *_: CLI_CONFIG, names_object=False),
+    ("GET", f"{API}/projects/get/all"): Case("read", names_object=False),
+    ("GET", f"{API}/projects/get/from_id"): Case("read", query={"project_id": "{project_id}"}),
+    ("GET", f"{API}/projects/get/from_name/{{project_name:path}}"): Case("read"),
+    ("GET", f"{API}/projects/ingestion-report/{{project_id:str}}"): Case("read"),
+    ("POST", f"{API}/projects/update_project_permissions"): Case("manage", body=_permissions_body),
+    ("POST", f"{API}/projects/toggle_public_private/{{project_id:str}}"): Case(
+        "manage", query={"is_public": "{is_public}"}
+    ),
+    ("POST", f"{API}/projects/{{project_id:str}}/scan"): Case("write"),
+    ("GET", f"{API}/scans"): Case("read", query={"project_id": "{project_id}"}),
+    ("GET", f"{API}/workflows/get/from_id"): Case("read", query={"workflow_id": "{workflow_id}"}),
+    ("GET", f"{API}/runs/list/{{workflow_id:str}}"): Case("read"),
+    ("GET", f"{API}/runs/get/{{run_id:str}}"): Case("read"),
+    ("GET", f"{API}/files/list/{{data_collection_id:str}}"): Case("read"),
+    ("GET", f"{API}/datacollections/specs/{{data_collection_id:str}}"): Case("read"),
+    ("GET", f"{API}/deltatables/get/{{data_collection_id:str}}"): Case("read"),
+    ("GET", f"{API}/deltatables/specs/{{data_collection_id:str}}"): Case("read"),
+    ("GET", f"{API}/deltatables/shape/{{data_collection_id:str}}"): Case("read"),
+    ("GET", f"{API}/deltatables/preview/{{data_collection_id:str}}"): Case("read"),
+    ("GET", "/docs"): DOCS_PAGE,
+    ("GET", "/docs/openapi.json"): DOCS_PAGE,
+    ("GET", "/docs/scalar"): DOCS_PAGE,
+    ("GET", "/docs/swagger"): DOCS_PAGE,
+    ("GET", "/docs/oauth2-redirect.html"): DOCS_PAGE,
+    # Litestar's page for unknown documentation paths.
+    ("GET", "/docs/{path:str}"): Case("public", names_object=False, ok=404),
+}
+# Litestar responds to OPTIONS on every path with the allowed methods.
+OPTIONS_CASE = Case("public", names_object=False, ok=204)
+
+# Columns of the matrix: (caller, project whose objects the request names).
+COLUMNS = {
+    "admin": ("admin", "private"),
+    "owner": ("owner", "private"),
+    "editor": ("editor", "private"),
+    "viewer": ("viewer", "private"),
+    "stranger": ("stranger", "private"),
+    "anonymous": ("anonymous", "private"),
+    "stranger on public": ("stranger", "public"),
+    "anonymous on public": ("anonymous", "public"),
+    "admin on missing": ("admin", "missing"),
+}
+OK = 0
+PUBLIC_READ = -1
+# Expected status by rule and column; OK is the route's success status, PUBLIC_READ is OK
+# when auth.public_read is on and 401 when it is off.
+EXPECTED: dict[str, tuple[int, ...]] = {
+    #          admin owner editor viewer stranger anon stranger-pub anon-pub admin-missing
+    "public": (OK, OK, OK, OK, OK, OK, OK, OK, OK),
+    "signed_in": (OK, OK, OK, OK, OK, 401, OK, 401, OK),
+    "admin": (OK, 403, 403, 403, 403, 401, 403, 401, OK),
+    "read": (OK, OK, OK, OK, 404, 401, OK, PUBLIC_READ, 404),
+    "read list": (OK, OK, OK, OK, OK, PUBLIC_READ, OK, PUBLIC_READ, OK),
+    "write": (OK, OK, OK, 403, 404, 401, 403, 401, 404),
+    "manage": (OK, OK, 403, 403, 404, 401, 403, 401, 404),
+}
+
+
+def route_table(app: Litestar) -> Iterator[tuple[str, str, BaseRouteHandler]]:
+    """Yield (method, path, handler) for every route handler of `app`."""
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            for method in sorted(handler.http_methods):
+                yield method, route.path, handler
+
+
+# The route table of an app built like the one under test; building it starts nothing.
+ROUTES = sorted((method, path) for method, path, _ in route_table(create_app(Settings(), [])))
+
+
+def case_for(method: str, path: str) -> Case:
+    if method == "OPTIONS":
+        return OPTIONS_CASE
+    return CASES[(method, path)]
+
+
+def expected_status(case: Case, column: str, public_read: bool) -> int:
+    row = "read list" if case.rule == "read" and not case.names_object else case.rule
+    status = EXPECTED[row][list(COLUMNS).index(column)]
+    if status == PUBLIC_READ:
+        return case.ok if public_read else 401
+    return case.ok if status == OK else status
+
+
+@dataclass
+class World:
+    client: TestClient
+    public_read: bool
+    # Authorization headers and user ids by caller; the anonymous caller has neither.
+    headers: dict[str, dict[str, str]]
+    user_ids: dict[str, str]
+    targets: dict[str, dict[str, str]]
+
+
+def _write_projects(root: Path) -> list[Path]:
+    penguins, iris = copy_bundled_examples(root)
+    roles = f"permissions:\n  owners: [{OWNER}]\n  editors: [{EDITOR}]\n  viewers: [{VIEWER}]"
+    penguins.write_text(penguins.read_text().replace("is_public: true", f"is_public: false\n{roles}"))
+    iris.write_text(iris.read_text().replace("is_public: true", f"is_public: true\npermissions:\n  owners: [{OWNER}]"))
+    return [penguins, iris]
+
+
+def _first_run_id(client: TestClient, workflow_id: str) -> str:
+    runs = client.app.state.catalog.runs.list_for_workflow(workflow_id)
+    assert runs, f"workflow {workflow_id} has no run; the matrix needs one"
+    run_id: str = runs[0].id
+    return run_id
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["public_read_off", "public_read_on"])
+def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    public_read: bool = request.param
+    root = tmp_path_factory.mktemp("matrix")
+    settings_path = write_settings(root, _write_projects(root))
+    settings = load_settings(str(settings_path), environ={"DEPICTIO_AUTH_PUBLIC_READ": str(public_read).lower()})
+    app = create_app(settings, load_projects(settings.projects), admin_password=PASSWORD)
+    with TestClient(app) as client:
+        headers = {
+            "admin": login(client, "admin@example.org", PASSWORD),
+            "owner": add_user(client, OWNER, PASSWORD),
+            "editor": add_user(client, EDITOR, PASSWORD),
+            "viewer": add_user(client, VIEWER, PASSWORD),
+            "stranger": add_user(client, STRANGER, PASSWORD),
+            "anonymous": {},
+        }
+        add_user(client, LOGIN_USER, PASSWORD)
+        targets = {
+            "private": {**PRIVATE_PROJECT, "run_id": _first_run_id(client, PRIVATE_PROJECT["workflow_id"])},
+            "public": {**PUBLIC_PROJECT, "run_id": _first_run_id(client, PUBLIC_PROJECT["workflow_id"])},
+            "missing": MISSING_OBJECT,
+        }
+        emails = {
+            "admin": "admin@example.org",
+            "owner": OWNER,
+            "editor": EDITOR,
+            "viewer": VIEWER,
+            "stranger": STRANGER,
+        }
+        user_ids = {name: user_id_for(email) for name, email in emails.items()}
+        yield World(client=client, public_read=public_read, headers=headers, user_ids=user_ids, targets=targets)
+
+
+def _fill(template: str, target: dict[str, str]) -> str:
+    """Put the target's ids into a route path (`{run_id:str}`) or a query template (`{run_id}`)."""
+    return re.sub(r"\{(\w+)(?::\w+)?\}", lambda match: quote(target.get(match.group(1), "x"), safe=""), template)
+
+
+def _secrets_of_others(world: World, caller: str) -> list[str]:
+    """Return the token secrets and password hashes that `caller` must never receive."""
+    catalog = world.client.app.state.catalog
+    secrets = [str(row[0]) for row in catalog.store.query("SELECT password_hash FROM users")]
+    others = [name for name in world.headers if name not in (caller, "anonymous")]
+    secrets += [world.headers[name]["Authorization"].removeprefix("Bearer ") for name in others]
+
+    # Columns of the tokens table that hold secrets: the jtis, and any stored token or hash.
+    # Times such as refresh_expire_datetime are no secrets.
+    columns = [
+        str(row[0])
+        for row in catalog.store.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'tokens'")
+        if any(word in str(row[0]) for word in ("jti", "secret", "refresh_token", "access_token", "hash"))
+    ]
+    other_ids = [world.user_ids[name] for name in others]
+    placeholders = ", ".join("?" * len(other_ids))
+    for row in catalog.store.query(
+        f"SELECT {', '.join(columns)} FROM tokens WHERE user_id IN ({placeholders})", other_ids
+    ):
+        secrets += [str(value) for value in row if value]
+    return secrets
+
+
+def _call(world: World, method: str, path: str, case: Case, column: str) -> Any:
+    caller, target_name = COLUMNS[column]
+    target = world.targets[target_name]
+    url = _fill(path, target)
+    params = {key: _fill(value, target) for key, value in case.query.items()}
+    json_body = case.body(target, target_name) if case.body is not None else None
+    return world.client.request(
+        method, url, params=params, json=json_body, data=case.form, headers=world.headers[caller]
+    )
+
+
+def test_every_route_has_a_case() -> None:
+    missing = [f"{method} {path}" for method, path in ROUTES if method != "OPTIONS" and (method, path) not in CASES]
+    stale = [f"{method} {path}" for method, path in CASES if (method, path) not in ROUTES]
+    assert missing == [], f"routes without a row in CASES: {missing}"
+    assert stale == [], f"rows in CASES for routes that no longer exist: {stale}"
+
+
+def test_every_route_declares_its_rule() -> None:
+    for method, path, handler in route_table(create_app(Settings(), [])):
+        expected = case_for(method, path).rule
+        assert route_rule(handler) == expected, f"{method} {path} declares {handler.opt.get('access')!r}"
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES, ids=[f"{method} {path}" for method, path in ROUTES])
+def test_route_status_for_every_caller(world: World, method: str, path: str) -> None:
+    case = case_for(method, path)
+    for column in COLUMNS:
+        response = _call(world, method, path, case, column)
+        expected = expected_status(case, column, world.public_read)
+
+        assert response.status_code == expected, f"{column}: {method} {path} -> {response.text[:300]}"
+        # Litestar's documentation pages return HTML for unknown paths. Every other error is JSON.
+        if response.status_code >= 400 and not path.startswith("/docs"):
+            assert set(response.json()) == {"status_code", "detail"}, f"{column}: {response.text[:300]}"
+            assert response.json()["status_code"] == response.status_code, column
+        assert "$argon2" not in response.text, f"{column}: {method} {path} returned a password hash"
+        for secret in _secrets_of_others(world, COLUMNS[column][0]):
+            assert secret not in response.text, f"{column}: {method} {path} returned another user's secret"
