@@ -327,9 +327,18 @@ def test_meta_lines_before_hash_header(start: StartHarness, data_dir: Path) -> N
     assert harness.file("calls", "calls.tsv").read_details["comment_lines"] == 2
 
 
-def test_short_rows_are_padded_and_counted(start: StartHarness, data_dir: Path) -> None:
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a,b,c,d\n1,2,3,4\n5,6,7\n8,9,10,11\n12,13,14\n",
+        # A quote character sends the count to DuckDB rather than the line count for small files.
+        'a,b,c,d\n1,2,3,4\n5,6,"7"\n8,9,10,11\n12,13,14\n',
+    ],
+    ids=["counted_by_lines", "counted_by_duckdb"],
+)
+def test_short_rows_are_padded_and_counted(start: StartHarness, data_dir: Path, text: str) -> None:
     # Entry 16 (c): four header columns, two rows of three.
-    write_file(data_dir / "run_1" / "t.csv", "a,b,c,d\n1,2,3,4\n5,6,7\n8,9,10,11\n12,13,14\n")
+    write_file(data_dir / "run_1" / "t.csv", text)
     harness = start([table_collection("t", r"t\.csv$")])
 
     harness.scan()
