@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import select
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from catalog import SCHEMA_VERSION, Catalog, CatalogError, SchemaVersionError, UserRecord, utc_now
+from catalog import SCHEMA_VERSION, Catalog, CatalogError, SchemaVersionError, UserRecord, store, utc_now
 
 # Seconds a helper process may take to open or lock a DuckDB file.
 PROCESS_DEADLINE = 30
@@ -311,3 +312,15 @@ def test_version_three_catalog_is_migrated(catalog_path: Path) -> None:
     assert "refresh_expire_datetime" in columns
     assert "access_seconds" in columns
     assert "project_access" in tables
+
+
+def test_absent_pandas_fails_before_path_search() -> None:
+    finders = [finder for finder in sys.meta_path if isinstance(finder, store._MissingModule)]
+    if not finders:
+        # pandas was installed when the catalog was imported, so nothing is stopped.
+        importlib.import_module("pandas")
+        return
+    # The finder for the absent pandas comes first, so no folder of sys.path is searched.
+    assert sys.meta_path[0] is finders[0]
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("pandas")
