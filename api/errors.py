@@ -61,6 +61,12 @@ def handle_invalid_account(request: Request[Any, Any, Any], exception: InvalidAc
     return error_response(400, str(exception))
 
 
+def handle_recursion(request: Request[Any, Any, Any], exception: RecursionError) -> Response[ErrorBody]:
+    # Decoding a request body nested thousands of levels deep exhausts Python's recursion limit.
+    logger.info("request %s %s rejected: its body is nested too deeply", request.method, request.url.path)
+    return error_response(400, "invalid request: the body is nested too deeply")
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exception: Exception) -> Response[ErrorBody]:
     logger.exception("request %s %s failed", request.method, request.url.path)
     if isinstance(exception, CatalogError):
@@ -73,5 +79,6 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     NotFoundError: handle_not_found,
     ConflictError: handle_conflict,
     InvalidAccountError: handle_invalid_account,
+    RecursionError: handle_recursion,
     Exception: handle_unexpected,
 }

@@ -64,10 +64,32 @@ def member_ids(entries: list[str | dict[str, Any]]) -> set[str]:
 
 
 def owner_ids(project: Project, default_owner: str) -> set[str]:
-    """Return the project's owners; a project file without owners is owned by the administrator."""
+    """Return the owners to show for a project; a project file without owners shows the administrator."""
     if project.permissions is None or not project.permissions.owners:
         return {default_owner}
     return member_ids(project.permissions.owners)
+
+
+def declared_owner_ids(project: Project) -> set[str]:
+    """Return the owners that the project's permissions name.
+
+    A project without owners has none: only administrators manage it. The account of
+    `auth.admin_email` gets no role from being the default owner shown, because anyone
+    could register that address once the administrator account is gone or renamed.
+    """
+    if project.permissions is None:
+        return set()
+    return member_ids(project.permissions.owners)
+
+
+def named_user_ids(projects: list[Project]) -> set[str]:
+    """Return the ids of every user that a project's permissions name, in any role."""
+    named: set[str] = set()
+    for project in projects:
+        permissions = project.permissions
+        if permissions is not None:
+            named |= member_ids(permissions.owners) | member_ids(permissions.editors) | member_ids(permissions.viewers)
+    return named
 
 
 class Policy:
@@ -81,7 +103,7 @@ class Policy:
         """Return the user's highest role in the project, or None when they may not read it."""
         if user.is_admin:
             return "admin"
-        if user.id in owner_ids(project, self.default_owner):
+        if user.id in declared_owner_ids(project):
             return "owner"
         permissions = project.permissions
         if permissions is not None and user.id in member_ids(permissions.editors):

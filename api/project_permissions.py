@@ -7,10 +7,12 @@ from typing import Any
 from litestar.exceptions import ClientException
 
 from api.schemas import Member, PermissionsIn
-from catalog import Catalog, UserRecord
+from catalog import Catalog, UserRecord, email_key
 from config import Permissions
 
 _ROLES = ("owners", "editors", "viewers")
+# Entries a request may list over all roles: each is looked up in the catalog.
+MAX_MEMBERS = 1000
 
 
 def resolve_permissions(catalog: Catalog, requested: PermissionsIn) -> Permissions:
@@ -21,6 +23,12 @@ def resolve_permissions(catalog: Catalog, requested: PermissionsIn) -> Permissio
     """
     if requested.group_owners or requested.group_editors or requested.group_viewers:
         raise ClientException("invalid permissions: depictiod has no groups; list users in owners, editors and viewers")
+
+    listed = sum(len(getattr(requested, role)) for role in _ROLES)
+    if listed > MAX_MEMBERS:
+        raise ClientException(
+            f"invalid permissions: {listed} entries; list at most {MAX_MEMBERS} users, or '*' in viewers for everyone"
+        )
 
     resolved: dict[str, list[str | dict[str, Any]]] = {}
     role_of: dict[str, str] = {}
@@ -72,8 +80,9 @@ def _user(catalog: Catalog, entry: Member, role: str) -> UserRecord:
     user = catalog.users.get(user_id) if user_id is not None else catalog.users.get_by_email(str(email).strip())
     if user is None:
         raise ClientException(f"invalid permissions: no user matches {entry!r} (in {role})")
-    if email is not None and user.email.lower() != email.strip().lower():
+    if email is not None and email_key(user.email) != email_key(email):
+        # The message names no address, so a request cannot map ids to other users' addresses.
         raise ClientException(
-            f"invalid permissions: user id {user_id!r} belongs to {user.email}, not to {email!r} (in {role})"
+            f"invalid permissions: the id and the email of {entry!r} name different users (in {role})"
         )
     return user

@@ -12,9 +12,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from catalog import email_key
+
 # The number of accounts and addresses tracked at once. When a flood of made-up names
 # fills it, the keys whose newest failure is oldest are forgotten first.
 MAX_TRACKED_KEYS = 100_000
+# How many times more often one account may fail from all addresses together than from one.
+ACCOUNT_SPREAD = 10
 
 
 class _Window:
@@ -52,11 +56,15 @@ class _Window:
 
 
 class LoginRateLimiter:
-    """Counts failed sign-ins per account (e-mail address) and per client address.
+    """Counts failed sign-ins per account and client address, per account, and per address.
 
-    A request is rejected while either count has reached its limit within the window. A
-    successful sign-in clears the count of its account only: the address keeps its count,
-    so signing in to one's own account between guesses at others gains nothing.
+    A request is rejected while any count has reached its limit within the window. The
+    limit of one account from one address is `per_account`; from all addresses together
+    an account may fail ACCOUNT_SPREAD times as often. So a stranger who fails on purpose
+    locks the account only for their own address until they use many addresses, while
+    guesses spread over many addresses still stop. A successful sign-in clears the counts
+    of its account only: the address keeps its count, so signing in to one's own account
+    between guesses at others gains nothing.
     """
 
     def __init__(
@@ -66,7 +74,8 @@ class LoginRateLimiter:
         window_seconds: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._accounts = _Window(per_account, window_seconds)
+        self._pairs = _Window(per_account, window_seconds)
+        self._accounts = _Window(per_account * ACCOUNT_SPREAD, window_seconds)
         self._addresses = _Window(per_address, window_seconds)
         self._clock = clock
         self._lock = threading.Lock()
@@ -78,6 +87,7 @@ class LoginRateLimiter:
             waits = [
                 wait
                 for wait in (
+                    self._pairs.retry_after(_pair_key(account, address), now),
                     self._accounts.retry_after(_account_key(account), now),
                     self._addresses.retry_after(address, now),
                 )
@@ -88,14 +98,20 @@ class LoginRateLimiter:
     def record_failure(self, account: str, address: str) -> None:
         now = self._clock()
         with self._lock:
+            self._pairs.add(_pair_key(account, address), now)
             self._accounts.add(_account_key(account), now)
             self._addresses.add(address, now)
 
-    def record_success(self, account: str) -> None:
+    def record_success(self, account: str, address: str) -> None:
         with self._lock:
+            self._pairs.clear(_pair_key(account, address))
             self._accounts.clear(_account_key(account))
 
 
 def _account_key(account: str) -> str:
-    # E-mail addresses sign in case-insensitively, so they are counted so too.
-    return account.strip().lower()
+    # Counted under the same key that finds the account, so spellings of one address share a count.
+    return email_key(account)
+
+
+def _pair_key(account: str, address: str) -> str:
+    return f"{email_key(account)}\n{address}"

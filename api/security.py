@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 import sys
+import unicodedata
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -43,9 +44,18 @@ def check_email(email: str) -> str:
         raise InvalidAccountError(
             f"the e-mail address is {len(address)} characters long; the maximum is {MAX_EMAIL_LENGTH}"
         )
+    if has_hidden_characters(address):
+        raise InvalidAccountError(
+            f"{address!r} contains control or invisible characters; type the e-mail address without them"
+        )
     if not _EMAIL_PATTERN.fullmatch(address):
         raise InvalidAccountError(f"{address!r} is not a valid e-mail address; use the form name@example.org")
     return address
+
+
+def has_hidden_characters(text: str) -> bool:
+    """Tell whether `text` contains a control, format (zero-width), private-use or unassigned character."""
+    return any(unicodedata.category(character).startswith("C") for character in text)
 
 
 def check_new_password(password: str) -> None:

@@ -24,7 +24,7 @@ from catalog.scans import ScanRepository
 from catalog.schema import SCHEMA_VERSION
 from catalog.store import Store
 from catalog.tables import TableRepository, TableSnapshot, fingerprint
-from catalog.users import TokenRepository, UserRepository, user_id_for
+from catalog.users import TokenRepository, UserRepository, email_key, user_id_for
 from config import CatalogSettings
 
 
@@ -80,6 +80,7 @@ __all__ = [
     "TokenRecord",
     "UserRecord",
     "WorkflowRecord",
+    "email_key",
     "fingerprint",
     "user_id_for",
     "utc_now",

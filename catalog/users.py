@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -18,9 +19,19 @@ _TOKEN_COLUMNS = (
 )
 
 
+def email_key(email: str) -> str:
+    """Return the form of an e-mail address that identifies its account.
+
+    NFKC normalization and case folding make every spelling of one address equal, for
+    example `İ` and `i` followed by a combining dot. Accounts are compared by this key in
+    Python only, because DuckDB's lower() folds some letters differently.
+    """
+    return unicodedata.normalize("NFKC", email.strip()).casefold()
+
+
 def user_id_for(email: str) -> str:
-    """Return the stable id of the user with this e-mail address (case-insensitive)."""
-    return derive_id("user", email.strip().lower())
+    """Return the stable id of the user with this e-mail address, in any spelling (see email_key)."""
+    return derive_id("user", email_key(email))
 
 
 def _user(row: tuple[Any, ...]) -> UserRecord:
@@ -48,7 +59,7 @@ class UserRepository:
         """Insert a user; raise ConflictError when the e-mail address is taken (checked here, not by a constraint)."""
 
         def work(connection: Connection) -> None:
-            if _count(connection, "SELECT count(*) FROM users WHERE lower(email) = lower(?)", [user.email]):
+            if _count(connection, "SELECT count(*) FROM users WHERE id = ?", [user_id_for(user.email)]):
                 raise ConflictError(f"a user with e-mail {user.email!r} already exists")
             connection.execute(
                 f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -70,7 +81,7 @@ class UserRepository:
         return _user(row) if row else None
 
     def get_by_email(self, email: str) -> UserRecord | None:
-        row = self._store.query_one(f"SELECT {_USER_COLUMNS} FROM users WHERE lower(email) = lower(?)", [email])
+        row = self._store.query_one(f"SELECT {_USER_COLUMNS} FROM users WHERE id = ?", [user_id_for(email)])
         return _user(row) if row else None
 
     def list(self) -> list[UserRecord]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import signal
 import sys
 import time
@@ -41,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.command is None:
         parser.print_help()
         return 2
+    # The catalog holds password hashes and unpublished results: files the service creates
+    # are readable by its own user only.
+    os.umask(0o077)
     try:
         settings = load_settings(arguments.config)
         _configure_logging(arguments.log_level or settings.server.log_level)

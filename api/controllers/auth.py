@@ -17,6 +17,7 @@ from litestar.params import Body, JSONBody
 
 from api.access import format_time
 from api.auth import bearer_token, token_challenge
+from api.policy import named_user_ids
 from api.ratelimit import LoginRateLimiter
 from api.schemas import (
     EditPasswordIn,
@@ -67,7 +68,9 @@ class AuthController(Controller):
         catalog: Catalog = request.app.state.catalog
         tokens: TokenService = request.app.state.tokens
         if data.grant_type not in (None, "", "password"):
-            raise NotAuthorizedException("invalid credentials: grant_type must be 'password'")
+            raise NotAuthorizedException(
+                "invalid credentials: grant_type must be 'password'", headers={"WWW-Authenticate": "Bearer"}
+            )
 
         account = data.username.strip()
         address = client_address(request)
@@ -81,7 +84,7 @@ class AuthController(Controller):
             logger.info("failed sign-in for %r from %s", account, address)
             raise NotAuthorizedException("invalid credentials", headers={"WWW-Authenticate": "Bearer"})
 
-        _limiter(request).record_success(account)
+        _limiter(request).record_success(account, address)
         issued = tokens.issue_session(user)
         catalog.users.record_login(user.id)
         return token_out(issued, logged_in=True)
@@ -129,6 +132,14 @@ class AuthController(Controller):
 
         email = check_email(data.email)
         check_new_password(data.password)
+        # Addresses are not verified, so one that carries a role must be added by an administrator:
+        # otherwise anyone could register it, or the address of a deleted user, and take the role.
+        named = named_user_ids([record.project for record in catalog.projects.list()])
+        if user_id_for(email) in named | {request.app.state.admin_id}:
+            raise PermissionDeniedException(
+                f"{email!r} is named in a project's permissions or is the administrator address; "
+                "ask an administrator to create this account with 'depictiod users add'"
+            )
         user = UserRecord(
             id=user_id_for(email),
             email=email,
@@ -139,7 +150,7 @@ class AuthController(Controller):
             last_login=None,
         )
         catalog.users.add(user)
-        logger.info("registered user %s (%s)", user.id, email)
+        logger.info("registered user %s (%r)", user.id, email)
         return RegistrationOut(success=True, message="User created successfully", user=user_out(user))
 
     @post(

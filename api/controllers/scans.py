@@ -18,6 +18,9 @@ from ingestor.scan import collection_status
 MAX_SCANS_PER_PAGE = 500
 
 
+MAX_OFFSET = 2**62
+
+
 class ScanController(Controller):
     path = "/"
     tags = ["scans"]
@@ -40,7 +43,8 @@ class ScanController(Controller):
         else:
             project_ids = [record.id for record in access.projects()]
         limit = min(max(limit, 1), MAX_SCANS_PER_PAGE)
-        offset = max(offset, 0)
+        # DuckDB takes a 64-bit offset; a larger one would skip every report anyway.
+        offset = min(max(offset, 0), MAX_OFFSET)
         reports, total = access.catalog.scans.list(project_ids, limit, offset)
         return ScanPage(total=total, limit=limit, offset=offset, scans=[_report_out(report) for report in reports])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ from api.schemas import (
     TokenInfoOut,
     TokenOut,
 )
+from api.security import has_hidden_characters
 from api.tokens import LONG_LIVED, SHORT_LIVED, InvalidTokenError, TokenService
 from catalog import Catalog, TokenRecord, UserRecord, utc_now
 
@@ -48,9 +50,11 @@ class TokenController(Controller):
     def create_token(self, request: Request[UserRecord, TokenRecord, Any], data: JSONBody[TokenCreateIn]) -> TokenOut:
         """Return the new token pair; this response is the only one that contains its secrets."""
         tokens: TokenService = request.app.state.tokens
-        name = data.name.strip()
+        name = unicodedata.normalize("NFC", data.name.strip())
         if not name:
             raise ValidationException("name: a token name is required")
+        if has_hidden_characters(name):
+            raise ValidationException("name: the name contains control or invisible characters; remove them")
         if len(name) > MAX_TOKEN_NAME_LENGTH:
             raise ValidationException(
                 f"name: the name is {len(name)} characters long; the maximum is {MAX_TOKEN_NAME_LENGTH}"

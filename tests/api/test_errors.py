@@ -53,3 +53,19 @@ def test_unknown_project_name_is_404(client: TestClient, admin: dict[str, str]) 
     response = client.get(f"{API}/projects/get/from_name/No such project", headers=admin)
     assert response.status_code == 404
     assert set(response.json()) == ERROR_KEYS
+
+
+def test_deeply_nested_body_gets_400(client: TestClient) -> None:
+    body = "[" * 5000 + "]" * 5000
+
+    response = client.post(f"{API}/auth/refresh", content=body, headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 400
+    assert response.json() == {"status_code": 400, "detail": "invalid request: the body is nested too deeply"}
+
+
+def test_huge_scan_offset_is_clamped(client: TestClient, admin: dict[str, str]) -> None:
+    response = client.get(f"{API}/scans", params={"offset": str(2**70)}, headers=admin)
+
+    assert response.status_code == 200
+    assert response.json()["scans"] == []

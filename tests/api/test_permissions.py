@@ -229,8 +229,9 @@ def test_user_documents_and_ids_are_accepted(root: Path) -> None:
         ({"editors": [EDITOR]}, "at least one owner"),
         ({"owners": ["*"]}, "may appear only in viewers"),
         ({"owners": [OWNER], "group_viewers": [{"id": "x", "name": "lab"}]}, "no groups"),
-        ({"owners": [{"id": user_id_for(OWNER), "email": VIEWER}]}, f"belongs to {OWNER}"),
+        ({"owners": [{"id": user_id_for(OWNER), "email": VIEWER}]}, "name different users"),
         ({"owners": [{"is_admin": True}]}, "neither an id nor an email"),
+        ({"owners": [OWNER], "viewers": [VIEWER] * 1000}, "list at most 1000 users"),
     ],
     ids=[
         "unknown e-mail",
@@ -242,6 +243,7 @@ def test_user_documents_and_ids_are_accepted(root: Path) -> None:
         "groups",
         "id mismatch",
         "empty entry",
+        "too many entries",
     ],
 )
 def test_invalid_permissions_get_400(root: Path, permissions: dict[str, Any], detail: str) -> None:

@@ -60,11 +60,13 @@ def test_member_by_user_document_reads() -> None:
     assert decision is Decision.ALLOW
 
 
-def test_project_without_owners_belongs_to_admin_account() -> None:
+def test_project_without_owners_is_managed_by_admins_only() -> None:
     policy = Policy(ADMIN_ID, public_read=False)
     project = _project(Permissions(viewers=["bob@example.org"]))
 
-    assert policy.role(_user("admin@example.org", is_admin=False), project.project) == "owner"
+    # An account that merely has the administrator address, without the admin flag, gets no role.
+    assert policy.role(_user("admin@example.org", is_admin=False), project.project) is None
+    assert policy.role(_user("admin@example.org", is_admin=True), project.project) == "admin"
     assert policy.role(_user("bob@example.org"), project.project) == "viewer"
 
 

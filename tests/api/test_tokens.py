@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from litestar.testing import TestClient
 
-from api.ratelimit import LoginRateLimiter
+from api.ratelimit import ACCOUNT_SPREAD, LoginRateLimiter
 from tests.api.conftest import ADMIN_PASSWORD, API, add_user, app_without_projects, bearer
 
 ERROR_KEYS = {"status_code", "detail"}
@@ -350,3 +350,28 @@ def test_limiter_counts_addresses_apart() -> None:
 
     assert limiter.retry_after("bob@example.org", "10.0.0.1") == 60
     assert limiter.retry_after("bob@example.org", "10.0.0.2") is None
+
+
+def test_limiter_lockout_stays_with_failing_address() -> None:
+    limiter = LoginRateLimiter(per_account=2, per_address=100, window_seconds=60, clock=_Clock())
+    for _ in range(2):
+        limiter.record_failure("ada@example.org", "10.0.0.66")
+
+    # A stranger who fails on purpose blocks the account from their own address only.
+    assert limiter.retry_after("ada@example.org", "10.0.0.66") == 60
+    assert limiter.retry_after("ada@example.org", "10.0.0.1") is None
+
+
+def test_limiter_stops_guesses_spread_over_addresses() -> None:
+    limiter = LoginRateLimiter(per_account=2, per_address=100, window_seconds=60, clock=_Clock())
+    for number in range(2 * ACCOUNT_SPREAD):
+        limiter.record_failure("ada@example.org", f"10.0.1.{number}")
+
+    assert limiter.retry_after("ada@example.org", "10.0.2.1") == 60
+
+
+def test_limiter_counts_unicode_spellings_as_one() -> None:
+    limiter = LoginRateLimiter(per_account=1, per_address=100, window_seconds=60, clock=_Clock())
+    limiter.record_failure("edi\u0307tor@example.org", "10.0.0.1")
+
+    assert limiter.retry_after("ed\u0130tor@example.org", "10.0.0.1") == 60

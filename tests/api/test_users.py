@@ -6,7 +6,10 @@ from pathlib import Path
 
 from litestar.testing import TestClient
 
+from api import create_app
+from config import load_projects, load_settings
 from tests.api.conftest import ADMIN_PASSWORD, API, add_user, app_without_projects, bearer
+from tests.examples import copy_bundled_examples, write_settings
 
 ERROR_KEYS = {"status_code", "detail"}
 OPEN_REGISTRATION = {"DEPICTIO_AUTH_ALLOW_REGISTRATION": "true"}
@@ -87,6 +90,49 @@ def test_registration_cannot_make_admin(tmp_path: Path) -> None:
 
     assert response.status_code == 200
     assert response.json()["user"]["is_admin"] is False
+
+
+def test_registration_folds_unicode_case(tmp_path: Path) -> None:
+    # Python and DuckDB fold the dotted capital I differently; both spellings are one account.
+    with app_without_projects(tmp_path, OPEN_REGISTRATION) as client:
+        first = client.post(f"{API}/auth/register", json={"email": "\u0130zz@example.org", "password": "first-pass"})
+        second = client.post(f"{API}/auth/register", json={"email": "i\u0307zz@example.org", "password": "second-pass"})
+
+    assert first.status_code == 200
+    assert second.status_code == 409
+
+
+def test_registration_rejects_hidden_characters(tmp_path: Path) -> None:
+    with app_without_projects(tmp_path, OPEN_REGISTRATION) as client:
+        for email in ("nul\x00@example.org", "zero\u200bwidth@example.org", "esc\x1b@example.org"):
+            response = client.post(f"{API}/auth/register", json={"email": email, "password": "long-enough"})
+            assert response.status_code == 400, email
+            assert "invisible characters" in response.json()["detail"], email
+
+
+def test_registration_refuses_administrator_address(tmp_path: Path) -> None:
+    with app_without_projects(tmp_path, OPEN_REGISTRATION) as client:
+        response = client.post(f"{API}/auth/register", json={"email": "Admin@Example.org", "password": "long-enough"})
+
+    # Anyone could otherwise take the address, and with it the projects it is shown to own.
+    assert response.status_code == 403
+    assert "depictiod users add" in response.json()["detail"]
+
+
+def test_registration_refuses_address_with_role(tmp_path: Path) -> None:
+    settings_path = write_settings(tmp_path, copy_bundled_examples(tmp_path))
+    penguins = tmp_path / "bundled" / "penguins" / "project.yaml"
+    roles = "permissions:\n  owners: [boss@example.org]\n  viewers: [reader@example.org]"
+    penguins.write_text(penguins.read_text().replace("is_public: true", f"is_public: false\n{roles}"))
+    settings = load_settings(str(settings_path), environ=OPEN_REGISTRATION)
+    app = create_app(settings, load_projects(settings.projects), admin_password=ADMIN_PASSWORD)
+    with TestClient(app) as client:
+        named = client.post(f"{API}/auth/register", json={"email": "reader@example.org", "password": "long-enough"})
+        other = client.post(f"{API}/auth/register", json={"email": "other@example.org", "password": "long-enough"})
+
+    # The address is not verified, so its role must not go to whoever registers it first.
+    assert named.status_code == 403
+    assert other.status_code == 200
 
 
 # Password changes

@@ -155,6 +155,18 @@ def test_scan_prints_summary_per_collection(tmp_path: Path) -> None:
     assert "iris_table" in result.stdout
 
 
+def test_scan_creates_catalog_for_its_user_only(tmp_path: Path) -> None:
+    _bundled_example(tmp_path)
+
+    result = _run("scan", "--config", "depictio.toml", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    catalog = tmp_path / "var" / "depictio.duckdb"
+    # The catalog holds password hashes: no other user may read it.
+    assert catalog.stat().st_mode & 0o077 == 0
+    assert (tmp_path / "var").stat().st_mode & 0o077 == 0
+
+
 def test_scan_without_terminal_prints_plain_text(tmp_path: Path) -> None:
     _bundled_example(tmp_path)
 

@@ -123,10 +123,22 @@ def test_removed_run_leaves_without_reconcile(watched: tuple[TestClient, Path]) 
 
 def test_status_names_watch_mode(watched: tuple[TestClient, Path]) -> None:
     client, _ = watched
+    login = client.post(f"{API}/auth/login", data={"username": "admin@example.org", "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
 
-    ingest = client.get(f"{API}/utils/status").json()["ingest"]
+    ingest = client.get(f"{API}/utils/status", headers=headers).json()["ingest"]
     locations = ingest["locations"]
 
     assert {location["mode"] for location in locations} <= {"events", "polling"}
     assert len(locations) == 2
     assert ingest["scans_timed_out"] == 0
+
+
+def test_status_hides_locations_from_others(watched: tuple[TestClient, Path]) -> None:
+    client, _ = watched
+
+    ingest = client.get(f"{API}/utils/status").json()["ingest"]
+
+    # Folder paths and workflow ids would name private projects to anyone.
+    assert ingest["locations"] == []
+    assert ingest["last_error"] is None
