@@ -58,8 +58,11 @@ class UserRepository:
     def add(self, user: UserRecord) -> None:
         """Insert a user; raise ConflictError when the e-mail address is taken (checked here, not by a constraint)."""
 
+        if user.id != user_id_for(user.email):
+            raise ValueError(f"user id {user.id!r} is not the id of {user.email!r}; give user_id_for(email)")
+
         def work(connection: Connection) -> None:
-            if _count(connection, "SELECT count(*) FROM users WHERE id = ?", [user_id_for(user.email)]):
+            if _count(connection, "SELECT count(*) FROM users WHERE id = ?", [user.id]):
                 raise ConflictError(f"a user with e-mail {user.email!r} already exists")
             connection.execute(
                 f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",

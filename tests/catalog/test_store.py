@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from catalog import SCHEMA_VERSION, Catalog, CatalogError, SchemaVersionError, UserRecord, store, utc_now
+from catalog import SCHEMA_VERSION, Catalog, CatalogError, SchemaVersionError, UserRecord, store, user_id_for, utc_now
 
 # Seconds a helper process may take to open or lock a DuckDB file.
 PROCESS_DEADLINE = 30
@@ -51,7 +51,7 @@ def _set_schema_version(path: Path, value: str) -> None:
 
 def _user(email: str) -> UserRecord:
     return UserRecord(
-        id="65f000000000000000000001",
+        id=user_id_for(email),
         email=email,
         password_hash="not-a-real-hash",
         is_admin=False,
