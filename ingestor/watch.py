@@ -20,7 +20,7 @@ import msgspec
 from watchdog.events import EVENT_TYPE_EVENTS_LOST, EventsLostEvent, FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
-from watchdog.observers.polling import PollingObserver
+from watchdog.observers.polling import PollingObserverVFS
 
 from config import Project
 from ingestor.discover import IgnoreRules
@@ -247,7 +247,13 @@ class Watcher:
         logger.info("watching %s of workflow %s by %s: %s", location, watch.handler.workflow_id, mode, reason)
 
     def _observe(self, location: str, handler: ChangeHandler, mode: str) -> BaseObserver:
-        observer: BaseObserver = PollingObserver(timeout=POLL_INTERVAL_SECONDS) if mode == "polling" else Observer()
+        observer: BaseObserver
+        if mode == "polling":
+            # lstat, not stat: a symlinked folder is not walked, so a link loop (`loop -> .`) or a
+            # link to /usr cannot make each poll endless. Changes behind links wait for the reconcile.
+            observer = PollingObserverVFS(os.lstat, os.scandir, polling_interval=POLL_INTERVAL_SECONDS)
+        else:
+            observer = Observer()
         observer.name = f"watch-{mode}-{os.path.basename(location.rstrip('/')) or 'root'}"
         try:
             observer.schedule(handler, location, recursive=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ from litestar.testing import TestClient
 
 from api import create_app
 from config import load_projects, load_settings
-from ingestor.watch import choose_mode, file_system_type
+from ingestor.watch import Watcher, choose_mode, file_system_type
 from tests.examples import BUNDLED_PENGUINS_WORKFLOW_ID, copy_bundled_examples
 
 API = "/depictio/api/v1"
@@ -142,3 +143,28 @@ def test_status_hides_locations_from_others(watched: tuple[TestClient, Path]) ->
     # Folder paths and workflow ids would name private projects to anyone.
     assert ingest["locations"] == []
     assert ingest["last_error"] is None
+
+
+def test_polling_skips_symlinked_folders(tmp_path: Path) -> None:
+    projects = load_projects([str(path) for path in copy_bundled_examples(tmp_path)])
+    run = tmp_path / "bundled" / "penguins" / "data" / "run_1_adelie"
+    # Two links back up the tree: followed, they would make about 2^40 paths to poll.
+    (run / "loop").symlink_to(".")
+    (run / "up").symlink_to("../run_1_adelie")
+    (run / "usr").symlink_to("/usr")
+    rescans: list[str] = []
+    settle = {workflow.id or "": 0.2 for project in projects for workflow in project.workflows}
+    watcher = Watcher(projects, lambda workflow_id, trigger: rescans.append(workflow_id), settle, "polling")
+    starting = threading.Thread(target=watcher.start, daemon=True)
+    starting.start()
+    starting.join(timeout=CHANGE_DEADLINE_SECONDS)
+    try:
+        assert not starting.is_alive(), "the polling observer did not finish its first walk"
+        (run / "new.csv").write_text("a\n1\n")
+        deadline = time.monotonic() + CHANGE_DEADLINE_SECONDS
+        while BUNDLED_PENGUINS_WORKFLOW_ID not in rescans and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        watcher.stop()
+
+    assert BUNDLED_PENGUINS_WORKFLOW_ID in rescans
