@@ -17,6 +17,8 @@ from catalog.widen import INTEGER_TYPES
 logger = logging.getLogger(__name__)
 
 _INTEGER_PREFIXES = INTEGER_TYPES
+# Columns whose statistics one query computes.
+COLUMNS_PER_QUERY = 64
 _NUMERIC_PREFIXES = (*INTEGER_TYPES, "FLOAT", "DOUBLE", "DECIMAL")
 
 
@@ -68,18 +70,25 @@ def _aggregates(column: str, duckdb_type: str) -> list[tuple[str, str]]:
 def compute(
     connection: Connection, table: str, columns: list[tuple[str, str]], descriptions: dict[str, str]
 ) -> list[ColumnSpec]:
-    """Compute the specs of every column of `table` in one scan.
+    """Compute the specs of every column of `table`, in one scan per COLUMNS_PER_QUERY columns.
 
-    When the single scan fails, each column is computed on its own, and a column that
-    still fails keeps only its counts, so one odd column does not block the table.
+    When a scan fails, each of its columns is computed on its own, and a column that still
+    fails keeps only its counts, so one odd column does not block the table.
     """
     plan = [(name, kind, _aggregates(name, kind)) for name, kind in columns]
-    try:
-        values = iter(_run(connection, table, [aggregate for _, _, aggregates in plan for aggregate in aggregates]))
-        stats = [{method: next(values) for method, _ in aggregates} for _, _, aggregates in plan]
-    except duckdb.Error as error:
-        logger.warning("column statistics of %s failed in one scan (%s); computing them column by column", table, error)
-        stats = [_column_stats(connection, table, name, aggregates) for name, _, aggregates in plan]
+    stats: list[dict[str, Any]] = []
+    # DuckDB takes minutes and gigabytes to plan one query of thousands of aggregates, so a
+    # wide table is described a slice of columns at a time.
+    for start in range(0, len(plan), COLUMNS_PER_QUERY):
+        part = plan[start : start + COLUMNS_PER_QUERY]
+        try:
+            values = iter(_run(connection, table, [aggregate for _, _, aggregates in part for aggregate in aggregates]))
+            stats += [{method: next(values) for method, _ in aggregates} for _, _, aggregates in part]
+        except duckdb.Error as error:
+            logger.warning(
+                "column statistics of %s failed in one scan (%s); computing them column by column", table, error
+            )
+            stats += [_column_stats(connection, table, name, aggregates) for name, _, aggregates in part]
 
     result = []
     for (name, kind, _), column_stats in zip(plan, stats, strict=True):

@@ -62,8 +62,17 @@ def _count_values(data: Any, budget: int) -> int:
     return count
 
 
-def load_project(path: str, environ: dict[str, str] | None = None) -> Project:
-    """Read, check and resolve one project file; raise ConfigError listing every problem."""
+class _MissingPath(tuple[str, str]):
+    """A problem that says a location or single file does not exist (yet, or any more)."""
+
+
+def load_project(path: str, environ: dict[str, str] | None = None, allow_missing_paths: bool = False) -> Project:
+    """Read, check and resolve one project file; raise ConfigError listing every problem.
+
+    With `allow_missing_paths`, a location or single file that does not exist is logged as a
+    warning instead: the service then starts, and its scans report the path and keep the
+    runs of a vanished location for the configured grace period.
+    """
     shown_path = os.path.abspath(path)
     raw = _read_yaml(shown_path)
     problems: _Problems = []
@@ -72,6 +81,10 @@ def load_project(path: str, environ: dict[str, str] | None = None) -> Project:
     problems.extend(_walk.check_against(raw, Project))
     _check_project(raw, os.path.dirname(shown_path), environ, problems)
 
+    if allow_missing_paths:
+        for key, message in (problem for problem in problems if isinstance(problem, _MissingPath)):
+            logger.warning("%s, %s: %s; its scans will report it until it exists", shown_path, key, message)
+        problems = [problem for problem in problems if not isinstance(problem, _MissingPath)]
     if problems:
         raise ConfigError([ConfigProblem(shown_path, key, message) for key, message in problems])
 
@@ -342,9 +355,11 @@ def _resolve(raw_path: str, key: str, base_dir: str, environ: dict[str, str] | N
 def _check_folder(folder: str, key: str, problems: _Problems) -> None:
     if not os.path.exists(folder):
         problems.append(
-            (
-                key,
-                f"the folder {folder!r} does not exist; create it or fix the path (relative paths start at the YAML file's folder)",
+            _MissingPath(
+                (
+                    key,
+                    f"the folder {folder!r} does not exist; create it or fix the path (relative paths start at the YAML file's folder)",
+                )
             )
         )
     elif not os.path.isdir(folder):
@@ -442,13 +457,17 @@ def _check_scan(
         if resolved is None:
             return
         parameters["filename"] = resolved
-        if not os.path.isfile(resolved):
+        if not os.path.exists(resolved):
             problems.append(
-                (
-                    f"{parameters_path}.filename",
-                    f"the file {resolved!r} does not exist; fix the path (relative paths start at the YAML file's folder)",
+                _MissingPath(
+                    (
+                        f"{parameters_path}.filename",
+                        f"the file {resolved!r} does not exist; fix the path (relative paths start at the YAML file's folder)",
+                    )
                 )
             )
+        elif not os.path.isfile(resolved):
+            problems.append((f"{parameters_path}.filename", f"{resolved!r} is not a file; give the path of one file"))
         return
 
     if mode == "recursive":

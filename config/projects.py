@@ -9,8 +9,13 @@ from config.load_project import load_project
 from config.project import Project
 
 
-def load_projects(paths: list[str], environ: dict[str, str] | None = None) -> list[Project]:
-    """Load each project file; raise one ConfigError with the problems of all files."""
+def load_projects(
+    paths: list[str], environ: dict[str, str] | None = None, allow_missing_paths: bool = False
+) -> list[Project]:
+    """Load each project file; raise one ConfigError with the problems of all files.
+
+    `allow_missing_paths` logs missing locations and single files instead (see load_project).
+    """
     projects: list[Project] = []
     problems: list[ConfigProblem] = []
     owners: dict[str, str] = {}
@@ -19,7 +24,7 @@ def load_projects(paths: list[str], environ: dict[str, str] | None = None) -> li
     for given_path in paths:
         path = os.path.abspath(given_path)
         try:
-            project = load_project(path, environ)
+            project = load_project(path, environ, allow_missing_paths)
         except ConfigError as error:
             problems.extend(error.problems)
             continue

@@ -49,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(arguments.config)
         _configure_logging(arguments.log_level or settings.server.log_level)
         # Managing users needs no project file, so a broken one does not block it.
-        projects = [] if arguments.command == "users" else load_projects(settings.projects)
+        # `check` reports a missing location as a problem; the service starts without it, and
+        # its scans report the location until it is back (an unmounted share, say).
+        allow_missing = arguments.command in ("serve", "scan")
+        projects = [] if arguments.command == "users" else load_projects(settings.projects, None, allow_missing)
         problems = check_workflow_overrides(settings, projects)
         if problems:
             raise ConfigError(problems)

@@ -240,3 +240,20 @@ def test_scan_reports_catalog_path_under_a_file(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "cannot create the folder of the catalog" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_missing_location_fails_check_but_not_scan(tmp_path: Path) -> None:
+    _bundled_example(tmp_path)
+    project = tmp_path / "examples" / "penguins" / "project.yaml"
+    text = project.read_text()
+    project.write_text(text.replace("        - data\n", "        - data\n        - unmounted_share\n", 1))
+
+    checked = _run("check", "--config", "depictio.toml", cwd=tmp_path)
+    scanned = _run("scan", "--config", "depictio.toml", cwd=tmp_path)
+
+    assert checked.returncode == 1
+    assert "unmounted_share' does not exist" in checked.stderr
+    # An unmounted share must not keep the other locations and projects from being served.
+    assert scanned.returncode == 0, scanned.stderr
+    assert "unmounted_share' does not exist" in scanned.stderr
+    assert "physical_features" in scanned.stdout

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from catalog import FileRecord
+from catalog.build import MAX_FILE_COLUMNS
 from tests.ingestor.conftest import StartHarness
 from tests.ingestor.helpers import Harness, table_collection, write_file
 
@@ -176,3 +177,29 @@ def test_file_outcomes_commit_with_table(start: StartHarness, data_dir: Path) ->
     assert _file_in_run(harness, "t", "run_2").status == "failed"
     assert _file_in_run(harness, "t", "run_1").row_count == 10
     assert rescan.files_failed == 1
+
+
+def test_too_wide_file_fails_alone(start: StartHarness, data_dir: Path) -> None:
+    columns = MAX_FILE_COLUMNS + 1
+    header = "sample," + ",".join(f"c{index}" for index in range(columns - 1))
+    write_file(data_dir / "run_1" / "t.csv", header + "\n" + "s1" + ",1" * (columns - 1) + "\n")
+    write_file(data_dir / "run_2" / "t.csv", "sample,c0\ns2,2\n")
+    harness = start([table_collection("t", r"t\.csv$")])
+
+    harness.scan()
+
+    wide = next(record for record in harness.files("t") if record.run_tag == "run_1")
+    assert wide.status == "failed"
+    assert f"the file has {columns} columns" in (wide.error or "")
+    assert harness.row_count_by_run("t") == {"run_2": 1}
+
+
+def test_wide_file_within_limit_loads(start: StartHarness, data_dir: Path) -> None:
+    header = "sample," + ",".join(f"c{index}" for index in range(999))
+    write_file(data_dir / "run_1" / "t.csv", header + "\n" + "s1" + ",1" * 999 + "\n")
+    harness = start([table_collection("t", r"t\.csv$")])
+
+    harness.scan()
+
+    assert len(harness.specs("t")) == 1000 + 3
+    assert harness.table("t").row_count == 1
