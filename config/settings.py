@@ -100,6 +100,9 @@ class IngestSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # How locations are watched: auto (polling on network file systems, else events),
     # events, polling, or off (the scheduled reconcile only).
     watch_mode: Literal["auto", "events", "polling", "off"] = "auto"
+    # Seconds between two walks of a location that is polled. Each walk stats every file,
+    # so a short interval costs CPU on a large tree even while nothing changes.
+    poll_seconds: float = 10.0
     # A location that vanishes (an unmounted share, say) keeps its runs this many seconds.
     missing_location_grace_seconds: int = 3600
     # Folders that symlinked result files may point into, besides the locations and their
@@ -286,10 +289,15 @@ _RANGES = (
     ("ingest", "reconcile_seconds", 0, 604_800),
     ("ingest", "reconcile_deadline_seconds", 0, 604_800),
     ("ingest", "settle_seconds", 0, 3_600),
+    ("ingest", "poll_seconds", 0.1, 3_600),
     ("ingest", "missing_location_grace_seconds", 0, 604_800),
 )
 # The keys of an [[ingest.workflow]] entry take the ranges of the [ingest] keys they override.
-_WORKFLOW_RANGES = [(key, minimum, maximum) for section, key, minimum, maximum in _RANGES if section == "ingest"]
+_WORKFLOW_RANGES = [
+    (key, minimum, maximum)
+    for section, key, minimum, maximum in _RANGES
+    if section == "ingest" and key in WorkflowOverride.__struct_fields__
+]
 
 
 def _check_values(raw: dict[str, Any], problems: list[tuple[str, str]]) -> None:
@@ -357,7 +365,7 @@ def parse_memory_limit(text: str) -> tuple[float, bool] | None:
     return amount * _MEMORY_UNITS[unit], False
 
 
-def _check_range(key_path: str, value: Any, minimum: int, maximum: int, problems: list[tuple[str, str]]) -> None:
+def _check_range(key_path: str, value: Any, minimum: float, maximum: float, problems: list[tuple[str, str]]) -> None:
     if not isinstance(value, int | float) or isinstance(value, bool):
         return  # Absent, or a wrong type that the structural check reports.
     if not math.isfinite(value) or not minimum <= value <= maximum:

@@ -382,6 +382,7 @@ class Ingestor:
                 settle_seconds,
                 self.settings.ingest.watch_mode,
                 self._ignore,
+                self.settings.ingest.poll_seconds,
             )
             self._watcher.start()
             # The watcher replaces an entry when it restarts a watch, so the status shares its list.

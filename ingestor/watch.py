@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 # File systems on which no change event arrives from other machines, so they are polled.
 NETWORK_FILE_SYSTEMS = ("nfs", "nfs4", "cifs", "smb", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph", "9p")
 MOUNT_TABLE = "/proc/self/mounts"
-POLL_INTERVAL_SECONDS = 2.0
+POLL_INTERVAL_SECONDS = 10.0
 # How often the settle thread checks that every observer thread is still alive.
 OBSERVER_CHECK_SECONDS = 2.0
 _WAKE_SECONDS = 0.2
@@ -170,12 +170,14 @@ class Watcher:
         settle_seconds: Mapping[str, float],
         requested_mode: str = "auto",
         ignore: IgnoreRules | None = None,
+        poll_seconds: float = POLL_INTERVAL_SECONDS,
     ) -> None:
         self._projects = projects
         # Called with (workflow id, trigger): event, overflow or watch-restart.
         self._rescan = rescan
         self._settle_seconds = settle_seconds
         self._requested_mode = requested_mode
+        self._poll_seconds = poll_seconds
         self._ignore = ignore if ignore is not None else IgnoreRules()
         self._watches: list[_Watch] = []
         # Workflow id: (monotonic time of its last change, trigger of its rescan).
@@ -251,7 +253,7 @@ class Watcher:
         if mode == "polling":
             # lstat, not stat: a symlinked folder is not walked, so a link loop (`loop -> .`) or a
             # link to /usr cannot make each poll endless. Changes behind links wait for the reconcile.
-            observer = PollingObserverVFS(os.lstat, os.scandir, polling_interval=POLL_INTERVAL_SECONDS)
+            observer = PollingObserverVFS(os.lstat, os.scandir, polling_interval=self._poll_seconds)
         else:
             observer = Observer()
         observer.name = f"watch-{mode}-{os.path.basename(location.rstrip('/')) or 'root'}"

@@ -109,6 +109,7 @@ OVERRIDES: list[tuple[str, str, Callable[[Settings], Any], Any]] = [
     ("DEPICTIO_INGEST_RECONCILE_DEADLINE_SECONDS", "90", lambda s: s.ingest.reconcile_deadline_seconds, 90),
     ("DEPICTIO_INGEST_SETTLE_SECONDS", "0.5", lambda s: s.ingest.settle_seconds, 0.5),
     ("DEPICTIO_INGEST_WATCH_MODE", "polling", lambda s: s.ingest.watch_mode, "polling"),
+    ("DEPICTIO_INGEST_POLL_SECONDS", "30", lambda s: s.ingest.poll_seconds, 30.0),
     ("DEPICTIO_INGEST_MISSING_LOCATION_GRACE_SECONDS", "60", lambda s: s.ingest.missing_location_grace_seconds, 60),
     ("DEPICTIO_INGEST_LINK_ROOTS", "/scratch/work:/tmp", lambda s: s.ingest.link_roots, ["/scratch/work", "/tmp"]),
     ("DEPICTIO_INGEST_IGNORE", "*.bak:logs/*", lambda s: s.ingest.ignore, ["*.bak", "logs/*"]),

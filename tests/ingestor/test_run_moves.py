@@ -83,7 +83,7 @@ def test_watched_run_moves_in_renames_and_leaves(
     start: StartHarness, data_dir: Path, tmp_path: Path, watch_mode: str
 ) -> None:
     write_file(data_dir / "run_1" / "part_1.csv", "a,b\n1,2\n")
-    ingest = {"watch_mode": watch_mode, "reconcile_seconds": 0, "settle_seconds": 0.3}
+    ingest = {"watch_mode": watch_mode, "reconcile_seconds": 0, "settle_seconds": 0.3, "poll_seconds": 0.5}
     harness = start([table_collection("t", r"part_\d\.csv$")], ingest=ingest)
     harness.ingestor.start()
     staging = tmp_path / "staging"

@@ -68,7 +68,7 @@ def _client(tmp_path: Path, watch_mode: str) -> TestClient:
         f"projects = [{listed}]\n"
         f'[catalog]\npath = "{tmp_path / "catalog.duckdb"}"\n'
         f'[auth]\nkey_file = "{tmp_path / "auth.key"}"\n'
-        f'[ingest]\nreconcile_seconds = 0\nsettle_seconds = 0.3\nwatch_mode = "{watch_mode}"\n'
+        f'[ingest]\nreconcile_seconds = 0\nsettle_seconds = 0.3\npoll_seconds = 0.5\nwatch_mode = "{watch_mode}"\n'
     )
     settings = load_settings(str(settings_path), environ={})
     return TestClient(create_app(settings, load_projects(settings.projects), admin_password=PASSWORD))
@@ -154,7 +154,9 @@ def test_polling_skips_symlinked_folders(tmp_path: Path) -> None:
     (run / "usr").symlink_to("/usr")
     rescans: list[str] = []
     settle = {workflow.id or "": 0.2 for project in projects for workflow in project.workflows}
-    watcher = Watcher(projects, lambda workflow_id, trigger: rescans.append(workflow_id), settle, "polling")
+    watcher = Watcher(
+        projects, lambda workflow_id, trigger: rescans.append(workflow_id), settle, "polling", poll_seconds=0.5
+    )
     starting = threading.Thread(target=watcher.start, daemon=True)
     starting.start()
     starting.join(timeout=CHANGE_DEADLINE_SECONDS)

@@ -79,7 +79,7 @@ def _messages(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
 
 
 def _watched(start: StartHarness, **ingest: Any) -> Harness:
-    settings = {"reconcile_seconds": 0, "settle_seconds": 0.3, "watch_mode": "events", **ingest}
+    settings = {"reconcile_seconds": 0, "settle_seconds": 0.3, "watch_mode": "events", "poll_seconds": 0.5, **ingest}
     harness = start([table_collection("t", r"f_\d+\.csv$")], ingest=settings)
     harness.ingestor.start()
     return harness
@@ -159,7 +159,7 @@ def test_watch_limit_falls_back_to_polling(
 ) -> None:
     monkeypatch.setattr(InotifyObserver, "schedule", _refuse_watch)
     caplog.set_level(logging.WARNING, logger="ingestor.watch")
-    settings = {"reconcile_seconds": 0, "settle_seconds": 0.3, "watch_mode": "events"}
+    settings = {"reconcile_seconds": 0, "settle_seconds": 0.3, "watch_mode": "events", "poll_seconds": 0.5}
     harness = start([table_collection("t", r"f_\d+\.csv$")], ingest=settings, location=["data", "more"])
 
     harness.ingestor.start()
@@ -208,3 +208,9 @@ def test_stop_leaves_no_watch_thread(start: StartHarness, data_dir: Path) -> Non
     assert not replacement.is_alive()
     assert len(emitters) == 2
     assert not any(emitter.is_alive() for emitter in emitters)
+
+
+def test_polling_interval_comes_from_settings(start: StartHarness, data_dir: Path) -> None:
+    harness = _watched(start, watch_mode="polling", poll_seconds=0.7)
+
+    assert _observer(harness).timeout == 0.7
