@@ -30,6 +30,8 @@ GZIP_MAGIC = b"\x1f\x8b"
 # How much of a delimited file is read to find its layout.
 _SAMPLE_BYTES = 1 << 16
 _SAMPLE_LINES = 200
+# Bytes read to tell binary content from text.
+_BINARY_SAMPLE_BYTES = 8192
 # Separators tried, in this order, after the one that the suffix or format implies.
 _SEPARATORS = ("\t", ",", ";", "|")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -344,6 +346,7 @@ def inspect_rows(connection: Any, source: SourceFile) -> dict[str, Any]:
         return {}
 
     layout = text_layout(source)
+    _refuse_binary(source.location, layout.compression)
     counted = _count_plain_rows(source, layout)
     rows, rejected, short_rows, first_short = counted or _count_text_rows(connection, source)
     _require_rows(
@@ -382,6 +385,22 @@ def _feather_has_rows(path: str) -> int:
 def _require_rows(count: int, message: str) -> None:
     if count == 0:
         raise UnreadableFileError(message)
+
+
+def _refuse_binary(location: str, compression: str) -> None:
+    """Raise UnreadableFileError when the file's first bytes show binary content, not text."""
+    opener: Any = gzip.open if compression == "gzip" else open
+    try:
+        with opener(location, "rb") as handle:
+            head = handle.read(_BINARY_SAMPLE_BYTES)
+    except (OSError, EOFError, zlib.error):
+        return  # The compression check and DuckDB report a broken file with a reason.
+    if head.startswith(b"PAR1"):
+        raise UnreadableFileError("the file is a Parquet file, not delimited text; give the collection format parquet")
+    if b"\x00" in head:
+        raise UnreadableFileError(
+            "the file contains NUL bytes, so it is binary, not delimited text; check the collection's pattern and format"
+        )
 
 
 def _count_plain_rows(source: SourceFile, layout: TextLayout) -> tuple[int, int, int, int | None] | None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import msgspec
 
 from catalog.records import ScanReport
-from catalog.store import Store
+from catalog.store import Connection, Store
+
+# Scan reports kept per workflow; older ones are deleted as new ones arrive.
+KEPT_PER_WORKFLOW = 1000
 
 _COLUMNS = (
     "id, project_id, workflow_id, started_at, finished_at, runs, files_total, files_new, "
@@ -18,13 +21,21 @@ class ScanRepository:
         self._store = store
 
     def add(self, report: ScanReport) -> None:
+        """Store a report, and drop the workflow's reports beyond the newest KEPT_PER_WORKFLOW."""
         values = [getattr(report, name) for name in ScanReport.__struct_fields__]
         values[-1] = msgspec.json.encode(report.details).decode()
-        self._store.write(
-            lambda c: c.execute(
-                f"INSERT INTO scan_reports ({_COLUMNS}) VALUES ({', '.join('?' * len(values))})", values
+
+        def work(connection: Connection) -> None:
+            connection.execute(f"INSERT INTO scan_reports ({_COLUMNS}) VALUES ({', '.join('?' * len(values))})", values)
+            # A reconcile every 5 minutes adds about 100,000 reports a year per workflow.
+            connection.execute(
+                "DELETE FROM scan_reports WHERE workflow_id = ? AND id IN ("
+                "SELECT id FROM scan_reports WHERE workflow_id = ? "
+                "ORDER BY finished_at DESC, id DESC OFFSET ?)",
+                [report.workflow_id, report.workflow_id, KEPT_PER_WORKFLOW],
             )
-        )
+
+        self._store.write(work)
 
     def latest(self, project_id: str) -> list[ScanReport]:
         """Return the newest report of each workflow of the project, in workflow id order."""

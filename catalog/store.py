@@ -105,12 +105,14 @@ class Store:
             raise
 
     def _prepare_schema(self) -> None:
+        # fetchall, not fetchone: an unread result keeps its transaction open, and an open
+        # transaction on this connection would make every later CHECKPOINT fail.
         tables = self._connection.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'catalog_meta'"
-        ).fetchone()
-        if tables and tables[0]:
-            row = self._connection.execute("SELECT value FROM catalog_meta WHERE key = 'schema_version'").fetchone()
-            found = row[0] if row else "missing"
+        ).fetchall()
+        if tables and tables[0][0]:
+            rows = self._connection.execute("SELECT value FROM catalog_meta WHERE key = 'schema_version'").fetchall()
+            found = rows[0][0] if rows else "missing"
             if found.isdigit() and int(found) in MIGRATIONS:
                 self._migrate(int(found))
                 return
@@ -168,6 +170,17 @@ class Store:
         if self._closed:
             raise CatalogError("the catalog is closed")
         return self._writer.submit(work, self._write_connection).result()
+
+    def checkpoint(self) -> None:
+        """Write the WAL into the database file, so it does not grow until the next restart.
+
+        DuckDB checkpoints by itself only when no other transaction is open at a commit,
+        which a busy API rarely allows. A failed checkpoint is logged and retried next time.
+        """
+        try:
+            self.write_steps(lambda connection: connection.execute("CHECKPOINT"))
+        except duckdb.Error as error:
+            logger.warning("checkpoint of catalog %s failed: %s", self.path, str(error).splitlines()[0])
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -149,6 +149,7 @@ class Ingestor:
             scans.append(scan)
             tables.extend(workflow_tables)
 
+        self.catalog.store.checkpoint()
         seconds = time.monotonic() - started
         logger.info(
             "scanned project %s (%s): %d runs, %d files, %d rows, %d files failed, %.2f s",
@@ -326,6 +327,7 @@ class Ingestor:
                 self.status.state = "idle"
             self.status.scans_completed += 1
             self.status.last_scan_finished = utc_now().isoformat(sep=" ", timespec="seconds")
+            self.catalog.store.checkpoint()
             counts = scan.counts
             logger.info(
                 "rescanned workflow %s (%s) %s: %d runs, +%d ~%d -%d files, %d rows, %.2f s",

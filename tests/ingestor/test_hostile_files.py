@@ -203,3 +203,27 @@ def test_wide_file_within_limit_loads(start: StartHarness, data_dir: Path) -> No
 
     assert len(harness.specs("t")) == 1000 + 3
     assert harness.table("t").row_count == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"PAR1\x15\x04\x15\x00", "is a Parquet file"),
+        (bytes(range(256)) * 4, "contains NUL bytes"),
+    ],
+    ids=["parquet", "random_bytes"],
+)
+def test_binary_file_in_csv_collection_names_reason(
+    start: StartHarness, data_dir: Path, content: bytes, reason: str
+) -> None:
+    (data_dir / "run_1").mkdir()
+    (data_dir / "run_1" / "t.csv").write_bytes(content)
+    write_file(data_dir / "run_2" / "t.csv", "a\n1\n")
+    harness = start([table_collection("t", r"t\.csv$")])
+
+    harness.scan()
+
+    failed = next(record for record in harness.files("t") if record.run_tag == "run_1")
+    assert failed.status == "failed"
+    assert reason in (failed.error or "")
+    assert harness.row_count_by_run("t") == {"run_2": 1}

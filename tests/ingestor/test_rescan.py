@@ -289,3 +289,14 @@ def test_ids_stable_with_new_catalog(start: StartHarness, data_dir: Path) -> Non
 
     assert [run.id for run in harness.runs()] == run_ids
     assert [record.id for record in harness.files("a")] == file_ids
+
+
+def test_scan_leaves_no_write_ahead_log(start: StartHarness, data_dir: Path) -> None:
+    write_file(data_dir / "run_1" / "t.csv", "a,b\n1,2\n")
+    harness = start([table_collection("t", r"t\.csv$")])
+
+    harness.scan()
+
+    # The scan's writes are in the database file, so a kill now replays nothing at start.
+    wal = Path(f"{harness.catalog_path}.wal")
+    assert not wal.exists() or wal.stat().st_size == 0

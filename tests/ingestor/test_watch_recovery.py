@@ -192,6 +192,8 @@ def test_restart_at_watch_limit_polls(
 
 
 def test_stop_leaves_no_watch_thread(start: StartHarness, data_dir: Path) -> None:
+    # Threads of services that earlier tests started are not this ingestor's.
+    earlier = set(threading.enumerate())
     harness = _watched(start, reconcile_seconds=1)
     first = _observer(harness)
     # Stopping an observer clears its set of emitters, so keep them to check them later.
@@ -203,7 +205,11 @@ def test_stop_leaves_no_watch_thread(start: StartHarness, data_dir: Path) -> Non
 
     harness.ingestor.stop()
 
-    ours = [thread.name for thread in threading.enumerate() if thread.name.startswith(SERVICE_THREADS)]
+    ours = [
+        thread.name
+        for thread in threading.enumerate()
+        if thread not in earlier and thread.name.startswith(SERVICE_THREADS)
+    ]
     assert ours == []
     assert not replacement.is_alive()
     assert len(emitters) == 2
