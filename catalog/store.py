@@ -50,7 +50,7 @@ def _stop_pandas_probes() -> None:
     DuckDB 1.5.5's Python client tries to import pandas several times in each query with
     parameters. Python does not remember a failed import, so each try searches sys.path
     again: about 0.4 ms a query on the machines we measured, more than a small query takes.
-    Code that imports pandas optionally, as pyarrow does, still sees an ImportError.
+    Code that imports pandas optionally, as pyarrow does, still gets an ImportError.
     """
     if "pandas" in sys.modules or importlib.util.find_spec("pandas") is not None:
         return

@@ -63,7 +63,7 @@ def _count_values(data: Any, budget: int) -> int:
 
 
 class _MissingPath(tuple[str, str]):
-    """A problem that says a location or single file does not exist (yet, or any more)."""
+    """A problem reporting that a location or single file does not exist (yet, or any more)."""
 
 
 def load_project(path: str, environ: dict[str, str] | None = None, allow_missing_paths: bool = False) -> Project:
