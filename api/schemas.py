@@ -427,6 +427,14 @@ class ScanCollectionOut(msgspec.Struct, kw_only=True):
     warning: str | None
     # ok, waiting (only files still being written) or no_files (the pattern matched nothing).
     status: str = "ok"
+    files_unchanged: int = 0
+    # Files that failed to aggregate after this scan, and up to 100 of them with the reason.
+    files_failed: int = 0
+    failures: list[IngestionFailureOut] = msgspec.field(default_factory=list)
+    # The table's outcome after this scan (built, updated, unchanged, empty, skipped or error)
+    # and its rows; empty for reports written before aggregation was recorded.
+    outcome: str | None = None
+    rows: int | None = None
 
 
 class ScanReportOut(msgspec.Struct, kw_only=True):

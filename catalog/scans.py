@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from catalog.records import ScanReport
@@ -33,6 +35,27 @@ class ScanRepository:
                 "SELECT id FROM scan_reports WHERE workflow_id = ? "
                 "ORDER BY finished_at DESC, id DESC OFFSET ?)",
                 [report.workflow_id, report.workflow_id, KEPT_PER_WORKFLOW],
+            )
+
+        self._store.write(work)
+
+    def add_collection_outcomes(self, report_id: str, outcomes: dict[str, dict[str, Any]]) -> None:
+        """Merge each collection's aggregation outcome into the stored report, by collection id."""
+
+        def work(connection: Connection) -> None:
+            row = connection.execute("SELECT details FROM scan_reports WHERE id = ?", [report_id]).fetchall()
+            if not row:
+                return
+            details = msgspec.json.decode(str(row[0][0]))
+            for collection in details.get("collections", []):
+                collection.update(outcomes.get(collection.get("collection_id"), {}))
+            connection.execute(
+                "UPDATE scan_reports SET details = ?, files_failed = ? WHERE id = ?",
+                [
+                    msgspec.json.encode(details).decode(),
+                    sum(int(item.get("files_failed", 0)) for item in outcomes.values()),
+                    report_id,
+                ],
             )
 
         self._store.write(work)

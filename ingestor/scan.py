@@ -62,6 +62,8 @@ class WorkflowScan(msgspec.Struct, kw_only=True):
     seconds: float
     # Files modified within the settle window, left for a later scan.
     unsettled: int = 0
+    # Id of the scan report stored for this scan.
+    report_id: str = ""
 
 
 def scan_workflow(
@@ -155,6 +157,7 @@ def scan_workflow(
     )
     catalog.scans.add(report)
     return WorkflowScan(
+        report_id=report.id,
         project_id=project.id,
         workflow_id=workflow.id,
         workflow_name=workflow.name,

@@ -24,6 +24,9 @@ from ingestor.watch import LocationWatch, Watcher
 
 logger = logging.getLogger(__name__)
 
+# Failed files listed by name in one collection of a scan report; files_failed counts them all.
+MAX_FAILURES_REPORTED = 100
+
 
 class ProjectScan(msgspec.Struct, kw_only=True):
     """The result of scanning and aggregating one project."""
@@ -280,7 +283,33 @@ class Ingestor:
             self._report_progress(
                 ScanProgress(step="collection", project=project.name, name=table.tag, files=files, rows=table.rows)
             )
+        self._record_outcomes(scan, tables)
         return scan, tables
+
+    def _record_outcomes(self, scan: WorkflowScan, tables: list[CollectionAggregate]) -> None:
+        """Add each collection's unchanged and failed files, with reasons, to the scan's report."""
+        found = {item.collection_id: item for item in scan.collections}
+        outcomes: dict[str, dict[str, object]] = {}
+        for table in tables:
+            item = found.get(table.collection_id)
+            failed = self.catalog.files.list_failed(table.collection_id, MAX_FAILURES_REPORTED)
+            outcomes[table.collection_id] = {
+                "outcome": table.outcome,
+                "rows": table.rows,
+                "files_unchanged": max(item.files - item.files_new - item.files_changed, 0) if item else 0,
+                "files_failed": self.catalog.files.status_counts(table.collection_id).get("failed", 0),
+                "failures": [
+                    {
+                        "file": record.file_location,
+                        "run_tag": record.run_tag,
+                        "reason": record.error,
+                        "line": record.error_line,
+                    }
+                    for record in failed
+                ],
+            }
+        if scan.report_id:
+            self.catalog.scans.add_collection_outcomes(scan.report_id, outcomes)
 
     def _report_progress(self, event: ScanProgress) -> None:
         if self.progress is not None:

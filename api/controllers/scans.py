@@ -10,7 +10,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, QueryParameter
 
 from api.access import Access, format_time
-from api.schemas import ScanCollectionOut, ScanPage, ScanReportOut, ScanTriggerOut
+from api.schemas import IngestionFailureOut, ScanCollectionOut, ScanPage, ScanReportOut, ScanTriggerOut
 from catalog import ScanReport
 from ingestor import Ingestor
 from ingestor.scan import collection_status
@@ -105,6 +105,19 @@ def _report_out(report: ScanReport) -> ScanReportOut:
                 files_removed=int(item.get("files_removed", 0)),
                 files_unsettled=int(item.get("unsettled", 0)),
                 warning=item.get("warning"),
+                files_unchanged=int(item.get("files_unchanged", 0)),
+                files_failed=int(item.get("files_failed", 0)),
+                failures=[
+                    IngestionFailureOut(
+                        file=str(failure.get("file")),
+                        run_tag=str(failure.get("run_tag")),
+                        reason=str(failure.get("reason")),
+                        line=failure.get("line"),
+                    )
+                    for failure in item.get("failures", [])
+                ],
+                outcome=item.get("outcome"),
+                rows=item.get("rows"),
                 status=str(item.get("status") or collection_status(int(item["files"]), int(item.get("unsettled", 0)))),
             )
             for item in details.get("collections", [])

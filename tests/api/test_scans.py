@@ -113,3 +113,26 @@ def test_run_parameters_in_flexible_metadata(tmp_path: Path) -> None:
     chinstrap = next(run for run in runs if run["run_tag"] == "run_2_chinstrap")
     assert adelie["flexible_metadata"]["parameters"]["values"] == {"input": "samplesheet.csv"}
     assert chinstrap["flexible_metadata"] is None
+
+
+def test_scan_lists_failed_files_per_collection(tmp_path: Path) -> None:
+    def break_one_file(data: Path) -> None:
+        target = data / "run_2_chinstrap" / "physical_features.csv"
+        target.write_text(target.read_text() + "extra,1,2,3,4,5,6,7,8,9\n")
+
+    with _client(tmp_path, prepare=break_one_file) as client:
+        headers = login(client, "admin@example.org", PASSWORD)
+
+        page = client.get(f"{API}/scans", params={"project_id": PENGUINS}, headers=headers).json()
+
+    physical = next(item for item in page["scans"][0]["collections"] if item["tag"] == "physical_features")
+    demographic = next(item for item in page["scans"][0]["collections"] if item["tag"] == "demographic_data")
+    assert physical["files_failed"] == 1
+    [failure] = physical["failures"]
+    assert failure["run_tag"] == "run_2_chinstrap"
+    assert failure["line"] is not None
+    assert failure["reason"]
+    assert physical["outcome"] == "built"
+    assert demographic["files_failed"] == 0
+    assert demographic["files_unchanged"] == 0
+    assert page["scans"][0]["files_failed"] == 1
