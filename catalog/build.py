@@ -805,22 +805,12 @@ def _apply_delta(
     finally:
         connection.unregister(view)
 
-    untouched_notes = [note for note in delta.drift if note.file_id not in set(touched)]
+    touched_ids = set(touched)
+    untouched_notes = [note for note in delta.drift if note.file_id not in touched_ids]
     drift = sorted([*untouched_notes, *drift_notes(schemas, delta.base)], key=lambda note: note.file_id)
     version = delta.version + 1
-    table = TableRecord(
-        data_collection_id=collection_id,
-        table_name=live,
-        row_count=int(counted[0]) if counted else 0,
-        column_count=len(columns),
-        size_bytes=request.input_bytes,
-        aggregation_version=version,
-        aggregation_time=builder.aggregation_time,
-        aggregation_hash=hashlib.sha256(f"{request.inputs_fingerprint}:{version}".encode()).hexdigest(),
-        inputs_fingerprint=request.inputs_fingerprint,
-        settings_fingerprint=request.settings_fingerprint,
-        drift=drift,
-    )
+    row_count = int(counted[0]) if counted else 0
+    table = _new_record(request, builder, version, row_count, len(columns), drift)
     connection.execute("BEGIN TRANSACTION")
     try:
         if touched:
@@ -881,19 +871,8 @@ def _swap(
             "SELECT aggregation_version FROM aggregated_tables WHERE data_collection_id = ?", [collection_id]
         ).fetchone()
         version = (previous[0] if previous else 0) + 1
-        table = TableRecord(
-            data_collection_id=collection_id,
-            table_name=live,
-            row_count=sum(outcome.row_count or 0 for outcome in outcomes),
-            column_count=len(columns),
-            size_bytes=request.input_bytes,
-            aggregation_version=version,
-            aggregation_time=builder.aggregation_time,
-            aggregation_hash=hashlib.sha256(f"{request.inputs_fingerprint}:{version}".encode()).hexdigest(),
-            inputs_fingerprint=request.inputs_fingerprint,
-            settings_fingerprint=request.settings_fingerprint,
-            drift=drift,
-        )
+        row_count = sum(outcome.row_count or 0 for outcome in outcomes)
+        table = _new_record(request, builder, version, row_count, len(columns), drift)
         connection.execute(f"DROP TABLE IF EXISTS {live}")
         connection.execute(f'ALTER TABLE {builder.scratch} RENAME TO "dc_{collection_id}"')
         store_table_record(connection, table, column_specs)
@@ -905,6 +884,30 @@ def _swap(
         connection.execute("ROLLBACK")
         raise
     return table
+
+
+def _new_record(
+    request: BuildRequest,
+    builder: TableBuilder,
+    version: int,
+    row_count: int,
+    column_count: int,
+    drift: list[DriftNote],
+) -> TableRecord:
+    """Return the record of version `version` of the request's table."""
+    return TableRecord(
+        data_collection_id=request.collection_id,
+        table_name=table_name(request.collection_id),
+        row_count=row_count,
+        column_count=column_count,
+        size_bytes=request.input_bytes,
+        aggregation_version=version,
+        aggregation_time=builder.aggregation_time,
+        aggregation_hash=hashlib.sha256(f"{request.inputs_fingerprint}:{version}".encode()).hexdigest(),
+        inputs_fingerprint=request.inputs_fingerprint,
+        settings_fingerprint=request.settings_fingerprint,
+        drift=drift,
+    )
 
 
 def _store_manifest(

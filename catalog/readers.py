@@ -75,6 +75,8 @@ class TextLayout(msgspec.Struct, kw_only=True, frozen=True):
     names: tuple[str, ...]
     # (1-based position, name in the header, name used) of every renamed column.
     renamed: tuple[tuple[int, str, str], ...]
+    # Why the file is no delimited text (Parquet or other binary content), or None.
+    binary_reason: str | None = None
 
 
 def compression_of(path: str) -> str:
@@ -108,7 +110,8 @@ def text_layout(source: SourceFile) -> TextLayout:
 def _layout(location: str, file_format: str, options: ReaderOptions, size: int, mtime_ns: int) -> TextLayout:
     # `size` and `mtime_ns` are part of the cache key only: a changed file gets a new layout.
     compression = compression_of(location)
-    lines = _first_lines(location, compression)[options.skip_rows :]
+    head, lines = _first_lines(location, compression)
+    lines = lines[options.skip_rows :]
     quote = options.quote_char or '"'
     delimiter = options.separator or _detect_separator(lines, _implied_separator(location, file_format), quote)
 
@@ -133,24 +136,34 @@ def _layout(location: str, file_format: str, options: ReaderOptions, size: int, 
         hash_header=hash_header,
         names=names,
         renamed=renamed,
+        binary_reason=_binary_reason(head),
     )
 
 
-def _first_lines(location: str, compression: str) -> list[str]:
-    """Return the first lines of a text file, without a UTF-8 byte-order mark."""
+def _first_lines(location: str, compression: str) -> tuple[bytes, list[str]]:
+    """Return the first bytes of a file, decompressed, and its first lines without a UTF-8 byte-order mark."""
     opener: Any = gzip.open if compression == "gzip" else open
     try:
         with opener(location, "rb") as handle:
             chunk = handle.read(_SAMPLE_BYTES)
             complete = not handle.read(1)
     except (OSError, EOFError, zlib.error):
-        return []  # The compression check and DuckDB report a broken file with a reason.
+        return b"", []  # The compression check and DuckDB report a broken file with a reason.
     lines = _LINE_BREAK.split(chunk.decode("utf-8", errors="replace").removeprefix("\ufeff"))
     if not complete:
         lines = lines[:-1]  # The last line may be cut by the sample's end.
     elif lines and lines[-1] == "":
         lines = lines[:-1]
-    return lines[:_SAMPLE_LINES]
+    return chunk, lines[:_SAMPLE_LINES]
+
+
+def _binary_reason(head: bytes) -> str | None:
+    """Return why a file whose first bytes are `head` is binary rather than delimited text, or None."""
+    if head.startswith(b"PAR1"):
+        return "the file is a Parquet file, not delimited text; give the collection format parquet"
+    if b"\x00" in head[:_BINARY_SAMPLE_BYTES]:
+        return "the file contains NUL bytes, so it is binary, not delimited text; check the collection's pattern and format"
+    return None
 
 
 def _split(line: str, delimiter: str, quote: str) -> list[str]:
@@ -346,7 +359,8 @@ def inspect_rows(connection: Any, source: SourceFile) -> dict[str, Any]:
         return {}
 
     layout = text_layout(source)
-    _refuse_binary(source.location, layout.compression)
+    if layout.binary_reason is not None:
+        raise UnreadableFileError(layout.binary_reason)
     counted = _count_plain_rows(source, layout)
     rows, rejected, short_rows, first_short = counted or _count_text_rows(connection, source)
     _require_rows(
@@ -385,22 +399,6 @@ def _feather_has_rows(path: str) -> int:
 def _require_rows(count: int, message: str) -> None:
     if count == 0:
         raise UnreadableFileError(message)
-
-
-def _refuse_binary(location: str, compression: str) -> None:
-    """Raise UnreadableFileError when the file's first bytes show binary content, not text."""
-    opener: Any = gzip.open if compression == "gzip" else open
-    try:
-        with opener(location, "rb") as handle:
-            head = handle.read(_BINARY_SAMPLE_BYTES)
-    except (OSError, EOFError, zlib.error):
-        return  # The compression check and DuckDB report a broken file with a reason.
-    if head.startswith(b"PAR1"):
-        raise UnreadableFileError("the file is a Parquet file, not delimited text; give the collection format parquet")
-    if b"\x00" in head:
-        raise UnreadableFileError(
-            "the file contains NUL bytes, so it is binary, not delimited text; check the collection's pattern and format"
-        )
 
 
 def _count_plain_rows(source: SourceFile, layout: TextLayout) -> tuple[int, int, int, int | None] | None:
