@@ -9,7 +9,7 @@ It also checks the object named by the path or query (`project_id`, `project_nam
 checked too.
 
 Statuses: a signed-in user who may not read an object gets 404, exactly as for a missing
-one, so ids of other groups' projects cannot be probed; one who may read it but not do
+one, so ids of other groups' projects cannot be probed. One who may read it but not do
 the action gets 403. An anonymous request that is not allowed gets 401.
 """
 

@@ -231,16 +231,16 @@ def _column_names(header: list[str], hash_header: bool) -> tuple[tuple[str, ...]
         if not name.strip():
             names[index], changed = f"column{index}", True
 
-    taken = {name.lower() for name in names}
+    used_names = {name.lower() for name in names}
     seen: set[str] = set()
     renamed = []
     for index, name in enumerate(names):
         if name.lower() in seen:
             number = 1
-            while f"{name}_{number}".lower() in taken:
+            while f"{name}_{number}".lower() in used_names:
                 number += 1
             names[index] = f"{name}_{number}"
-            taken.add(names[index].lower())
+            used_names.add(names[index].lower())
             renamed.append((index + 1, name, names[index]))
         seen.add(names[index].lower())
     if not changed and not renamed:

@@ -17,9 +17,9 @@ AGGREGATED_TABLE_COLUMNS = (
     "aggregation_time, aggregation_hash, inputs_fingerprint, settings_fingerprint, drift"
 )
 
-# What each aggregated table holds, file by file: the input a file was read at (run tag
-# and content hash), its outcome and its own columns. A later update reads only the files
-# whose input differs, and checks from these columns that the table's schema still holds.
+# The contents of each aggregated table, file by file: the input a file was read at (run
+# tag and content hash), its outcome and its own columns. A later update reads only the
+# files whose input differs, and checks from these columns that the table's schema still fits.
 TABLE_FILES = """CREATE TABLE IF NOT EXISTS table_files (
     data_collection_id VARCHAR, file_id VARCHAR, input_key VARCHAR, status VARCHAR, columns VARCHAR)"""
 

@@ -42,14 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.command is None:
         parser.print_help()
         return 2
-    # The catalog holds password hashes and unpublished results: files the service creates
-    # are readable by its own user only.
+    # The catalog contains password hashes and unpublished results, so files the service
+    # creates are readable by its own user only.
     os.umask(0o077)
     try:
         settings = load_settings(arguments.config)
         _configure_logging(arguments.log_level or settings.server.log_level)
         # Managing users needs no project file, so a broken one does not block it.
-        # `check` reports a missing location as a problem; the service starts without it, and
+        # `check` reports a missing location as a problem. The service starts without it, and
         # its scans report the location until it is back (an unmounted share, say).
         allow_missing = arguments.command in ("serve", "scan")
         projects = [] if arguments.command == "users" else load_projects(settings.projects, None, allow_missing)

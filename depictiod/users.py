@@ -63,9 +63,9 @@ def _list(arguments: argparse.Namespace, catalog: Catalog, stdin: TextIO) -> Non
 
 def _set_admin(arguments: argparse.Namespace, catalog: Catalog, stdin: TextIO) -> None:
     user = _find(catalog, arguments.email)
-    wanted = arguments.value == "true"
-    changed = catalog.users.set_admin(user.id, wanted)
-    state = "an administrator" if wanted else "not an administrator"
+    requested = arguments.value == "true"
+    changed = catalog.users.set_admin(user.id, requested)
+    state = "an administrator" if requested else "not an administrator"
     print(f"{user.email} is now {state}" if changed else f"{user.email} was {state} already; nothing changed")
 
 

@@ -136,13 +136,13 @@ def _run_folders(folder: str, structure: str, pattern: re.Pattern[str] | None, w
     return runs
 
 
-def _listing(folder: str, names: list[str], shown: int = 10) -> str:
-    """Return the first `shown` names of a folder, with `/` after subfolders, for a warning."""
+def _listing(folder: str, names: list[str], limit: int = 10) -> str:
+    """Return the first `limit` names of a folder, with `/` after subfolders, for a warning."""
     visible = [name for name in names if not name.startswith(".")]
     if not visible:
         return "nothing"
-    labels = [name + "/" if os.path.isdir(os.path.join(folder, name)) else name for name in visible[:shown]]
-    more = f" and {len(visible) - shown} more" if len(visible) > shown else ""
+    labels = [name + "/" if os.path.isdir(os.path.join(folder, name)) else name for name in visible[:limit]]
+    more = f" and {len(visible) - limit} more" if len(visible) > limit else ""
     return ", ".join(labels) + more
 
 

@@ -514,8 +514,10 @@ def _warn_about_unmatched(
         scan = scans[summary.collection_id]
         if summary.files > 0 or summary.unsettled > 0 or scan is None:
             continue
-        what = scan.scan_parameters.get("filename") or scan.scan_parameters["regex_config"]["pattern"]
-        summary.warning = f"collection {summary.tag!r} matched no file under {where} with {scan.mode} pattern {what!r}"
+        pattern = scan.scan_parameters.get("filename") or scan.scan_parameters["regex_config"]["pattern"]
+        summary.warning = (
+            f"collection {summary.tag!r} matched no file under {where} with {scan.mode} pattern {pattern!r}"
+        )
         # A single-file collection names its path; the scan has already warned that it cannot be read.
         if scan.mode == "recursive":
             summary.warning += _what_was_searched(workflow, runs, files_walked)

@@ -57,10 +57,10 @@ class UserController(Controller):
         """Set the user's administrator flag; `success` is false when it had that value already."""
         require_admin(request.user)
         catalog: Catalog = request.app.state.catalog
-        wanted = _parse_bool(is_admin)
-        changed = catalog.users.set_admin(user_id, wanted)
+        requested = _parse_bool(is_admin)
+        changed = catalog.users.set_admin(user_id, requested)
         if changed:
-            logger.info("user %s set is_admin=%s for user %s", request.user.id, wanted, user_id)
+            logger.info("user %s set is_admin=%s for user %s", request.user.id, requested, user_id)
         return SuccessOut(success=changed)
 
 

@@ -140,7 +140,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", f"{API}/auth/list_tokens"): Case("signed_in", names_object=False),
     ("DELETE", f"{API}/auth/me/tokens/{{token_id:str}}"): Case("signed_in", names_object=False, ok=404),
     ("POST", f"{API}/auth/generate_agent_config"): Case("signed_in", names_object=False),
-    # A config whose token is not the caller's: validation answers, with success false.
+    # A config whose token is not the caller's: validation returns 200 with success false.
     ("POST", f"{API}/cli/validate_cli_config"): Case("signed_in", body=lambda *_: CLI_CONFIG, names_object=False),
     ("GET", f"{API}/projects/get/all"): Case("read", names_object=False),
     ("GET", f"{API}/projects/get/from_id"): Case("read", query={"project_id": "{project_id}"}),

@@ -130,7 +130,7 @@ def test_registration_refuses_address_with_role(tmp_path: Path) -> None:
         named = client.post(f"{API}/auth/register", json={"email": "reader@example.org", "password": "long-enough"})
         other = client.post(f"{API}/auth/register", json={"email": "other@example.org", "password": "long-enough"})
 
-    # The address is not verified, so its role must not go to whoever registers it first.
+    # The address is not verified, so its role must not go to the first person who registers it.
     assert named.status_code == 403
     assert other.status_code == 200
 

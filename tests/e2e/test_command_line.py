@@ -162,7 +162,7 @@ def test_scan_creates_catalog_for_its_user_only(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     catalog = tmp_path / "var" / "depictio.duckdb"
-    # The catalog holds password hashes: no other user may read it.
+    # The catalog contains password hashes, so no other user may read it.
     assert catalog.stat().st_mode & 0o077 == 0
     assert (tmp_path / "var").stat().st_mode & 0o077 == 0
 

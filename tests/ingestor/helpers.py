@@ -76,11 +76,11 @@ def write_project(
     return path
 
 
-def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    """Poll `condition` every 50 ms until it holds, and fail naming `what` after `seconds`."""
+def wait_until(condition: Callable[[], bool], seconds: float, description: str) -> None:
+    """Poll `condition` every 50 ms until it is true, and fail naming `description` after `seconds`."""
     deadline = time.monotonic() + seconds
     while not condition():
-        assert time.monotonic() < deadline, f"timed out after {seconds} s waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out after {seconds} s waiting for {description}"
         time.sleep(0.05)
 
 

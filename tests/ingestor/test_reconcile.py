@@ -128,7 +128,7 @@ class SlowDisk:
         self.release = threading.Event()
         self.calls = 0
         self.running = 0
-        self.most_running = 0
+        self.max_running = 0
         self._lock = threading.Lock()
 
     def __call__(self) -> _SlowDigest:
@@ -138,7 +138,7 @@ class SlowDisk:
         with self._lock:
             self.calls += 1
             self.running += 1
-            self.most_running = max(self.most_running, self.running)
+            self.max_running = max(self.max_running, self.running)
             first = self.calls == 1
         try:
             if first:
@@ -210,7 +210,7 @@ def test_stuck_reconcile_times_out_and_resumes(
     assert files_while_stuck == 0
     # Each stopped scan wrote nothing, so the catalog went from no file to all of them.
     assert set(counts) <= {0, 8}
-    assert slow_disk.most_running == 1
+    assert slow_disk.max_running == 1
     # A stopped scan keeps the hashes it computed, so no file was read twice.
     assert slow_disk.calls == 8
     overrun = [r.getMessage() for r in caplog.records if "past its deadline" in r.getMessage()]

@@ -150,14 +150,14 @@ def test_dead_observer_is_replaced(
     assert _triggers(harness)[-1] == "event"
 
 
-def _refuse_watch(*arguments: object, **keywords: object) -> None:
+def _fail_watch(*arguments: object, **keywords: object) -> None:
     raise OSError(errno.ENOSPC, "inotify watch limit reached")
 
 
 def test_watch_limit_falls_back_to_polling(
     start: StartHarness, data_dir: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(InotifyObserver, "schedule", _refuse_watch)
+    monkeypatch.setattr(InotifyObserver, "schedule", _fail_watch)
     caplog.set_level(logging.WARNING, logger="ingestor.watch")
     settings = {"reconcile_seconds": 0, "settle_seconds": 0.3, "watch_mode": "events", "poll_seconds": 0.5}
     harness = start([table_collection("t", r"f_\d+\.csv$")], ingest=settings, location=["data", "more"])
@@ -181,7 +181,7 @@ def test_restart_at_watch_limit_polls(
     caplog.set_level(logging.WARNING, logger="ingestor.watch")
     first = _observer(harness)
 
-    monkeypatch.setattr(InotifyObserver, "schedule", _refuse_watch)
+    monkeypatch.setattr(InotifyObserver, "schedule", _fail_watch)
     first.stop()
     wait_until(lambda: _replaced(harness, first), ARRIVAL_SECONDS, "a new observer")
     write_file(data_dir / "run_1" / "f_1.csv", "a,b\n1,x\n")
