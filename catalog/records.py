@@ -44,6 +44,10 @@ class RunRecord(msgspec.Struct, kw_only=True, frozen=True):
     run_hash: str
     # Workflow parameters found in the run folder: {"source": path, "values": {...}}, or {}.
     parameters: dict[str, Any] = msgspec.field(default_factory=dict)
+    # scan (found by depictiod) or client (pushed over the API, kept until a client deletes it).
+    origin: str = "scan"
+    # A client's fields that have no column of their own, such as scan_results.
+    document: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class FileRecord(msgspec.Struct, kw_only=True, frozen=True):
@@ -71,6 +75,10 @@ class FileRecord(msgspec.Struct, kw_only=True, frozen=True):
     # How the last aggregation read the file: separator, compression, header line, short
     # rows, renamed columns. Empty until the file is aggregated.
     read_details: dict[str, Any] = msgspec.field(default_factory=dict)
+    # scan (found by depictiod) or client (pushed over the API, kept until a client deletes it).
+    origin: str = "scan"
+    # A client's fields that have no column of their own, such as file_hash or sample.
+    document: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class DriftNote(msgspec.Struct, kw_only=True, frozen=True):

@@ -12,12 +12,12 @@ from catalog.store import Connection, Store
 
 _RUN_COLUMNS = (
     "id, workflow_id, run_tag, run_location, workflow_config_id, creation_time, "
-    "last_modification_time, registration_time, run_hash, parameters"
+    "last_modification_time, registration_time, run_hash, parameters, origin, document"
 )
 _FILE_COLUMNS = (
     "id, data_collection_id, workflow_id, run_id, run_tag, file_location, filename, filesize, "
     "mtime_ns, creation_time, modification_time, content_hash, wildcards, status, error, "
-    "error_line, row_count, registration_time, link_target, read_details"
+    "error_line, row_count, registration_time, link_target, read_details, origin, document"
 )
 
 
@@ -113,6 +113,8 @@ class FileRepository:
 def _run_record(row: tuple[object, ...]) -> RunRecord:
     values = dict(zip(RunRecord.__struct_fields__, row, strict=True))
     values["parameters"] = msgspec.json.decode(str(values["parameters"] or "{}"))
+    values["document"] = msgspec.json.decode(str(values["document"] or "{}"))
+    values["origin"] = values["origin"] or "scan"
     return RunRecord(**values)  # type: ignore[arg-type]
 
 
@@ -120,6 +122,8 @@ def _file_record(row: tuple[object, ...]) -> FileRecord:
     values = dict(zip(FileRecord.__struct_fields__, row, strict=True))
     values["wildcards"] = msgspec.json.decode(str(values["wildcards"] or "{}"))
     values["read_details"] = msgspec.json.decode(str(values["read_details"] or "{}"))
+    values["document"] = msgspec.json.decode(str(values["document"] or "{}"))
+    values["origin"] = values["origin"] or "scan"
     return FileRecord(**values)  # type: ignore[arg-type]
 
 
@@ -204,6 +208,7 @@ def _sync_files(connection: Connection, workflow_id: str, files: list[FileRecord
 def _run_row(run: RunRecord) -> dict[str, object]:
     row = {name: getattr(run, name) for name in RunRecord.__struct_fields__}
     row["parameters"] = msgspec.json.encode(run.parameters).decode() if run.parameters else None
+    row["document"] = msgspec.json.encode(run.document).decode() if run.document else None
     return row
 
 
@@ -211,6 +216,7 @@ def _file_row(file: FileRecord) -> dict[str, object]:
     row = {name: getattr(file, name) for name in FileRecord.__struct_fields__}
     row["wildcards"] = msgspec.json.encode(file.wildcards).decode()
     row["read_details"] = msgspec.json.encode(file.read_details).decode()
+    row["document"] = msgspec.json.encode(file.document).decode() if file.document else None
     return row
 
 

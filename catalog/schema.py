@@ -6,7 +6,7 @@ has none, so uniqueness is kept by the repositories in this package (delete, the
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Aggregated tables live in their own schema, one table per data collection.
 DATA_SCHEMA = "data"
@@ -31,6 +31,14 @@ PROJECT_ACCESS = """CREATE TABLE IF NOT EXISTS project_access (
     project_id VARCHAR, permissions VARCHAR, yaml_permissions VARCHAR, is_public BOOLEAN,
     yaml_is_public BOOLEAN, changed_by VARCHAR, changed_at TIMESTAMP)"""
 
+# Tables that a client such as the Depictio CLI wrote elsewhere (a Delta table in S3) and
+# reported with `POST /deltatables/upsert`: one row per report, the newest last. depictiod
+# keeps serving its own table of the collection; these rows tell what the client wrote.
+EXTERNAL_TABLES = """CREATE TABLE IF NOT EXISTS external_tables (
+    data_collection_id VARCHAR, location VARCHAR, size_bytes BIGINT, version BIGINT,
+    rows_total BIGINT, write_mode VARCHAR, document VARCHAR, recorded_by VARCHAR,
+    recorded_at TIMESTAMP)"""
+
 STATEMENTS = (
     "CREATE TABLE IF NOT EXISTS catalog_meta (key VARCHAR, value VARCHAR)",
     f"CREATE SCHEMA IF NOT EXISTS {DATA_SCHEMA}",
@@ -47,14 +55,15 @@ STATEMENTS = (
     """CREATE TABLE IF NOT EXISTS runs (
         id VARCHAR, workflow_id VARCHAR, run_tag VARCHAR, run_location VARCHAR,
         workflow_config_id VARCHAR, creation_time TIMESTAMP, last_modification_time TIMESTAMP,
-        registration_time TIMESTAMP, run_hash VARCHAR, parameters VARCHAR)""",
+        registration_time TIMESTAMP, run_hash VARCHAR, parameters VARCHAR, origin VARCHAR,
+        document VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS files (
         id VARCHAR, data_collection_id VARCHAR, workflow_id VARCHAR, run_id VARCHAR,
         run_tag VARCHAR, file_location VARCHAR, filename VARCHAR, filesize BIGINT,
         mtime_ns BIGINT, creation_time TIMESTAMP, modification_time TIMESTAMP,
         content_hash VARCHAR, wildcards VARCHAR, status VARCHAR, error VARCHAR,
         error_line BIGINT, row_count BIGINT, registration_time TIMESTAMP,
-        link_target VARCHAR, read_details VARCHAR)""",
+        link_target VARCHAR, read_details VARCHAR, origin VARCHAR, document VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS aggregated_tables (
         data_collection_id VARCHAR, table_name VARCHAR, row_count BIGINT, column_count INTEGER,
         size_bytes BIGINT, aggregation_version INTEGER, aggregation_time TIMESTAMP,
@@ -79,6 +88,7 @@ STATEMENTS = (
         finished_at TIMESTAMP, runs INTEGER, files_total INTEGER, files_new INTEGER,
         files_changed INTEGER, files_removed INTEGER, files_failed INTEGER, details VARCHAR)""",
     PROJECT_ACCESS,
+    EXTERNAL_TABLES,
 )
 
 # Statements that take a catalog from the version of the key to the next one.
@@ -100,5 +110,17 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE tokens ADD COLUMN IF NOT EXISTS access_seconds BIGINT",
         # It also keeps the project permissions and visibility set over the API.
         PROJECT_ACCESS,
+    ),
+    # Version 5 records who registered each run and file: `scan` (found by depictiod) or
+    # `client` (pushed over the API), with the client's own fields as JSON in `document`.
+    # It also records the tables that clients wrote elsewhere.
+    4: (
+        "ALTER TABLE runs ADD COLUMN IF NOT EXISTS origin VARCHAR",
+        "ALTER TABLE runs ADD COLUMN IF NOT EXISTS document VARCHAR",
+        "UPDATE runs SET origin = 'scan' WHERE origin IS NULL",
+        "ALTER TABLE files ADD COLUMN IF NOT EXISTS origin VARCHAR",
+        "ALTER TABLE files ADD COLUMN IF NOT EXISTS document VARCHAR",
+        "UPDATE files SET origin = 'scan' WHERE origin IS NULL",
+        EXTERNAL_TABLES,
     ),
 }

@@ -100,6 +100,9 @@ class Case:
     # False for routes that name no object (lists, the caller's own account, the service).
     names_object: bool = True
     ok: int = 200
+    # For routes that delete or consume their object: makes a fresh one in the target
+    # project before each call and returns its ids, which override the target's.
+    prepare: Callable[[World, str], dict[str, str]] | None = None
 
 
 def _permissions_body(target: dict[str, str], target_name: str) -> dict[str, Any]:
@@ -315,6 +318,8 @@ def _secrets_of_others(world: World, caller: str) -> list[str]:
 def _call(world: World, method: str, path: str, case: Case, column: str) -> Any:
     caller, target_name = COLUMNS[column]
     target = world.targets[target_name]
+    if case.prepare is not None and target_name != "missing":
+        target = {**target, **case.prepare(world, target_name)}
     url = _fill(path, target)
     params = {key: _fill(value, target) for key, value in case.query.items()}
     json_body = case.body(target, target_name) if case.body is not None else None

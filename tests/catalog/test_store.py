@@ -91,14 +91,14 @@ def lock_holder(catalog_path: Path) -> Iterator[subprocess.Popen[str]]:
             process.wait()
 
 
-def test_schema_version_is_four() -> None:
-    assert SCHEMA_VERSION == 4
+def test_schema_version_is_five() -> None:
+    assert SCHEMA_VERSION == 5
 
 
 def test_new_catalog_stores_schema_version(catalog_path: Path) -> None:
     Catalog(str(catalog_path)).close()
 
-    assert _schema_version(catalog_path) == "4"
+    assert _schema_version(catalog_path) == "5"
 
 
 def test_new_catalog_creates_missing_folder(tmp_path: Path) -> None:
@@ -128,7 +128,7 @@ def test_reopen_keeps_schema_version(catalog_path: Path) -> None:
     Catalog(str(catalog_path)).close()
     Catalog(str(catalog_path)).close()
 
-    assert _schema_version(catalog_path) == "4"
+    assert _schema_version(catalog_path) == "5"
 
 
 def test_other_schema_version_raises(catalog_path: Path) -> None:
@@ -260,7 +260,7 @@ def test_version_one_catalog_is_migrated(catalog_path: Path) -> None:
 
     Catalog(str(catalog_path)).close()
 
-    assert _schema_version(catalog_path) == "4"
+    assert _schema_version(catalog_path) == "5"
     connection = duckdb.connect(str(catalog_path), read_only=True)
     columns = [row[0] for row in connection.execute("DESCRIBE runs").fetchall()]
     file_columns = [row[0] for row in connection.execute("DESCRIBE files").fetchall()]
@@ -281,7 +281,7 @@ def test_version_two_catalog_is_migrated(catalog_path: Path) -> None:
 
     Catalog(str(catalog_path)).close()
 
-    assert _schema_version(catalog_path) == "4"
+    assert _schema_version(catalog_path) == "5"
     connection = duckdb.connect(str(catalog_path), read_only=True)
     columns = [row[0] for row in connection.execute("DESCRIBE aggregated_tables").fetchall()]
     tables = [row[0] for row in connection.execute("SHOW TABLES").fetchall()]
@@ -303,7 +303,7 @@ def test_version_three_catalog_is_migrated(catalog_path: Path) -> None:
 
     Catalog(str(catalog_path)).close()
 
-    assert _schema_version(catalog_path) == "4"
+    assert _schema_version(catalog_path) == "5"
     connection = duckdb.connect(str(catalog_path), read_only=True)
     columns = [row[0] for row in connection.execute("DESCRIBE tokens").fetchall()]
     tables = [row[0] for row in connection.execute("SHOW TABLES").fetchall()]
@@ -312,6 +312,36 @@ def test_version_three_catalog_is_migrated(catalog_path: Path) -> None:
     assert "refresh_expire_datetime" in columns
     assert "access_seconds" in columns
     assert "project_access" in tables
+
+
+def test_version_four_catalog_is_migrated(catalog_path: Path) -> None:
+    catalog = Catalog(str(catalog_path))
+    catalog.store.write(
+        lambda connection: connection.execute(
+            "INSERT INTO runs (id, workflow_id, run_tag) VALUES ('r1', 'w1', 'run_1')"
+        )
+    )
+    catalog.close()
+    connection = duckdb.connect(str(catalog_path))
+    for table in ("runs", "files"):
+        for column in ("origin", "document"):
+            connection.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    connection.execute("DROP TABLE external_tables")
+    connection.close()
+    _set_schema_version(catalog_path, "4")
+
+    Catalog(str(catalog_path)).close()
+
+    assert _schema_version(catalog_path) == "5"
+    connection = duckdb.connect(str(catalog_path), read_only=True)
+    origins = connection.execute("SELECT origin FROM runs").fetchall()
+    file_columns = [row[0] for row in connection.execute("DESCRIBE files").fetchall()]
+    tables = [row[0] for row in connection.execute("SHOW TABLES").fetchall()]
+    connection.close()
+    # Runs stored before version 5 were all found by scans.
+    assert origins == [("scan",)]
+    assert file_columns[-2:] == ["origin", "document"]
+    assert "external_tables" in tables
 
 
 def test_absent_pandas_fails_before_path_search() -> None:
