@@ -1,7 +1,7 @@
 """Request and response bodies of the routes that clients use to register projects, runs and files.
 
 Field names follow Depictio's v1 models (WorkflowRun, File and their batch requests), so
-the Depictio CLI's payloads decode unchanged; an unknown field is rejected with its name.
+the Depictio CLI's payloads decode unchanged. An unknown field is rejected with its name.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import msgspec
 
 from config.ids import OBJECT_ID
 
-# The most records one request may register or delete; the Depictio CLI sends 1,000 at a time.
+# The maximum number of records one request may register or delete; the Depictio CLI sends 1,000 at a time.
 MAX_BATCH = 5000
 
 ObjectId = Annotated[str, msgspec.Meta(pattern=OBJECT_ID.pattern, description="24 hexadecimal characters")]
@@ -89,7 +89,7 @@ class FileIdsIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class UpsertOut(msgspec.Struct, kw_only=True):
-    """What an upsert did, in Depictio's words: records inserted, updated, and already there."""
+    """Counts of an upsert, in Depictio's words: records inserted, updated, and already there."""
 
     success: bool
     message: str
@@ -109,7 +109,7 @@ class DeletedOut(msgspec.Struct, kw_only=True):
 
 
 class ProjectActionOut(msgspec.Struct, kw_only=True):
-    """The answer to a project create, update or delete: Depictio clients read `success`."""
+    """The response to a project create, update or delete: Depictio clients read `success`."""
 
     success: bool
     message: str

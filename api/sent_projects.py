@@ -17,9 +17,9 @@ from config import ConfigError, Permissions, Project, load_project_document
 def checked_project(catalog: Catalog, user: UserRecord, body: Any, client_roots: list[str]) -> Project:
     """Return the project of a request body, checked as a project file is; raise a 4xx error otherwise.
 
-    Members of its permissions must be existing users; a caller who is not an
-    administrator becomes an owner when the body does not list them, and may place the
-    workflow locations only under `client_roots`.
+    Members of its permissions must be existing users. A caller who is not an
+    administrator becomes an owner when the body does not list them. Such a caller may
+    place the workflow locations only under `client_roots`.
     """
     try:
         project = load_project_document(body)
@@ -43,7 +43,7 @@ def _permissions(catalog: Catalog, user: UserRecord, sent: Permissions | None) -
         group_viewers=list(sent.group_viewers),
     )
     if (not user.is_admin or not requested.owners) and not any(_names(entry, user) for entry in requested.owners):
-        # The creator owns the project, and holds no second role in it.
+        # The creator owns the project and has no second role in it.
         requested.owners.append(user.id)
         requested.editors = [entry for entry in requested.editors if not _names(entry, user)]
         requested.viewers = [entry for entry in requested.viewers if not _names(entry, user)]

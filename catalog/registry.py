@@ -27,7 +27,7 @@ MAX_SCAN_RESULTS = 50
 
 
 class UpsertCounts(msgspec.Struct, kw_only=True):
-    """What an upsert did: new records, records replaced, and records left as they were."""
+    """Counts of an upsert: new records, records replaced, and records left as they were."""
 
     inserted: int = 0
     updated: int = 0

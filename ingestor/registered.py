@@ -1,10 +1,10 @@
 """Check the files that clients registered against the disk, for projects sent over the API.
 
 A project sent over the API is fed by its clients: its runs and files are the ones they
-register. depictiod reads each registered file from its location, and each check here
-records what changed since the last one: a file rewritten is read again, a file that
-vanished is marked failed (its rows leave the table until it returns), a file outside the
-workflow's locations is never read.
+register. depictiod reads each registered file from its location. Each check records what
+changed since the last one. A file rewritten is read again. A file that vanished is marked
+failed, and its rows leave the table until it returns. A file outside the workflow's
+locations is never read.
 """
 
 from __future__ import annotations
