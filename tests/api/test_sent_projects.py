@@ -390,6 +390,28 @@ def test_run_tag_of_another_run_is_409(client: TestClient, admin: dict[str, str]
     assert again.json()["existing_count"] == 1
 
 
+def test_file_naming_a_run_of_another_workflow_is_409(client: TestClient, admin: dict[str, str], lab: Path) -> None:
+    assert create(client, admin, project_document(lab)).status_code == 200
+    register_runs(client, admin, lab)
+    other = project_document(lab, id="7a00000000000000000000e1", name="Other lab project")
+    workflow = other["workflows"][0]
+    workflow["id"] = "7a00000000000000000000e2"
+    workflow["data_collections"][0]["id"] = "7a00000000000000000000e3"
+    assert create(client, admin, other).status_code == 200
+    stray = file_document(
+        lab,
+        "run_1",
+        "7d00000000000000000000e4",
+        "7c0000000000000000000001",
+        data_collection_id="7a00000000000000000000e3",
+    )
+
+    response = client.post(f"{API}/files/upsert_batch", json={"files": [stray]}, headers=admin)
+
+    assert response.status_code == 409
+    assert "files[0].run_id" in response.json()["detail"]
+
+
 def test_run_of_a_workflow_the_caller_may_not_change(client: TestClient, admin: dict[str, str], lab: Path) -> None:
     assert create(client, admin, project_document(lab)).status_code == 200
     stranger = add_user(client, "stranger@example.org", PASSWORD)
