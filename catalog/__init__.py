@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from catalog.build import BuildRequest, BuildResult, FileResult
+from catalog.dashboards import DashboardChanges, DashboardRecord, DashboardRepository
 from catalog.errors import CatalogError, ConflictError, NotFoundError, SchemaVersionError
 from catalog.projects import ProjectRepository
 from catalog.readers import FORMATS, SourceFile
@@ -40,6 +41,7 @@ class Catalog:
         self.users = UserRepository(self.store)
         self.tokens = TokenRepository(self.store)
         self.scans = ScanRepository(self.store)
+        self.dashboards = DashboardRepository(self.store)
         try:
             self.tables.drop_scratch_tables()
         except BaseException:
@@ -65,6 +67,8 @@ __all__ = [
     "CollectionRecord",
     "ColumnSpec",
     "ConflictError",
+    "DashboardChanges",
+    "DashboardRecord",
     "DriftNote",
     "FileRecord",
     "FileResult",
