@@ -47,7 +47,7 @@ class ImportOptions:
 class ImportOutcome:
     status: str
     dashboard: DashboardRecord
-    # The child tabs of a multi-tab file after the import; None for a file of one dashboard.
+    # The child tabs of a multi-tab file after the import, or None for a file of one dashboard.
     tabs: list[DashboardRecord] | None = None
     tabs_added: int | None = None
 
@@ -63,7 +63,7 @@ class ImportPlan:
     changes: DashboardChanges = field(default_factory=DashboardChanges)
 
     def single(self, existing: list[DashboardRecord], spec: DashboardSpec) -> tuple[DashboardChanges, ImportOutcome]:
-        """Plan the import of a file that holds one dashboard, a main dashboard or a child tab."""
+        """Plan the import of a file that contains one dashboard, a main dashboard or a child tab."""
         if self.options.main_title and not spec.is_main_tab:
             raise ClientException(
                 f"main_title titles a main dashboard, but {spec.title!r} is a child tab; import it without main_title"
@@ -76,6 +76,12 @@ class ImportPlan:
             parent = self._parent(existing, spec)
             candidates = [record for record in existing if record.parent_id == parent.id]
         target = self._target(existing, candidates, spec.title, self.options.source_key)
+        # A source_key found by key may name a main dashboard, which a tab must not replace.
+        if parent is not None and target is not None and target.is_main_tab:
+            raise invalid(
+                f"tab {spec.title!r} would replace the main dashboard {target.title!r} ({target.id}); "
+                "import the tab under another source_key"
+            )
 
         if self.options.keep and target is not None:
             return self.changes, ImportOutcome("kept", self._keep(target))
@@ -147,7 +153,7 @@ class ImportPlan:
     def _add_missing_tabs(
         self, main: DashboardRecord, family: list[DashboardRecord], tabs: list[DashboardSpec]
     ) -> list[DashboardRecord]:
-        """Keep each tab that the family has; add the file's other tabs after its last one."""
+        """Keep each tab that the family has, and add the file's other tabs after its last one."""
         next_order = max((tab.tab_order for tab in family), default=0) + 1
         added = []
         for tab in tabs:
@@ -182,7 +188,7 @@ class ImportPlan:
     def _target(
         self, existing: list[DashboardRecord], candidates: list[DashboardRecord], title: str, source_key: str | None
     ) -> DashboardRecord | None:
-        """Return the dashboard that an import replaces or keeps; raise ConflictError when it may do neither."""
+        """Return the dashboard that an import replaces or keeps, or raise ConflictError when it may do neither."""
         by_key = next((record for record in existing if source_key and record.source_key == source_key), None)
         if self.options.overwrite or self.options.keep:
             if by_key is not None:
@@ -318,7 +324,7 @@ def plan_save(
 
 
 def plan_delete(existing: list[DashboardRecord], dashboard_id: str) -> tuple[DashboardChanges, list[str]]:
-    """Plan the delete of a dashboard and, for a main dashboard, of its child tabs; return the tabs' ids."""
+    """Plan the delete of a dashboard and of a main dashboard's child tabs, and return the tabs' ids."""
     if not any(record.id == dashboard_id for record in existing):
         raise NotFoundError("dashboard", dashboard_id)
     tabs = [record.id for record in existing if record.parent_id == dashboard_id]

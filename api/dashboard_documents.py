@@ -21,11 +21,11 @@ from catalog import DashboardRecord
 from config import Project
 
 # Bounds on a document once parsed. YAML aliases can repeat one node many times, so a
-# small file may still expand to a huge document; these reject it before it is stored.
+# small file may still expand to a huge document. These bounds reject it before it is stored.
 MAX_DOCUMENT_NODES = 500_000
 MAX_DOCUMENT_DEPTH = 64
 MAX_TITLE_LENGTH = 500
-# References listed in one error message; the count of the rest follows.
+# References listed in one error message. The message gives the count of the others.
 MAX_LISTED_PROBLEMS = 10
 
 # Fields that depictiod sets itself. A client's values for them are not stored with the
@@ -55,7 +55,7 @@ MANAGED_FIELDS = frozenset(
         "inherited_category_colors",
     }
 )
-# Fields of a viewer component (`stored_metadata`) that hold ids of one project; a YAML
+# Fields of a viewer component (`stored_metadata`) that contain ids of one project. A YAML
 # export names the data by tags instead.
 _COMPONENT_ID_FIELDS = frozenset({"index", "wf_id", "dc_id", "dc_config", "wf_tag", "project_id"})
 
@@ -77,7 +77,7 @@ class YamlImport:
 
     project_tag: str | None
     main: DashboardSpec
-    # None for a file of one dashboard; the tabs of `main_dashboard` otherwise.
+    # The tabs of `main_dashboard`, or None for a file of one dashboard.
     tabs: list[DashboardSpec] | None = None
 
 
@@ -126,7 +126,7 @@ def parse_yaml(body: bytes) -> YamlImport:
 
 
 def dashboard_spec(mapping: dict[str, Any], where: str, in_family: bool = False) -> DashboardSpec:
-    """Read one dashboard's title, tab fields and content; `where` names it in error messages.
+    """Read one dashboard's title, tab fields and content. `where` names it in error messages.
 
     In a multi-tab file the tab fields come from the file's structure, so those of each
     dashboard are ignored.
@@ -207,10 +207,10 @@ def _json_value(value: Any, depth: int, budget: list[int]) -> Any:
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, bytes):
-        raise invalid("the document contains binary data (!!binary); dashboards hold text only")
+        raise invalid("the document contains binary data (!!binary); dashboards contain text only")
     if value is None or isinstance(value, str | int | float | bool):
         return value
-    raise invalid(f"the document contains a value of type {type(value).__name__}, which JSON cannot hold")
+    raise invalid(f"the document contains a value of type {type(value).__name__}, which JSON cannot represent")
 
 
 def _json_key(key: Any) -> str:
@@ -366,7 +366,7 @@ def rebind_collection_ids(definition: dict[str, Any], index: CollectionIndex) ->
 
     A JSON export names collections by the ids of the project it came from. A component
     whose `dc_id` is not one of this project's, but whose tags name one of its
-    collections, takes that collection's id; any other component stays as it is.
+    collections, takes that collection's id. Any other component stays as it is.
     """
     stored = definition.get("stored_metadata")
     if not isinstance(stored, list):

@@ -31,7 +31,7 @@ class DashboardRecord(msgspec.Struct, kw_only=True, frozen=True):
     creation_time: datetime
     # Incremented by every save or import that replaces the dashboard.
     version: int = 1
-    # A main dashboard has child tabs; a child tab names its main dashboard in parent_id.
+    # A main dashboard may have child tabs, and a child tab names its main dashboard in parent_id.
     is_main_tab: bool = True
     parent_id: str | None = None
     tab_order: int = 0

@@ -30,6 +30,7 @@ from api.dashboard_changes import (
     plan_save,
 )
 from api.dashboard_documents import (
+    MAX_TITLE_LENGTH,
     CollectionIndex,
     check_references,
     collection_refs,
@@ -230,7 +231,7 @@ class DashboardController(Controller):
             "project named by the file's `project_tag` (or `main_dashboard.project_tag`). A dashboard the "
             "project has, found by `source_key` and then by title, is a conflict (409) unless `existing` is "
             "`replace` (or `overwrite` is true) or `keep`. Every data collection named must be one of the "
-            "project's (400 otherwise). `status` says what happened: created, replaced or kept."
+            "project's (400 otherwise). `status` is what the import did: created, replaced or kept."
         ),
     )
     def import_yaml(
@@ -252,6 +253,8 @@ class DashboardController(Controller):
             str | None, QueryParameter(description="the source_key of a child tab's main dashboard")
         ] = None,
     ) -> ImportOut:
+        if main_title is not None and len(main_title) > MAX_TITLE_LENGTH:
+            raise invalid(f"main_title has {len(main_title)} characters; the maximum is {MAX_TITLE_LENGTH}")
         parsed = parse_yaml(body)
         project = _named_project(access, project_id, parsed.project_tag, "project_tag")
         specs = [parsed.main, *(parsed.tabs or [])]
