@@ -474,3 +474,21 @@ def test_project_from_a_file_is_not_changed_over_the_api(tmp_path: Path) -> None
         assert upsert.status_code == 200
         assert upsert.json()["existing_count"] == 1
         assert client.get(f"{API}/files/list/{collection}", headers=headers).json() == files_before
+
+
+def test_sent_project_is_ingested_again_after_a_restart(tmp_path: Path, lab: Path) -> None:
+    environ = {"DEPICTIO_INGEST_CLIENT_ROOTS": str(lab.parent), "DEPICTIO_INGEST_SETTLE_SECONDS": "0"}
+    service = tmp_path / "restarted"
+    service.mkdir()
+    with app_without_projects(service, environ) as first:
+        headers = login(first, ADMIN, ADMIN_PASSWORD)
+        assert create(first, headers, project_document(lab)).status_code == 200
+        register_runs(first, headers, lab)
+        wait_for_rows(first, headers, 3)
+    (lab / "run_1" / "measures.csv").write_text("id,label\n1,a\n")
+
+    with app_without_projects(service, environ) as second:
+        headers = login(second, ADMIN, ADMIN_PASSWORD)
+        wait_for_rows(second, headers, 2)
+        runs = second.get(f"{API}/runs/list/{IDS['workflow']}", headers=headers).json()
+        assert [run["run_tag"] for run in runs] == ["run_1", "run_2"]
