@@ -5,6 +5,7 @@ from api.controllers.cli import CLIController
 from api.controllers.datacollections import DataCollectionController
 from api.controllers.deltatables import DeltaTableController
 from api.controllers.files import FileController
+from api.controllers.monitoring import MonitoringController
 from api.controllers.projects import ProjectController
 from api.controllers.runs import RunController
 from api.controllers.scans import ScanController
@@ -19,6 +20,7 @@ CONTROLLERS = [
     DataCollectionController,
     DeltaTableController,
     FileController,
+    MonitoringController,
     ProjectController,
     RunController,
     ScanController,

@@ -67,6 +67,7 @@ MISSING_OBJECT = {
     "engine": "python",
     "data_collection_id": "f" * 24,
     "run_id": "f" * 24,
+    "ingestion_id": "no-such-ingestion",
     "is_public": "false",
     "is_admin": "false",
 }
@@ -109,12 +110,27 @@ class Case:
     # For routes that delete or consume their object: makes a fresh one in the target
     # project before each call and returns its ids, which override the target's.
     prepare: Callable[[World, str], dict[str, str]] | None = None
+    # The row of EXPECTED to use when it is not the rule's own row.
+    row: str | None = None
 
 
 def _permissions_body(target: dict[str, str], target_name: str) -> dict[str, Any]:
     return {"project_id": target["project_id"], "permissions": PERMISSIONS[target_name]}
 
 
+def _start_ingestion(world: World, target_name: str) -> dict[str, str]:
+    """Start a client ingestion as the owner of the target project, for the step and finish rows."""
+    response = world.client.post(
+        f"{API}/monitoring/ingestion/start",
+        json={"command": "ingest", "project_id": world.targets[target_name]["project_id"]},
+        headers=world.headers["owner"],
+    )
+    assert response.status_code == 200, response.text
+    return {"ingestion_id": response.json()["run_id"]}
+
+
+STEP = {"step": {"name": "scan", "status": "running"}, "current_step": "scan"}
+FINISH = {"status": "success", "steps": [{"name": "scan", "status": "success"}]}
 DOCS_PAGE = Case("public", names_object=False)
 CASES: dict[tuple[str, str], Case] = {
     ("GET", "/health"): Case("public", names_object=False),
@@ -166,6 +182,16 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", f"{API}/workflows/get/from_args"): Case("read", query={"name": "{workflow_name}", "engine": "{engine}"}),
     ("GET", f"{API}/workflows/get_tag_from_id/{{workflow_id:str}}"): Case("read"),
     ("GET", f"{API}/datacollections/get_tag_from_id/{{data_collection_id:str}}"): Case("read"),
+    # A first ingest names a project that does not exist yet: any signed-in user may start one.
+    ("POST", f"{API}/monitoring/ingestion/start"): Case(
+        "signed_in", body=lambda _target, name: {"command": "ingest", "project_name": f"new {name}"}, names_object=False
+    ),
+    ("POST", f"{API}/monitoring/ingestion/{{ingestion_id:str}}/step"): Case(
+        "signed_in", body=lambda *_: STEP, prepare=_start_ingestion, row="starter"
+    ),
+    ("POST", f"{API}/monitoring/ingestion/{{ingestion_id:str}}/finish"): Case(
+        "signed_in", body=lambda *_: FINISH, prepare=_start_ingestion, row="starter"
+    ),
     ("GET", f"{API}/runs/list/{{workflow_id:str}}"): Case("read"),
     ("GET", f"{API}/runs/get/{{run_id:str}}"): Case("read"),
     ("GET", f"{API}/files/list/{{data_collection_id:str}}"): Case("read"),
@@ -210,6 +236,8 @@ EXPECTED: dict[str, tuple[int, ...]] = {
     "read list": (OK, OK, OK, OK, OK, PUBLIC_READ, OK, PUBLIC_READ, OK),
     "write": (OK, OK, OK, 403, 404, 401, 403, 401, 404),
     "manage": (OK, OK, 403, 403, 404, 401, 403, 401, 404),
+    # Routes of an object that only the user who made it (here the owner) and administrators see.
+    "starter": (OK, OK, 404, 404, 404, 401, 404, 401, 404),
 }
 
 
@@ -232,7 +260,7 @@ def case_for(method: str, path: str) -> Case:
 
 
 def expected_status(case: Case, column: str, public_read: bool) -> int:
-    row = "read list" if case.rule == "read" and not case.names_object else case.rule
+    row = case.row or ("read list" if case.rule == "read" and not case.names_object else case.rule)
     status = EXPECTED[row][list(COLUMNS).index(column)]
     if status == PUBLIC_READ:
         return case.ok if public_read else 401
