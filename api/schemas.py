@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from api.external_table_schemas import ExternalTableOut
 from api.monitoring_schemas import ClientIngestionOut
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -363,6 +364,8 @@ class DeltaTableDocument(msgspec.Struct, kw_only=True, rename={"id": "_id"}):
     description: str | None = None
     flexible_metadata: dict[str, Any] | None = None
     hash: str | None = None
+    # The newest table that a client reported writing elsewhere (POST /deltatables/upsert).
+    external_table: ExternalTableOut | None = None
 
 
 class ShapeOut(msgspec.Struct, kw_only=True):

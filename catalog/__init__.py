@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from catalog.build import BuildRequest, BuildResult, FileResult
 from catalog.errors import CatalogError, ConflictError, NotFoundError, SchemaVersionError
+from catalog.external_tables import ExternalTableRecord, ExternalTableRepository
 from catalog.projects import ProjectRepository
 from catalog.readers import FORMATS, SourceFile
 from catalog.records import (
@@ -40,6 +41,7 @@ class Catalog:
         self.users = UserRepository(self.store)
         self.tokens = TokenRepository(self.store)
         self.scans = ScanRepository(self.store)
+        self.external_tables = ExternalTableRepository(self.store)
         try:
             self.tables.drop_scratch_tables()
         except BaseException:
@@ -66,6 +68,7 @@ __all__ = [
     "ColumnSpec",
     "ConflictError",
     "DriftNote",
+    "ExternalTableRecord",
     "FileRecord",
     "FileResult",
     "NotFoundError",

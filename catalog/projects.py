@@ -207,4 +207,5 @@ def _delete_collection_data(connection: Connection, collection_id: str) -> None:
     connection.execute("DELETE FROM files WHERE data_collection_id = ?", [collection_id])
     connection.execute("DELETE FROM aggregated_tables WHERE data_collection_id = ?", [collection_id])
     connection.execute("DELETE FROM column_specs WHERE data_collection_id = ?", [collection_id])
+    connection.execute("DELETE FROM external_tables WHERE data_collection_id = ?", [collection_id])
     connection.execute(f'DROP TABLE IF EXISTS {DATA_SCHEMA}."dc_{collection_id}"')

@@ -129,6 +129,12 @@ def _start_ingestion(world: World, target_name: str) -> dict[str, str]:
     return {"ingestion_id": response.json()["run_id"]}
 
 
+def _rebuild_table(world: World, target_name: str) -> dict[str, str]:
+    """Rebuild the target collection's table, which the previous call may have deleted."""
+    world.client.app.state.ingestor.rescan_workflow(world.targets[target_name]["workflow_id"], trigger="api")
+    return {}
+
+
 STEP = {"step": {"name": "scan", "status": "running"}, "current_step": "scan"}
 FINISH = {"status": "success", "steps": [{"name": "scan", "status": "success"}]}
 DOCS_PAGE = Case("public", names_object=False)
@@ -192,6 +198,15 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", f"{API}/monitoring/ingestion/{{ingestion_id:str}}/finish"): Case(
         "signed_in", body=lambda *_: FINISH, prepare=_start_ingestion, row="starter"
     ),
+    ("POST", f"{API}/deltatables/upsert"): Case(
+        "write",
+        body=lambda target, _name: {
+            "data_collection_id": target["data_collection_id"],
+            "delta_table_location": "s3://matrix-bucket/table",
+            "update": True,
+        },
+    ),
+    ("DELETE", f"{API}/deltatables/delete/{{data_collection_id:str}}"): Case("write", prepare=_rebuild_table),
     ("GET", f"{API}/runs/list/{{workflow_id:str}}"): Case("read"),
     ("GET", f"{API}/runs/get/{{run_id:str}}"): Case("read"),
     ("GET", f"{API}/files/list/{{data_collection_id:str}}"): Case("read"),
