@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.access import format_time
+from api.monitoring import ingestion_out, stored_ingestion
 from api.schemas import (
     CollectionStatus,
     DriftOut,
@@ -19,13 +20,16 @@ from api.schemas import (
     IngestionRunOut,
     IngestionSummaryOut,
 )
-from catalog import Catalog, ProjectRecord, ScanReport, TableRecord
+from catalog import Catalog, ProjectRecord, ScanReport, TableRecord, utc_now
 from config import DataCollection
 from ingestor import TABLE_TYPES
 
 # A collection lists this many failed files at most, so a broken run of thousands of files
 # keeps the report small; `files_failed` counts them all.
 MAX_FAILURES_LISTED = 100
+
+# Client ingestions listed in a report, newest first.
+CLIENT_INGESTIONS_LISTED = 10
 
 # Statuses that make a required collection a warning in the summary's `health`.
 _WARNING_STATUSES = ("found_zero", "waiting", "partial", "pending", "not_scanned")
@@ -46,13 +50,22 @@ def build_ingestion_report(catalog: Catalog, record: ProjectRecord) -> Ingestion
     collections += [_collection_out(catalog, item, None, None) for item in project.data_collections]
 
     newest = max(latest.values(), key=lambda report: report.finished_at, default=None)
+    triggered_by = str(newest.details.get("trigger", "schedule")) if newest is not None else None
+    client_reports = catalog.scans.latest_client(record.id, CLIENT_INGESTIONS_LISTED)
+    client_finished = [stored_ingestion(report).finished_at for report in client_reports]
+    last_client = max((time for time in client_finished if time is not None), default=None)
+    if last_client is not None and (newest is None or last_client > newest.finished_at):
+        triggered_by = "client"
+    now = utc_now()
+    client_ingestions = [ingestion_out(report, now) for report in client_reports]
     return IngestionReportOut(
         project=IngestionReportProjectOut(id=record.id, name=record.name, project_type=project.project_type),
-        triggered_by=str(newest.details.get("trigger", "schedule")) if newest is not None else None,
+        triggered_by=triggered_by,
         data_collections=collections,
         runs=runs,
         summary=_summary(collections, runs),
         scanned_at=format_time(newest.finished_at) if newest is not None else None,
+        client_ingestions=client_ingestions,
     )
 
 

@@ -11,6 +11,9 @@ from typing import Any, Literal
 
 import msgspec
 
+from api.external_table_schemas import ExternalTableOut
+from api.monitoring_schemas import ClientIngestionOut
+
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
@@ -361,6 +364,8 @@ class DeltaTableDocument(msgspec.Struct, kw_only=True, rename={"id": "_id"}):
     description: str | None = None
     flexible_metadata: dict[str, Any] | None = None
     hash: str | None = None
+    # The newest table that a client reported writing elsewhere (POST /deltatables/upsert).
+    external_table: ExternalTableOut | None = None
 
 
 class ShapeOut(msgspec.Struct, kw_only=True):
@@ -438,12 +443,13 @@ class ScanCollectionOut(msgspec.Struct, kw_only=True):
 
 
 class ScanReportOut(msgspec.Struct, kw_only=True):
-    """One scan of one workflow: what it found and changed, and the warnings it raised."""
+    """One scan of one workflow, or one ingestion that a client reported (trigger `client`)."""
 
     id: str
     project_id: str
-    workflow_id: str
-    # startup, schedule, event, overflow, watch-restart, api or command.
+    # None for a client ingestion, which covers the whole project.
+    workflow_id: str | None
+    # startup, schedule, event, overflow, watch-restart, api, command or client.
     trigger: str
     started_at: str
     finished_at: str
@@ -458,6 +464,8 @@ class ScanReportOut(msgspec.Struct, kw_only=True):
     collections: list[ScanCollectionOut]
     # True when the scan stopped at its reconcile deadline; its counts are then zero.
     timed_out: bool = False
+    # What the client reported, for trigger `client`.
+    ingestion: ClientIngestionOut | None = None
 
 
 class ScanPage(msgspec.Struct, kw_only=True):
@@ -574,10 +582,13 @@ class IngestionReportOut(msgspec.Struct, kw_only=True):
     """The latest ingestion state of a project, in the layout of Depictio's IngestionReport."""
 
     project: IngestionReportProjectOut
-    # The trigger of the newest scan: startup, schedule, event, api or command.
+    # The trigger of the newest scan: startup, schedule, event, api or command, or client
+    # when a client ingestion finished after it.
     triggered_by: str | None
     data_collections: list[IngestionCollectionOut]
     runs: list[IngestionRunOut]
     summary: IngestionSummaryOut
     # When the newest scan of the project's workflows finished.
     scanned_at: str | None
+    # The newest client ingestions of the project (at most 10), newest first.
+    client_ingestions: list[ClientIngestionOut] = msgspec.field(default_factory=list)

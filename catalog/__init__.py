@@ -5,6 +5,7 @@ from __future__ import annotations
 from catalog.build import BuildRequest, BuildResult, FileResult
 from catalog.dashboards import DashboardChanges, DashboardRecord, DashboardRepository
 from catalog.errors import CatalogError, ConflictError, NotFoundError, SchemaVersionError
+from catalog.external_tables import ExternalTableRecord, ExternalTableRepository
 from catalog.projects import ProjectRepository
 from catalog.readers import FORMATS, SourceFile
 from catalog.records import (
@@ -44,6 +45,7 @@ class Catalog:
         self.scans = ScanRepository(self.store)
         self.registry = Registry(self.store)
         self.dashboards = DashboardRepository(self.store)
+        self.external_tables = ExternalTableRepository(self.store)
         try:
             self.tables.drop_scratch_tables()
         except BaseException:
@@ -73,6 +75,7 @@ __all__ = [
     "DashboardRecord",
     "DeleteCounts",
     "DriftNote",
+    "ExternalTableRecord",
     "FileRecord",
     "FileResult",
     "NotFoundError",

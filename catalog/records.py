@@ -149,9 +149,13 @@ class TokenRecord(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class ScanReport(msgspec.Struct, kw_only=True, frozen=True):
+    """One scan of a workflow, or one ingestion that a client reported (`details.trigger` is `client`)."""
+
     id: str
-    project_id: str
-    workflow_id: str
+    # None for a client ingestion until its project exists and its starter may write it.
+    project_id: str | None
+    # None for a client ingestion, which covers the whole project.
+    workflow_id: str | None
     started_at: datetime
     finished_at: datetime
     runs: int

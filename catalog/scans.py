@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -11,6 +12,15 @@ from catalog.store import Connection, Store
 
 # Scan reports kept per workflow; older ones are deleted as new ones arrive.
 KEPT_PER_WORKFLOW = 1000
+# Client ingestions kept per user who started them and per project; older ones are deleted
+# as new ones arrive. Any signed-in user may start one, so the first bound is the one
+# that holds for ingestions of projects that do not exist.
+KEPT_CLIENT_PER_USER = 100
+KEPT_CLIENT_PER_PROJECT = 1000
+
+# Reports of client ingestions (see api.monitoring), and the user who started each.
+_IS_CLIENT = "json_extract_string(details, '$.trigger') = 'client'"
+_STARTED_BY = "json_extract_string(details, '$.ingestion.user_id')"
 
 _COLUMNS = (
     "id, project_id, workflow_id, started_at, finished_at, runs, files_total, files_new, "
@@ -24,11 +34,9 @@ class ScanRepository:
 
     def add(self, report: ScanReport) -> None:
         """Store a report, and drop the workflow's reports beyond the newest KEPT_PER_WORKFLOW."""
-        values = [getattr(report, name) for name in ScanReport.__struct_fields__]
-        values[-1] = msgspec.json.encode(report.details).decode()
 
         def work(connection: Connection) -> None:
-            connection.execute(f"INSERT INTO scan_reports ({_COLUMNS}) VALUES ({', '.join('?' * len(values))})", values)
+            _insert(connection, report)
             # A reconcile every 5 minutes adds about 100,000 reports a year per workflow.
             connection.execute(
                 "DELETE FROM scan_reports WHERE workflow_id = ? AND id IN ("
@@ -60,10 +68,60 @@ class ScanRepository:
 
         self._store.write(work)
 
-    def latest(self, project_id: str) -> list[ScanReport]:
-        """Return the newest report of each workflow of the project, in workflow id order."""
+    def add_client(self, report: ScanReport, user_id: str) -> None:
+        """Store a new client ingestion, and drop the oldest beyond the kept counts of its user and project."""
+
+        def work(connection: Connection) -> None:
+            _insert(connection, report)
+            _drop_old_client_reports(connection, user_id, report.project_id)
+
+        self._store.write(work)
+
+    def update_client(self, report_id: str, change: Callable[[ScanReport], ScanReport]) -> ScanReport | None:
+        """Replace a client ingestion by `change(current report)` in one transaction.
+
+        Returns the new report, or None when there is no client ingestion of that id. An
+        exception raised by `change` leaves the stored report as it was.
+        """
+
+        def work(connection: Connection) -> ScanReport | None:
+            row = connection.execute(
+                f"SELECT {_COLUMNS} FROM scan_reports WHERE id = ? AND {_IS_CLIENT}", [report_id]
+            ).fetchone()
+            if row is None:
+                return None
+            report = change(_scan_report(row))
+            connection.execute("DELETE FROM scan_reports WHERE id = ?", [report_id])
+            _insert(connection, report)
+            if report.project_id is not None:
+                _drop_old_client_reports(connection, None, report.project_id)
+            return report
+
+        return self._store.write(work)
+
+    def get_client(self, report_id: str) -> ScanReport | None:
+        row = self._store.query_one(f"SELECT {_COLUMNS} FROM scan_reports WHERE id = ? AND {_IS_CLIENT}", [report_id])
+        return _scan_report(row) if row is not None else None
+
+    def exists(self, report_id: str) -> bool:
+        return self._store.query_one("SELECT 1 FROM scan_reports WHERE id = ?", [report_id]) is not None
+
+    def latest_client(self, project_id: str, limit: int) -> list[ScanReport]:
+        """Return the project's newest client ingestions, newest first."""
         rows = self._store.query(
-            f"SELECT {_COLUMNS} FROM scan_reports WHERE project_id = ? "
+            f"SELECT {_COLUMNS} FROM scan_reports WHERE project_id = ? AND {_IS_CLIENT} "
+            "ORDER BY finished_at DESC, id LIMIT ?",
+            [project_id, limit],
+        )
+        return [_scan_report(row) for row in rows]
+
+    def latest(self, project_id: str) -> list[ScanReport]:
+        """Return the newest scan report of each workflow of the project, in workflow id order.
+
+        Client ingestions belong to no workflow and are left out.
+        """
+        rows = self._store.query(
+            f"SELECT {_COLUMNS} FROM scan_reports WHERE project_id = ? AND workflow_id IS NOT NULL "
             "QUALIFY row_number() OVER (PARTITION BY workflow_id ORDER BY finished_at DESC, id DESC) = 1 "
             "ORDER BY workflow_id",
             [project_id],
@@ -83,6 +141,27 @@ class ScanRepository:
             ).fetchall()
         reports = [_scan_report(row) for row in rows]
         return reports, int(total_row[0]) if total_row else 0
+
+
+def _insert(connection: Connection, report: ScanReport) -> None:
+    values = [getattr(report, name) for name in ScanReport.__struct_fields__]
+    values[-1] = msgspec.json.encode(report.details).decode()
+    connection.execute(f"INSERT INTO scan_reports ({_COLUMNS}) VALUES ({', '.join('?' * len(values))})", values)
+
+
+def _drop_old_client_reports(connection: Connection, user_id: str | None, project_id: str | None) -> None:
+    """Delete the client ingestions beyond the newest kept ones of the user and of the project."""
+    groups = []
+    if user_id is not None:
+        groups.append((_STARTED_BY, user_id, KEPT_CLIENT_PER_USER))
+    if project_id is not None:
+        groups.append(("project_id", project_id, KEPT_CLIENT_PER_PROJECT))
+    for column, value, keep_count in groups:
+        connection.execute(
+            f"DELETE FROM scan_reports WHERE id IN (SELECT id FROM scan_reports WHERE {_IS_CLIENT} AND {column} = ? "
+            "ORDER BY finished_at DESC, id DESC OFFSET ?)",
+            [value, keep_count],
+        )
 
 
 def _scan_report(row: tuple[object, ...]) -> ScanReport:

@@ -6,6 +6,7 @@ from api.controllers.dashboards import DashboardController
 from api.controllers.datacollections import DataCollectionController
 from api.controllers.deltatables import DeltaTableController
 from api.controllers.files import FileController
+from api.controllers.monitoring import MonitoringController
 from api.controllers.projects import ProjectController
 from api.controllers.runs import RunController
 from api.controllers.scans import ScanController
@@ -21,6 +22,7 @@ CONTROLLERS = [
     DataCollectionController,
     DeltaTableController,
     FileController,
+    MonitoringController,
     ProjectController,
     RunController,
     ScanController,

@@ -1,22 +1,36 @@
-"""`/deltatables`: the aggregated table of a data collection, under Depictio's names."""
+"""`/deltatables`: the aggregated table of a data collection, under Depictio's names.
+
+Clients that write their own copy of a table elsewhere (the Depictio CLI writes a Delta
+table to S3) report it with `POST /deltatables/upsert`. depictiod records the report and
+keeps serving its own table; `GET /deltatables/get/{id}` shows the newest report.
+"""
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Annotated, Any
 
-from litestar import Controller, get
+import msgspec
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, QueryParameter
+from litestar.exceptions import ClientException, NotFoundException
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api.access import Access, format_time
+from api.external_table_schemas import DeleteDeltaTableOut, ExternalTableOut, UpsertDeltaTableIn, UpsertDeltaTableOut
 from api.schemas import AggregationOut, ColumnSpecOut, DeltaTableDocument, DriftOut, PreviewOut, ShapeOut
-from catalog import TableSnapshot
+from catalog import ExternalTableRecord, TableSnapshot, utc_now
+from ingestor import Ingestor
+
+logger = logging.getLogger(__name__)
 
 MAX_PREVIEW_ROWS = 1000
+# An upsert lists the run tags of the write, one per run.
+MAX_UPSERT_BYTES = 4 * 1024 * 1024
 
 
 class DeltaTableController(Controller):
@@ -50,7 +64,105 @@ class DeltaTableController(Controller):
                 DriftOut(file_id=d.file_id, column=d.column, file_type=d.file_type, table_type=d.table_type)
                 for d in table.drift
             ],
+            external_table=_external_out(access.catalog.external_tables.latest(data_collection_id)),
         )
+
+    @post(
+        "/upsert",
+        status_code=200,
+        sync_to_thread=True,
+        opt={"access": "write"},
+        request_max_body_size=MAX_UPSERT_BYTES,
+        summary="Record a table that a client wrote elsewhere (editors, owners and administrators)",
+        description=(
+            "depictiod stores the report and keeps serving its own aggregated table of the collection; "
+            "it does not read the reported location. With `update` false, a collection that has a "
+            "report already gets 400."
+        ),
+    )
+    def upsert(self, access: NamedDependency[Access], data: JSONBody[UpsertDeltaTableIn]) -> UpsertDeltaTableOut:
+        user = access.signed_in_user()
+        collection, _ = access.collection(data.data_collection_id)
+        if not data.update and access.catalog.external_tables.latest(collection.id) is not None:
+            raise ClientException(
+                f"update: data collection {collection.id!r} has a reported table already; "
+                "send update true to record the new one"
+            )
+
+        document: dict[str, Any] = msgspec.to_builtins(data)
+        access.catalog.external_tables.add(
+            ExternalTableRecord(
+                data_collection_id=collection.id,
+                location=data.delta_table_location,
+                size_bytes=data.deltatable_size_bytes,
+                version=data.delta_version,
+                rows_total=data.rows_total,
+                write_mode=data.write_mode,
+                document=document,
+                recorded_by=user.id,
+                recorded_at=utc_now(),
+            )
+        )
+        logger.info(
+            "recorded table of data collection %s written by user %s at %s: version %s, %s rows",
+            collection.id,
+            user.id,
+            data.delta_table_location,
+            data.delta_version,
+            data.rows_total,
+        )
+        return UpsertDeltaTableOut(
+            result="success",
+            message=(
+                f"table of data collection {collection.collection.data_collection_tag!r} at "
+                f"{data.delta_table_location!r} recorded; depictiod keeps serving its own aggregated table"
+            ),
+        )
+
+    @delete(
+        "/delete/{data_collection_id:str}",
+        status_code=200,
+        sync_to_thread=True,
+        opt={"access": "write"},
+        summary="Drop the aggregated table and the reported tables of a collection (editors, owners and administrators)",
+        description=(
+            "The collection's files stay registered, so the next scan rebuilds its table. When "
+            "depictiod scans the collection's workflow, it starts that scan right after the response."
+        ),
+    )
+    def delete_table(
+        self, request: Request[Any, Any, Any], access: NamedDependency[Access], data_collection_id: FromPath[str]
+    ) -> Response[DeleteDeltaTableOut]:
+        collection, _ = access.collection(data_collection_id)
+        table = access.catalog.tables.get(collection.id)
+        reports = access.catalog.external_tables.delete(collection.id)
+        if table is None and reports == 0:
+            raise NotFoundException(f"data collection {collection.id!r} has no aggregated table and no reported table")
+        if table is not None:
+            access.catalog.tables.drop(collection.id)
+
+        ingestor: Ingestor | None = getattr(request.app.state, "ingestor", None)
+        scanned = ingestor is not None and _scans_workflow(ingestor, collection.workflow_id)
+        logger.info(
+            "dropped the table of data collection %s (%s) and %d reported tables; rescan requested: %s",
+            collection.collection.data_collection_tag,
+            collection.id,
+            reports,
+            scanned,
+        )
+        body = DeleteDeltaTableOut(
+            message=(
+                f"table of data collection {collection.collection.data_collection_tag!r} deleted; its files "
+                "stay registered, so the next scan rebuilds it"
+            ),
+            table_dropped=table is not None,
+            external_reports_deleted=reports,
+            rescan_requested=scanned and table is not None,
+        )
+        if not body.rescan_requested:
+            return Response(body)
+        assert ingestor is not None and collection.workflow_id is not None
+        return Response(body, background=BackgroundTask(_rescan, ingestor, collection.workflow_id))
 
     @get(
         "/specs/{data_collection_id:str}",
@@ -101,6 +213,41 @@ def _snapshot(access: Access, collection_id: str, preview_rows: int = 0) -> Tabl
     if snapshot is None:
         raise NotFoundException(f"data collection {collection_id!r} has no aggregated table yet")
     return snapshot
+
+
+def _external_out(record: ExternalTableRecord | None) -> ExternalTableOut | None:
+    if record is None:
+        return None
+    document = record.document
+    return ExternalTableOut(
+        location=record.location,
+        size_bytes=record.size_bytes,
+        delta_version=record.version,
+        delta_commit_timestamp=document.get("delta_commit_timestamp"),
+        write_mode=record.write_mode,
+        rows_total=record.rows_total,
+        rows_added=document.get("rows_added"),
+        run_tags=list(document.get("run_tags", [])),
+        ingestion_run_id=document.get("ingestion_run_id"),
+        trigger=document.get("trigger"),
+        recorded_by=record.recorded_by,
+        recorded_at=format_time(record.recorded_at) or "",
+    )
+
+
+def _scans_workflow(ingestor: Ingestor, workflow_id: str | None) -> bool:
+    """Tell whether the ingestor scans this workflow: it belongs to a configured project."""
+    return any(workflow.id == workflow_id for project in ingestor.projects for workflow in project.workflows)
+
+
+def _rescan(ingestor: Ingestor, workflow_id: str) -> None:
+    """Rescan a workflow after the response was sent, logging a failure instead of raising it."""
+    try:
+        ingestor.rescan_workflow(workflow_id, trigger="api")
+    except Exception:
+        logger.exception(
+            "rescan of workflow %s after a table deletion failed; the next reconcile rebuilds the table", workflow_id
+        )
 
 
 def _specs(snapshot: TableSnapshot) -> list[ColumnSpecOut]:

@@ -10,8 +10,9 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, QueryParameter
 
 from api.access import Access, format_time
+from api.monitoring import ingestion_out, is_client_ingestion
 from api.schemas import IngestionFailureOut, ScanCollectionOut, ScanPage, ScanReportOut, ScanTriggerOut
-from catalog import ScanReport
+from catalog import ScanReport, utc_now
 from ingestor import Ingestor
 from ingestor.scan import collection_status
 
@@ -77,6 +78,8 @@ class ScanController(Controller):
 
 def _report_out(report: ScanReport) -> ScanReportOut:
     details = report.details
+    # Reports are listed by project, so each one listed has its project.
+    assert report.project_id is not None
     return ScanReportOut(
         id=report.id,
         project_id=report.project_id,
@@ -122,4 +125,5 @@ def _report_out(report: ScanReport) -> ScanReportOut:
             )
             for item in details.get("collections", [])
         ],
+        ingestion=ingestion_out(report, utc_now()) if is_client_ingestion(report) else None,
     )

@@ -44,6 +44,8 @@ PRIVATE_PROJECT = {
     "project_id": "6a0001000000000000000001",
     "project_name": "Palmer penguins (bundled example)",
     "workflow_id": "6a0001000000000000000002",
+    "workflow_name": "penguin_species_analysis",
+    "engine": "python",
     "data_collection_id": "6a0001000000000000000003",
     "workflow_tag": "python/penguin_species_analysis",
     "data_collection_tag": "physical_features",
@@ -55,6 +57,8 @@ PUBLIC_PROJECT = {
     "project_id": "6a0002000000000000000001",
     "project_name": "Iris (bundled example)",
     "workflow_id": "6a0002000000000000000002",
+    "workflow_name": "iris_workflow",
+    "engine": "python",
     "data_collection_id": "6a0002000000000000000003",
     "workflow_tag": "python/iris_workflow",
     "data_collection_tag": "iris_table",
@@ -65,10 +69,13 @@ MISSING_OBJECT = {
     "project_id": "f" * 24,
     "project_name": "no such project",
     "workflow_id": "f" * 24,
+    "workflow_name": "no such workflow",
+    "engine": "python",
     "data_collection_id": "f" * 24,
     "run_id": "f" * 24,
     "file_id": "f" * 24,
     "dashboard_id": "f" * 24,
+    "ingestion_id": "no-such-ingestion",
     "is_public": "false",
     "is_admin": "false",
 }
@@ -116,6 +123,8 @@ class Case:
     # The status for an administrator naming a missing object, when it differs from 404:
     # routes that take a list of ids count unknown ones instead of failing.
     missing_status: int | None = None
+    # The row of EXPECTED to use when it is not the rule's own row.
+    row: str | None = None
 
 
 def _permissions_body(target: dict[str, str], target_name: str) -> dict[str, Any]:
@@ -255,6 +264,25 @@ def _fresh_dashboard(world: World, target_name: str) -> dict[str, str]:
     return {"dashboard_id": add_dashboard(world.client, world.targets[target_name]["project_id"])}
 
 
+def _start_ingestion(world: World, target_name: str) -> dict[str, str]:
+    """Start a client ingestion as the owner of the target project, for the step and finish rows."""
+    response = world.client.post(
+        f"{API}/monitoring/ingestion/start",
+        json={"command": "ingest", "project_id": world.targets[target_name]["project_id"]},
+        headers=world.headers["owner"],
+    )
+    assert response.status_code == 200, response.text
+    return {"ingestion_id": response.json()["run_id"]}
+
+
+def _rebuild_table(world: World, target_name: str) -> dict[str, str]:
+    """Rebuild the target collection's table, which the previous call may have deleted."""
+    world.client.app.state.ingestor.rescan_workflow(world.targets[target_name]["workflow_id"], trigger="api")
+    return {}
+
+
+STEP = {"step": {"name": "scan", "status": "running"}, "current_step": "scan"}
+FINISH = {"status": "success", "steps": [{"name": "scan", "status": "success"}]}
 DOCS_PAGE = Case("public", names_object=False)
 CASES: dict[tuple[str, str], Case] = {
     ("GET", "/health"): Case("public", names_object=False),
@@ -320,6 +348,29 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", f"{API}/projects/{{project_id:str}}/scan"): Case("write"),
     ("GET", f"{API}/scans"): Case("read", query={"project_id": "{project_id}"}),
     ("GET", f"{API}/workflows/get/from_id"): Case("read", query={"workflow_id": "{workflow_id}"}),
+    ("GET", f"{API}/workflows/get_all_workflows"): Case("read", names_object=False),
+    ("GET", f"{API}/workflows/get/from_args"): Case("read", query={"name": "{workflow_name}", "engine": "{engine}"}),
+    ("GET", f"{API}/workflows/get_tag_from_id/{{workflow_id:str}}"): Case("read"),
+    ("GET", f"{API}/datacollections/get_tag_from_id/{{data_collection_id:str}}"): Case("read"),
+    # A first ingest names a project that does not exist yet: any signed-in user may start one.
+    ("POST", f"{API}/monitoring/ingestion/start"): Case(
+        "signed_in", body=lambda _target, name: {"command": "ingest", "project_name": f"new {name}"}, names_object=False
+    ),
+    ("POST", f"{API}/monitoring/ingestion/{{ingestion_id:str}}/step"): Case(
+        "signed_in", body=lambda *_: STEP, prepare=_start_ingestion, row="starter"
+    ),
+    ("POST", f"{API}/monitoring/ingestion/{{ingestion_id:str}}/finish"): Case(
+        "signed_in", body=lambda *_: FINISH, prepare=_start_ingestion, row="starter"
+    ),
+    ("POST", f"{API}/deltatables/upsert"): Case(
+        "write",
+        body=lambda target, _name: {
+            "data_collection_id": target["data_collection_id"],
+            "delta_table_location": "s3://matrix-bucket/table",
+            "update": True,
+        },
+    ),
+    ("DELETE", f"{API}/deltatables/delete/{{data_collection_id:str}}"): Case("write", prepare=_rebuild_table),
     ("GET", f"{API}/runs/list/{{workflow_id:str}}"): Case("read"),
     ("GET", f"{API}/runs/get/{{run_id:str}}"): Case("read"),
     ("GET", f"{API}/files/list/{{data_collection_id:str}}"): Case("read"),
@@ -380,6 +431,8 @@ EXPECTED: dict[str, tuple[int, ...]] = {
     "read list": (OK, OK, OK, OK, OK, PUBLIC_READ, OK, PUBLIC_READ, OK),
     "write": (OK, OK, OK, 403, 404, 401, 403, 401, 404),
     "manage": (OK, OK, 403, 403, 404, 401, 403, 401, 404),
+    # Routes of an object that only the user who made it (here the owner) and administrators see.
+    "starter": (OK, OK, 404, 404, 404, 401, 404, 401, 404),
 }
 
 
@@ -404,7 +457,7 @@ def case_for(method: str, path: str) -> Case:
 def expected_status(case: Case, column: str, public_read: bool) -> int:
     if column == "admin on missing" and case.missing_status is not None:
         return case.missing_status
-    row = "read list" if case.rule == "read" and not case.names_object else case.rule
+    row = case.row or ("read list" if case.rule == "read" and not case.names_object else case.rule)
     status = EXPECTED[row][list(COLUMNS).index(column)]
     if status == PUBLIC_READ:
         return case.ok if public_read else 401
