@@ -216,6 +216,7 @@ class CLIResult:
     output: str
     server_log: str
     seconds: float
+    server_log_path: Path
 
     def __repr__(self) -> str:
         return f"<CLIResult of {' '.join(self.command)!r}: exit code {self.returncode}>"
@@ -251,7 +252,8 @@ class CLIResult:
             f"  exit code: {self.returncode} after {self.seconds:.1f} s\n"
             f"  output:\n{shown_output}\n"
             f"  requests that depictiod received:\n{requests}\n"
-            f"  other lines of the depictiod log:\n{shown_service}"
+            f"  other lines of the depictiod log:\n{shown_service}\n"
+            f"  the whole depictiod log: {self.server_log_path}"
         )
 
 
@@ -288,9 +290,9 @@ class DepictioCLI:
             partial = timeout.stdout.decode() if isinstance(timeout.stdout, bytes) else (timeout.stdout or "")
             returncode, output = -1, f"{partial}\n[timed out after {COMMAND_DEADLINE_SECONDS} s and was killed]"
         displayed_command = ["depictio", *(self._shorten(argument) for argument in arguments)]
-        return CLIResult(
-            displayed_command, returncode, output, self.server.log_since(offset), time.monotonic() - started
-        )
+        seconds = time.monotonic() - started
+        server_log = self.server.log_since(offset)
+        return CLIResult(displayed_command, returncode, output, server_log, seconds, self.server.log)
 
     def _shorten(self, argument: str) -> str:
         return argument.replace(f"{self.workdir}/", "")
