@@ -19,6 +19,7 @@ from catalog.records import (
     UserRecord,
     WorkflowRecord,
 )
+from catalog.registry import DeleteCounts, Registry, UpsertCounts
 from catalog.runs_files import FileRepository, RunRepository, SyncCounts, utc_now
 from catalog.scans import ScanRepository
 from catalog.schema import SCHEMA_VERSION
@@ -40,6 +41,7 @@ class Catalog:
         self.users = UserRepository(self.store)
         self.tokens = TokenRepository(self.store)
         self.scans = ScanRepository(self.store)
+        self.registry = Registry(self.store)
         try:
             self.tables.drop_scratch_tables()
         except BaseException:
@@ -65,11 +67,13 @@ __all__ = [
     "CollectionRecord",
     "ColumnSpec",
     "ConflictError",
+    "DeleteCounts",
     "DriftNote",
     "FileRecord",
     "FileResult",
     "NotFoundError",
     "ProjectRecord",
+    "Registry",
     "RunRecord",
     "ScanReport",
     "SchemaVersionError",
@@ -78,6 +82,7 @@ __all__ = [
     "TableRecord",
     "TableSnapshot",
     "TokenRecord",
+    "UpsertCounts",
     "UserRecord",
     "WorkflowRecord",
     "email_key",

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from catalog import project_access
-from catalog.errors import NotFoundError
+from catalog.errors import ConflictError, NotFoundError
 from catalog.records import CollectionRecord, ProjectRecord, WorkflowRecord
 from catalog.schema import DATA_SCHEMA
 from catalog.store import Connection, Store
@@ -45,6 +45,75 @@ class ProjectRepository:
                 _upsert_project(connection, project_access.apply_overrides(connection, project), source="config")
 
         self._store.write(work)
+
+    def create(self, project: Project) -> ProjectRecord:
+        """Store a project sent over the API; raise ConflictError when its id, name or a child id is taken."""
+        assert project.id is not None
+
+        def work(connection: Connection) -> None:
+            if connection.execute("SELECT 1 FROM projects WHERE id = ?", [project.id]).fetchone():
+                raise ConflictError(
+                    f"a project with id {project.id!r} already exists; update it with PUT /projects/update"
+                )
+            _check_unique(connection, project)
+            _upsert_project(connection, project, source="api")
+
+        self._store.write(work)
+        return self._changed(project.id)
+
+    def update(self, project: Project) -> ProjectRecord:
+        """Replace a project sent over the API, keeping its registration time.
+
+        Raise NotFoundError when it does not exist and ConflictError when it comes from a
+        project file of the settings, or when its new name or a new child id is taken.
+        Workflows and collections it no longer lists are removed with their runs, files
+        and tables.
+        """
+        assert project.id is not None
+
+        def work(connection: Connection) -> None:
+            row = connection.execute(
+                "SELECT source, yaml_config_path FROM projects WHERE id = ?", [project.id]
+            ).fetchone()
+            if row is None:
+                raise NotFoundError("project", str(project.id))
+            if row[0] != "api":
+                raise ConflictError(
+                    f"project {project.id!r} comes from the project file {row[1]!r} in the service's settings; "
+                    "change that file instead, and the service reloads it at its next start"
+                )
+            _check_unique(connection, project)
+            _upsert_project(connection, project, source="api")
+
+        self._store.write(work)
+        return self._changed(project.id)
+
+    def delete(self, project_id: str) -> None:
+        """Delete a project sent over the API with its runs, files, tables and dashboards.
+
+        Raise NotFoundError when it does not exist and ConflictError when it comes from a
+        project file, which would bring it back at the next start.
+        """
+
+        def work(connection: Connection) -> None:
+            row = connection.execute(
+                "SELECT source, yaml_config_path FROM projects WHERE id = ?", [project_id]
+            ).fetchone()
+            if row is None:
+                raise NotFoundError("project", project_id)
+            if row[0] != "api":
+                raise ConflictError(
+                    f"project {project_id!r} comes from the project file {row[1]!r} in the service's settings; "
+                    "remove it from the `projects` setting instead"
+                )
+            _delete_project(connection, project_id)
+
+        self._store.write(work)
+
+    def list_sent(self) -> list[Project]:
+        """Return the projects sent over the API, for the ingestor."""
+        rows = self._store.query(f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE source = 'api' ORDER BY name")
+        return [_project_record(row).project for row in rows]
 
     def set_permissions(self, project_id: str, permissions: Permissions, changed_by: str) -> ProjectRecord:
         """Replace a project's permissions; raise NotFoundError when the project does not exist."""
@@ -90,6 +159,35 @@ class ProjectRepository:
             return None
         collection = msgspec.json.decode(row[3], type=DataCollection)
         return CollectionRecord(id=row[0], project_id=row[1], workflow_id=row[2], collection=collection)
+
+
+def _check_unique(connection: Connection, project: Project) -> None:
+    """Raise ConflictError when another project has the project's name or one of its workflow or collection ids."""
+    row = connection.execute(
+        "SELECT id FROM projects WHERE name = ? AND id <> ?", [project.name, project.id]
+    ).fetchone()
+    if row is not None:
+        raise ConflictError(f"name: another project ({row[0]}) is already named {project.name!r}; choose another name")
+    for index, workflow in enumerate(project.workflows):
+        row = connection.execute(
+            "SELECT project_id FROM workflows WHERE id = ? AND project_id <> ?", [workflow.id, project.id]
+        ).fetchone()
+        if row is not None:
+            raise ConflictError(
+                f"workflows[{index}].id: workflow id {workflow.id!r} belongs to project {row[0]}; use a new id"
+            )
+        for position, collection in enumerate(workflow.data_collections):
+            _check_collection_id(connection, project, collection, f"workflows[{index}].data_collections[{position}]")
+    for position, collection in enumerate(project.data_collections):
+        _check_collection_id(connection, project, collection, f"data_collections[{position}]")
+
+
+def _check_collection_id(connection: Connection, project: Project, collection: DataCollection, key: str) -> None:
+    row = connection.execute(
+        "SELECT project_id FROM data_collections WHERE id = ? AND project_id <> ?", [collection.id, project.id]
+    ).fetchone()
+    if row is not None:
+        raise ConflictError(f"{key}.id: data collection id {collection.id!r} belongs to project {row[0]}; use a new id")
 
 
 def _project_record(row: tuple[object, ...]) -> ProjectRecord:
@@ -207,4 +305,6 @@ def _delete_collection_data(connection: Connection, collection_id: str) -> None:
     connection.execute("DELETE FROM files WHERE data_collection_id = ?", [collection_id])
     connection.execute("DELETE FROM aggregated_tables WHERE data_collection_id = ?", [collection_id])
     connection.execute("DELETE FROM column_specs WHERE data_collection_id = ?", [collection_id])
+    connection.execute("DELETE FROM table_files WHERE data_collection_id = ?", [collection_id])
+    connection.execute("DELETE FROM external_tables WHERE data_collection_id = ?", [collection_id])
     connection.execute(f'DROP TABLE IF EXISTS {DATA_SCHEMA}."dc_{collection_id}"')

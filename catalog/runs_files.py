@@ -58,6 +58,10 @@ class FileRepository:
     def __init__(self, store: Store) -> None:
         self._store = store
 
+    def get(self, file_id: str) -> FileRecord | None:
+        row = self._store.query_one(f"SELECT {_FILE_COLUMNS} FROM files WHERE id = ?", [file_id])
+        return _file_record(row) if row is not None else None
+
     def list_for_collection(self, collection_id: str) -> list[FileRecord]:
         rows = self._store.query(
             f"SELECT {_FILE_COLUMNS} FROM files WHERE data_collection_id = ? ORDER BY run_tag, file_location",
@@ -93,6 +97,44 @@ class FileRepository:
             [workflow_id],
         )
         return {str(run_id): (int(total), int(failed)) for run_id, total, failed in rows}
+
+    def record_observations(self, files: list[FileRecord]) -> None:
+        """Store what a check of registered files saw on disk: size, times, hash and outcome.
+
+        Only a file still registered at the same location is updated, so a file that a
+        client deleted or moved meanwhile is not brought back.
+        """
+        if not files:
+            return
+        names = [
+            "id",
+            "file_location",
+            "filesize",
+            "mtime_ns",
+            "creation_time",
+            "modification_time",
+            "content_hash",
+            "status",
+            "error",
+            "error_line",
+            "row_count",
+            "link_target",
+            "read_details",
+        ]
+        rows = [{name: _file_row(file)[name] for name in names} for file in files]
+        assignments = ", ".join(f"{name} = o.{name}" for name in names[2:])
+
+        def work(connection: Connection) -> None:
+            connection.register("observed_files", pyarrow.Table.from_pylist(rows))
+            try:
+                connection.execute(
+                    f"UPDATE files SET {assignments} FROM observed_files AS o "
+                    "WHERE files.id = o.id AND files.file_location = o.file_location"
+                )
+            finally:
+                connection.unregister("observed_files")
+
+        self._store.write(work)
 
     def sync_workflow(self, workflow_id: str, runs: list[RunRecord], files: list[FileRecord]) -> SyncCounts:
         """Make the workflow's runs and files exactly `runs` and `files`, in one transaction.

@@ -2,7 +2,7 @@
 
 from config.errors import ConfigError, ConfigProblem
 from config.ids import derive_id, is_object_id
-from config.load_project import compile_file_pattern, load_project
+from config.load_project import compile_file_pattern, load_project, load_project_document
 from config.project import (
     DataCollection,
     DataLocation,
@@ -44,6 +44,7 @@ __all__ = [
     "environment_names",
     "is_object_id",
     "load_project",
+    "load_project_document",
     "load_projects",
     "load_settings",
     "parse_memory_limit",

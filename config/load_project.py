@@ -92,6 +92,50 @@ def load_project(path: str, environ: dict[str, str] | None = None, allow_missing
     return msgspec.structs.replace(project, yaml_config_path=shown_path)
 
 
+def load_project_document(raw: Any) -> Project:
+    """Check a project sent over the API as a project file is checked; raise ConfigError.
+
+    Paths must be absolute, since there is no file to be relative to, and environment
+    variables are not expanded, since they are the service's own. A location or single file
+    that the service cannot see is accepted: the project is stored, and its files are read
+    once they are visible.
+    """
+    where = "request body"
+    if not isinstance(raw, dict):
+        raise ConfigError([ConfigProblem(where, "", f"expected a project object, got {_walk.describe_value(raw)}")])
+    if _count_values(raw, MAX_VALUES) > MAX_VALUES:
+        raise ConfigError([ConfigProblem(where, "", f"the project has more than {MAX_VALUES:,} values; simplify it")])
+    problems: _Problems = []
+    _normalise(raw)
+    problems.extend(_walk.check_against(raw, Project))
+    problems.extend(_relative_paths(raw))
+    if not problems:
+        _check_project(raw, os.sep, {}, problems)
+    problems = [problem for problem in problems if not isinstance(problem, _MissingPath)]
+    if problems:
+        raise ConfigError([ConfigProblem(where, key, message) for key, message in problems])
+    project: Project = _walk.convert(raw, Project)
+    return project
+
+
+def _relative_paths(raw: dict[str, Any]) -> _Problems:
+    """Return a problem for each location or single file of an API project that is not an absolute path."""
+    problems: _Problems = []
+    for index, workflow in _indexed(raw.get("workflows")):
+        location = workflow.get("data_location")
+        folders = location.get("locations") if isinstance(location, dict) else None
+        for position, folder in enumerate(folders if isinstance(folders, list) else []):
+            if isinstance(folder, str) and not os.path.isabs(folder):
+                problems.append(
+                    (
+                        f"workflows[{index}].data_location.locations[{position}]",
+                        f"{folder!r} is not an absolute path; a project sent over the API must give "
+                        "each location as an absolute path on the service's machine",
+                    )
+                )
+    return problems
+
+
 def compile_file_pattern(pattern: str, wildcards: dict[str, str]) -> re.Pattern[str]:
     """Compile a scan pattern, turning each `{name}` wildcard into a named capture group.
 
@@ -162,6 +206,11 @@ def _normalise(raw: dict[str, Any]) -> None:
         scan = config.get("scan")
         if isinstance(scan, dict) and isinstance(scan.get("mode"), str):
             scan["mode"] = scan["mode"].lower()
+        parameters = scan.get("scan_parameters") if isinstance(scan, dict) else None
+        regex_config = parameters.get("regex_config") if isinstance(parameters, dict) else None
+        if isinstance(regex_config, dict) and "wildcards" in regex_config and regex_config["wildcards"] is None:
+            # Depictio 1.19 clients send `wildcards: null` for a pattern without wildcards.
+            del regex_config["wildcards"]
         properties = config.get("dc_specific_properties")
         if isinstance(properties, dict) and isinstance(properties.get("format"), str):
             properties["format"] = properties["format"].lower()

@@ -152,6 +152,8 @@ class DataLocation(_Model):
     structure: Structure
     locations: list[str]
     runs_regex: str | None = None
+    # Depictio 1.19 clients send the locations attached with `ingest --attach-run`; kept as sent.
+    attached_locations: list[str] | None = None
 
 
 class Engine(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -167,6 +169,11 @@ class Catalog(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class WorkflowConfig(_Model):
     version: str | None = None
     workflow_parameters: dict[str, Any] | None = None
+    # Filled by Depictio 1.19 clients from a run's provenance; kept as sent.
+    engine_name: str | None = None
+    pipeline_version: str | None = None
+    nextflow_version: str | None = None
+    tools_executed: list[str] | None = None
 
 
 class Workflow(_Model):
@@ -238,6 +245,10 @@ class Permissions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     owners: list[str | dict[str, Any]] = msgspec.field(default_factory=list)
     editors: list[str | dict[str, Any]] = msgspec.field(default_factory=list)
     viewers: list[str | dict[str, Any]] = msgspec.field(default_factory=list)
+    # Depictio 1.19 group roles. depictiod has no groups: the API accepts only empty lists.
+    group_owners: list[Any] = msgspec.field(default_factory=list)
+    group_editors: list[Any] = msgspec.field(default_factory=list)
+    group_viewers: list[Any] = msgspec.field(default_factory=list)
 
 
 class Realtime(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -261,3 +272,5 @@ class Project(_Model):
     last_modified: str | None = None
     realtime: Realtime | None = None
     template_origin: dict[str, Any] | None = None
+    # How a Depictio 1.19 client created the project (manual, watch ...); kept as sent.
+    triggered_by: str | None = None

@@ -2,7 +2,7 @@
 
 The variable for a setting is DEPICTIO_ + section + key in upper case, for example
 `DEPICTIO_SERVER_PORT=9000` or `DEPICTIO_INGEST_SETTLE_SECONDS=5`. `DEPICTIO_PROJECTS`,
-`DEPICTIO_INGEST_LINK_ROOTS` and `DEPICTIO_INGEST_IGNORE` take lists separated by the OS
+`DEPICTIO_INGEST_LINK_ROOTS`, `DEPICTIO_INGEST_CLIENT_ROOTS` and `DEPICTIO_INGEST_IGNORE` take lists separated by the OS
 path separator (`:` on Linux). The per-workflow `[[ingest.workflow]]` entries have no
 variable.
 """
@@ -108,6 +108,10 @@ class IngestSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Folders that symlinked result files may point into, besides the locations and their
     # parent folders. Relative paths start at the folder of depictio.toml.
     link_roots: list[str] = msgspec.field(default_factory=list)
+    # Folders in which users who are not administrators may place the locations of the
+    # projects they send over the API (`POST /projects/create`). Administrators may place
+    # them anywhere. Relative paths start at the folder of depictio.toml.
+    client_roots: list[str] = msgspec.field(default_factory=list)
     # fnmatch patterns of files never ingested, matched against the file name and the path
     # relative to the run folder, on top of hidden files and *.tmp, *.part and *~ names.
     ignore: list[str] = msgspec.field(default_factory=list)
@@ -426,7 +430,8 @@ def _resolve_paths(settings: Settings, source_file: str) -> Settings:
     auth = msgspec.structs.replace(settings.auth, key_file=resolve_path(settings.auth.key_file, base_dir))
     projects = [resolve_path(project, base_dir) for project in settings.projects]
     link_roots = [resolve_path(root, base_dir) for root in settings.ingest.link_roots]
-    ingest = msgspec.structs.replace(settings.ingest, link_roots=link_roots)
+    client_roots = [resolve_path(root, base_dir) for root in settings.ingest.client_roots]
+    ingest = msgspec.structs.replace(settings.ingest, link_roots=link_roots, client_roots=client_roots)
     return msgspec.structs.replace(
         settings, catalog=catalog, auth=auth, ingest=ingest, projects=projects, source_file=source_file
     )

@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor as FutureExecutor
 from datetime import datetime
 from functools import partial
 
@@ -19,6 +20,7 @@ from ingestor.aggregate import CollectionAggregate, aggregate_collection
 from ingestor.deadline import ScanDeadline, ScanStopped, ScanTimedOut
 from ingestor.discover import IgnoreRules
 from ingestor.progress import ProgressCallback, ScanProgress
+from ingestor.registered import check_registered_files
 from ingestor.scan import WorkflowScan, scan_workflow
 from ingestor.watch import LocationWatch, Watcher
 
@@ -59,6 +61,7 @@ _RESCAN_REASONS = {
     "overflow": "after change events were lost",
     "watch-restart": "after its watch was restarted",
     "schedule": "on schedule",
+    "client": "after a client registered or deleted files",
 }
 
 
@@ -81,7 +84,14 @@ class Ingestor:
     def __init__(self, catalog: Catalog, settings: Settings, projects: list[Project]) -> None:
         self.catalog = catalog
         self.settings = settings
-        self.projects = projects
+        # The projects of the config files, then those sent over the API (see register_projects).
+        self.projects = list(projects)
+        self._configured = list(projects)
+        # Ids of the projects sent over the API: their clients register their runs and files.
+        self._sent: set[str] = set()
+        self._projects_lock = threading.Lock()
+        # Runs the rescans that clients ask for when the service has no watcher.
+        self._requests: FutureExecutor | None = None
         self.status = IngestStatus()
         self._scan_lock = threading.Lock()
         # Set by stop(): a running scan ends after the step it is in.
@@ -104,8 +114,82 @@ class Ingestor:
         return self._watcher
 
     def register_projects(self) -> None:
-        """Store the configured projects in the catalog, dropping ones no longer configured."""
-        self.catalog.projects.sync_from_config(self.projects)
+        """Store the configured projects in the catalog, dropping ones no longer configured.
+
+        The projects sent over the API, which the catalog keeps, join the configured ones.
+        """
+        self.catalog.projects.sync_from_config(self._configured)
+        sent = self.catalog.projects.list_sent()
+        with self._projects_lock:
+            self.projects = [*self._configured, *sent]
+            self._sent = {str(project.id) for project in sent}
+
+    def is_sent(self, project_id: str) -> bool:
+        """Return True when the project was sent over the API, so its clients register its files."""
+        return project_id in self._sent
+
+    def project_changed(self, project_id: str) -> None:
+        """Take up a project that was sent, changed or deleted over the API.
+
+        Its workflows get their reconcile jobs and watches, and are checked at once.
+        """
+        record = self.catalog.projects.get(project_id)
+        project = record.project if record is not None and record.source == "api" else None
+        with self._projects_lock:
+            old = [item for item in self.projects if item.id == project_id]
+            self.projects = [item for item in self.projects if item.id != project_id]
+            self._sent.discard(project_id)
+            if project is not None:
+                self.projects.append(project)
+                self._sent.add(project_id)
+        for item in old:
+            for workflow in item.workflows:
+                self._forget_workflow(str(workflow.id))
+        if project is None:
+            logger.info("project %s is no longer ingested: it was deleted", project_id)
+            return
+        for workflow in project.workflows:
+            self._follow_workflow(project, workflow)
+            self.request_rescan(str(workflow.id))
+        logger.info("ingesting project %s (%s), sent over the API", project.name, project_id)
+
+    def request_rescan(self, workflow_id: str) -> None:
+        """Check a workflow soon, after a client registered or deleted its runs or files.
+
+        With a watcher, the check waits for the workflow's settle window like a change
+        event; without one, it runs on a worker thread, one at a time.
+        """
+        if self._stopping.is_set():
+            return
+        if self._watcher is not None:
+            self._watcher.mark_changed(workflow_id, "client")
+            return
+        if self._requests is None:
+            self._requests = FutureExecutor(max_workers=1, thread_name_prefix="ingest-request")
+        self._requests.submit(self._rescan_requested, workflow_id)
+
+    def _rescan_requested(self, workflow_id: str) -> None:
+        try:
+            self.rescan_workflow(workflow_id, "client")
+        except Exception:
+            # The worker must outlive any one rescan, and the reconcile retries later.
+            logger.exception(
+                "rescan of workflow %s asked by a client failed; the next reconcile retries it", workflow_id
+            )
+
+    def _follow_workflow(self, project: Project, workflow: Workflow) -> None:
+        """Schedule the workflow's reconcile and watch its locations, for a project sent while running."""
+        timings = self._timings(project, workflow)
+        if self._scheduler is not None and timings.reconcile_seconds > 0:
+            self._add_reconcile_job(project, workflow, timings.reconcile_seconds)
+        if self._watcher is not None:
+            self._watcher.add_workflow(workflow, timings.settle_seconds)
+
+    def _forget_workflow(self, workflow_id: str) -> None:
+        if self._scheduler is not None and self._scheduler.get_job(f"reconcile-{workflow_id}") is not None:
+            self._scheduler.remove_job(f"reconcile-{workflow_id}")
+        if self._watcher is not None:
+            self._watcher.remove_workflow(workflow_id)
 
     def scan_all(self, trigger: str = "schedule") -> list[ProjectScan]:
         """Scan and aggregate every project once; one failing project does not stop the others."""
@@ -113,7 +197,7 @@ class Ingestor:
             self.status.state = "scanning"
             self.status.last_scan_started = utc_now().isoformat(sep=" ", timespec="seconds")
             results = []
-            for project in self.projects:
+            for project in list(self.projects):
                 try:
                     results.append(self._scan_project(project, trigger))
                 except ScanStopped:
@@ -247,6 +331,11 @@ class Ingestor:
     ) -> tuple[WorkflowScan, list[CollectionAggregate]]:
         assert workflow.id is not None
         deadline.check()
+        if project.id in self._sent:
+            scan = check_registered_files(
+                self.catalog, project, workflow, timings.settle_seconds, trigger, self.settings.ingest.link_roots
+            )
+            return self._finish_workflow_scan(project, workflow, scan, deadline)
         known_hashes = self._known_hashes.setdefault(workflow.id, {})
         scan = scan_workflow(
             self.catalog,
@@ -265,6 +354,12 @@ class Ingestor:
         for folder in workflow.data_location.locations:
             if os.path.isdir(folder):
                 self._missing_since.pop(folder, None)  # Back again: a later absence starts a new grace.
+        return self._finish_workflow_scan(project, workflow, scan, deadline)
+
+    def _finish_workflow_scan(
+        self, project: Project, workflow: Workflow, scan: WorkflowScan, deadline: ScanDeadline
+    ) -> tuple[WorkflowScan, list[CollectionAggregate]]:
+        """Aggregate the collections of a scanned workflow and add their outcomes to the scan report."""
         if scan.unsettled and self._watcher is not None and workflow.id is not None:
             # Files still being written: look again once they are quiet.
             self._watcher.mark_changed(workflow.id)
@@ -321,7 +416,7 @@ class Ingestor:
         `trigger` is `event`, `overflow` (change events were lost) or `watch-restart` (its
         watch was restarted and may have missed changes).
         """
-        found = [(p, w) for p in self.projects for w in p.workflows if w.id == workflow_id]
+        found = [(p, w) for p in list(self.projects) for w in p.workflows if w.id == workflow_id]
         if not found:
             logger.warning("change event for unknown workflow %s ignored", workflow_id)
             return
@@ -431,32 +526,37 @@ class Ingestor:
             for workflow in project.workflows
         ]
         jobs = [job for job in jobs if job[2] > 0]
-        if not jobs:
-            return
         # One scan runs at a time (_scan_lock), so a few threads let every workflow wait its turn.
-        executor = ThreadPoolExecutor(
-            max_workers=min(len(jobs), 4), pool_kwargs={"thread_name_prefix": "ingest-reconcile"}
-        )
+        # The scheduler starts even without jobs, for the projects that clients send later.
+        executor = ThreadPoolExecutor(max_workers=4, pool_kwargs={"thread_name_prefix": "ingest-reconcile"})
         self._scheduler = BackgroundScheduler(daemon=True, executors={"default": executor})
         for project, workflow, interval in jobs:
-            self._scheduler.add_job(
-                self._reconcile_workflow,
-                "interval",
-                seconds=interval,
-                args=[project, workflow],
-                id=f"reconcile-{workflow.id}",
-                name=f"reconcile of workflow {workflow.name} ({workflow.id})",
-                max_instances=1,
-                coalesce=True,
-                # A run delayed by a busy thread pool still happens, once.
-                misfire_grace_time=None,
-            )
-            logger.info("reconcile of workflow %s (%s) scheduled every %d s", workflow.name, workflow.id, interval)
+            self._add_reconcile_job(project, workflow, interval)
         self._scheduler.start()
+
+    def _add_reconcile_job(self, project: Project, workflow: Workflow, interval: float) -> None:
+        assert self._scheduler is not None
+        self._scheduler.add_job(
+            self._reconcile_workflow,
+            "interval",
+            seconds=interval,
+            args=[project, workflow],
+            id=f"reconcile-{workflow.id}",
+            name=f"reconcile of workflow {workflow.name} ({workflow.id})",
+            max_instances=1,
+            coalesce=True,
+            # A run delayed by a busy thread pool still happens, once.
+            misfire_grace_time=None,
+            replace_existing=True,
+        )
+        logger.info("reconcile of workflow %s (%s) scheduled every %g s", workflow.name, workflow.id, interval)
 
     def stop(self) -> None:
         """Stop the scheduler, and wait for a running scan to end after its current step."""
         self._stopping.set()
+        if self._requests is not None:
+            self._requests.shutdown(wait=True, cancel_futures=True)
+            self._requests = None
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None

@@ -22,7 +22,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserverVFS
 
-from config import Project
+from config import Project, Workflow
 from ingestor.discover import IgnoreRules
 
 logger = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ class Watcher:
         self._projects = projects
         # Called with (workflow id, trigger): event, overflow or watch-restart.
         self._rescan = rescan
-        self._settle_seconds = settle_seconds
+        self._settle_seconds = dict(settle_seconds)
         self._requested_mode = requested_mode
         self._poll_seconds = poll_seconds
         self._ignore = ignore if ignore is not None else IgnoreRules()
@@ -201,6 +201,35 @@ class Watcher:
                     self._watch(workflow.id, location, runs_in_subfolders)
         self._thread = threading.Thread(target=self._run, name="ingest-settle", daemon=True)
         self._thread.start()
+
+    def add_workflow(self, workflow: Workflow, settle_seconds: float) -> None:
+        """Watch the locations of a workflow added while the service runs (a project sent over the API)."""
+        assert workflow.id is not None
+        self._settle_seconds[workflow.id] = settle_seconds
+        runs_in_subfolders = workflow.data_location.structure == "sequencing-runs"
+        with self._observers_lock:
+            if self._stopping.is_set():
+                return
+            for location in workflow.data_location.locations:
+                self._watch(workflow.id, location, runs_in_subfolders)
+
+    def remove_workflow(self, workflow_id: str) -> None:
+        """Stop watching the locations of a workflow whose project was changed or deleted."""
+        with self._observers_lock:
+            removed = [watch for watch in self._watches if watch.handler.workflow_id == workflow_id]
+            kept = [watch for watch in self._watches if watch.handler.workflow_id != workflow_id]
+            for watch in removed:
+                if watch.observer is not None:
+                    _discard(watch.observer)
+                    watch.observer = None
+            # The status shares `locations`, so it is changed in place, in the order of the watches.
+            entries = [self.locations[watch.index] for watch in kept if watch.index < len(self.locations)]
+            for index, watch in enumerate(kept):
+                watch.index = index
+            self._watches[:] = kept
+            self.locations[:] = entries
+        with self._lock:
+            self._changed.pop(workflow_id, None)
 
     def observer(self, location: str) -> BaseObserver | None:
         """Return the observer that watches `location` now, or None. Meant for diagnostics and tests."""

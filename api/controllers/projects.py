@@ -6,7 +6,7 @@ import logging
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Request, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
@@ -14,9 +14,12 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from api.access import Access, format_time
 from api.ingestion_report import build_ingestion_report
 from api.project_permissions import resolve_permissions
+from api.registry_schemas import ProjectActionOut
 from api.schemas import ActionOut, IngestionReportOut, ProjectPermissionRequest, VisibilityOut, rename_ids
+from api.sent_projects import checked_project
 from catalog import ProjectRecord
 from config import Permissions, Project
+from ingestor import Ingestor
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +77,74 @@ class ProjectController(Controller):
     )
     def ingestion_report(self, access: NamedDependency[Access], project_id: FromPath[str]) -> IngestionReportOut:
         return build_ingestion_report(access.catalog, access.project(project_id))
+
+    @post(
+        "/create",
+        status_code=200,
+        sync_to_thread=True,
+        opt={"access": "signed_in"},
+        summary="Create a project from a whole Depictio project document",
+        description=(
+            "The body is a Depictio project with its workflows and data collections; the ids it gives are "
+            "kept and its `hash` is stored as sent. It is checked like a project file (every problem is "
+            "listed with its key, 400), its locations must be absolute paths, and a user who is not an "
+            "administrator may place them only under `ingest.client_roots` (403). The caller becomes an "
+            "owner. A taken id, name or child id is a 409. Clients then register the project's runs and "
+            "files; depictiod reads each registered file from its location and keeps its table current."
+        ),
+    )
+    def create(
+        self, request: Request[Any, Any, Any], access: NamedDependency[Access], data: JSONBody[Any]
+    ) -> ProjectActionOut:
+        user = access.signed_in_user()
+        project = checked_project(access.catalog, user, data, request.app.state.settings.ingest.client_roots)
+        record = access.catalog.projects.create(project)
+        _ingest(request, record.id)
+        logger.info("project %s (%s) created over the API by %s", record.name, record.id, user.email)
+        return ProjectActionOut(success=True, message=f"project {record.name!r} created", project_id=record.id)
+
+    @put(
+        "/update",
+        sync_to_thread=True,
+        opt={"access": "manage"},
+        summary="Replace a project sent over the API with a new version of its document (owners and administrators)",
+        description=(
+            "The body is the whole project, checked as for `/projects/create`. Workflows and data "
+            "collections it no longer lists are removed with their runs, files and tables. A project "
+            "from a project file in the service's settings cannot be changed here (409): edit its file."
+        ),
+    )
+    def update(
+        self, request: Request[Any, Any, Any], access: NamedDependency[Access], data: JSONBody[Any]
+    ) -> ProjectActionOut:
+        user = access.signed_in_user()
+        project_id = data.get("id") or data.get("_id") if isinstance(data, dict) else None
+        if not isinstance(project_id, str):
+            raise ClientException("invalid project: id: the project to update must give its id")
+        access.project(project_id.lower())
+        project = checked_project(access.catalog, user, data, request.app.state.settings.ingest.client_roots)
+        record = access.catalog.projects.update(project)
+        _ingest(request, record.id)
+        logger.info("project %s (%s) updated over the API by %s", record.name, record.id, user.email)
+        return ProjectActionOut(success=True, message=f"project {record.name!r} updated", project_id=record.id)
+
+    @delete(
+        "/delete",
+        status_code=200,
+        sync_to_thread=True,
+        opt={"access": "manage"},
+        summary="Delete a project sent over the API, with its runs, files, tables and dashboards",
+        description="Workflow files on disk are never touched. A project from a project file gives 409.",
+    )
+    def delete_project(
+        self, request: Request[Any, Any, Any], access: NamedDependency[Access], project_id: FromQuery[str]
+    ) -> ProjectActionOut:
+        record = access.project(project_id)
+        user = access.signed_in_user()
+        access.catalog.projects.delete(record.id)
+        _ingest(request, record.id)
+        logger.info("project %s (%s) deleted over the API by %s", record.name, record.id, user.email)
+        return ProjectActionOut(success=True, message=f"project {record.name!r} deleted", project_id=record.id)
 
     @post(
         "/update_project_permissions",
@@ -166,3 +237,10 @@ def _enrich_collection(access: NamedDependency[Access], collection: dict[str, An
         "aggregation_version": table.aggregation_version,
         "aggregation_hash": table.aggregation_hash,
     }
+
+
+def _ingest(request: Request[Any, Any, Any], project_id: str) -> None:
+    """Tell the running ingestor that a project sent over the API was created, changed or deleted."""
+    ingestor: Ingestor | None = getattr(request.app.state, "ingestor", None)
+    if ingestor is not None:
+        ingestor.project_changed(project_id)

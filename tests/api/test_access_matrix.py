@@ -61,6 +61,7 @@ MISSING_OBJECT = {
     "workflow_id": "f" * 24,
     "data_collection_id": "f" * 24,
     "run_id": "f" * 24,
+    "file_id": "f" * 24,
     "is_public": "false",
     "is_admin": "false",
 }
@@ -103,10 +104,116 @@ class Case:
     # For routes that delete or consume their object: makes a fresh one in the target
     # project before each call and returns its ids, which override the target's.
     prepare: Callable[[World, str], dict[str, str]] | None = None
+    # The status for an administrator naming a missing object, when it differs from 404:
+    # routes that take a list of ids count unknown ones instead of failing.
+    missing_status: int | None = None
 
 
 def _permissions_body(target: dict[str, str], target_name: str) -> dict[str, Any]:
     return {"project_id": target["project_id"], "permissions": PERMISSIONS[target_name]}
+
+
+# Projects that the matrix sends over the API place their workflow here; it need not exist.
+SENT_LOCATION = "/nonexistent-depictiod-matrix/data"
+_sent_count = 0
+
+
+def _next_sent_ids() -> dict[str, str]:
+    global _sent_count
+    _sent_count += 1
+    prefix = f"5e{_sent_count:016x}"
+    return {
+        "project_id": f"{prefix}000001",
+        "project_name": f"sent project {_sent_count}",
+        "workflow_id": f"{prefix}000002",
+        "data_collection_id": f"{prefix}000003",
+        "run_id": f"{prefix}000004",
+        "file_id": f"{prefix}000005",
+    }
+
+
+def _sent_project(ids: dict[str, str], target_name: str) -> dict[str, Any]:
+    """A whole Depictio project document, with the permissions and visibility of the target project."""
+    return {
+        "id": ids["project_id"],
+        "name": ids["project_name"],
+        "is_public": target_name == "public",
+        "permissions": PERMISSIONS[target_name],
+        "workflows": [
+            {
+                "id": ids["workflow_id"],
+                "name": "matrix_workflow",
+                "engine": {"name": "python"},
+                "data_location": {"structure": "sequencing-runs", "runs_regex": "run_.*", "locations": [SENT_LOCATION]},
+                "data_collections": [
+                    {
+                        "id": ids["data_collection_id"],
+                        "data_collection_tag": "measures",
+                        "config": {
+                            "type": "table",
+                            "dc_specific_properties": {"format": "csv"},
+                            "scan": {
+                                "mode": "recursive",
+                                "scan_parameters": {"regex_config": {"pattern": "measures.csv"}},
+                            },
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def _new_project_body(target: dict[str, str], target_name: str) -> dict[str, Any]:
+    return _sent_project(_next_sent_ids(), "private" if target_name == "missing" else target_name)
+
+
+def _sent_body(target: dict[str, str], target_name: str) -> dict[str, Any]:
+    ids = {key: target[key] for key in ("project_id", "project_name", "workflow_id", "data_collection_id")}
+    return _sent_project({**ids, "run_id": "", "file_id": ""}, target_name)
+
+
+def _run_body(target: dict[str, str], target_name: str) -> dict[str, Any]:
+    run = {
+        "id": target.get("run_id") or "f" * 24,
+        "workflow_id": target["workflow_id"],
+        "run_tag": "run_1",
+        "run_location": f"{SENT_LOCATION}/run_1",
+        "creation_time": "2026-01-31 14:05:00",
+        "last_modification_time": "2026-01-31 14:05:00",
+        "workflow_config_id": "f" * 24,
+    }
+    return {"runs": [run], "update": False}
+
+
+def _file_body(target: dict[str, str], target_name: str) -> dict[str, Any]:
+    file = {
+        "id": target.get("file_id") or "f" * 24,
+        "file_location": f"{SENT_LOCATION}/run_1/measures.csv",
+        "filename": "measures.csv",
+        "creation_time": "2026-01-31 14:05:00",
+        "modification_time": "2026-01-31 14:05:00",
+        "data_collection_id": target["data_collection_id"],
+        "run_id": target.get("run_id") or "f" * 24,
+        "run_tag": "run_1",
+        "file_hash": "0" * 64,
+        "filesize": 10,
+    }
+    return {"files": [file], "update": False}
+
+
+def _make_sent_project(world: World, target_name: str) -> dict[str, str]:
+    """Send a new project with the target's permissions, with one run and one file, as the administrator."""
+    ids = _next_sent_ids()
+    admin = world.headers["admin"]
+    for path, body in (
+        ("projects/create", _sent_project(ids, target_name)),
+        ("runs/upsert_batch", _run_body(ids, target_name)),
+        ("files/upsert_batch", _file_body(ids, target_name)),
+    ):
+        response = world.client.post(f"{API}/{path}", json=body, headers=admin)
+        assert response.status_code == 200, f"{path}: {response.text}"
+    return ids
 
 
 DOCS_PAGE = Case("public", names_object=False)
@@ -150,6 +257,24 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", f"{API}/projects/get/from_name/{{project_name:path}}"): Case("read"),
     ("GET", f"{API}/projects/ingestion-report/{{project_id:str}}"): Case("read"),
     ("POST", f"{API}/projects/update_project_permissions"): Case("manage", body=_permissions_body),
+    ("POST", f"{API}/projects/create"): Case("signed_in", body=_new_project_body, names_object=False),
+    ("PUT", f"{API}/projects/update"): Case("manage", body=_sent_body, prepare=_make_sent_project),
+    ("DELETE", f"{API}/projects/delete"): Case(
+        "manage", query={"project_id": "{project_id}"}, prepare=_make_sent_project
+    ),
+    ("POST", f"{API}/runs/upsert_batch"): Case("write", body=_run_body, prepare=_make_sent_project),
+    ("DELETE", f"{API}/runs/delete/{{run_id:str}}"): Case("write", prepare=_make_sent_project),
+    ("POST", f"{API}/runs/delete_batch"): Case(
+        "write", body=lambda target, _: {"run_ids": [target["run_id"]]}, prepare=_make_sent_project, missing_status=200
+    ),
+    ("POST", f"{API}/files/upsert_batch"): Case("write", body=_file_body, prepare=_make_sent_project),
+    ("DELETE", f"{API}/files/delete/{{file_id:str}}"): Case("write", prepare=_make_sent_project),
+    ("POST", f"{API}/files/delete_batch"): Case(
+        "write",
+        body=lambda target, _: {"file_ids": [target.get("file_id", "f" * 24)]},
+        prepare=_make_sent_project,
+        missing_status=200,
+    ),
     ("POST", f"{API}/projects/toggle_public_private/{{project_id:str}}"): Case(
         "manage", query={"is_public": "{is_public}"}
     ),
@@ -222,6 +347,8 @@ def case_for(method: str, path: str) -> Case:
 
 
 def expected_status(case: Case, column: str, public_read: bool) -> int:
+    if column == "admin on missing" and case.missing_status is not None:
+        return case.missing_status
     row = "read list" if case.rule == "read" and not case.names_object else case.rule
     status = EXPECTED[row][list(COLUMNS).index(column)]
     if status == PUBLIC_READ:
@@ -259,7 +386,8 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     public_read: bool = request.param
     root = tmp_path_factory.mktemp("matrix")
     settings_path = write_settings(root, _write_projects(root))
-    settings = load_settings(str(settings_path), environ={"DEPICTIO_AUTH_PUBLIC_READ": str(public_read).lower()})
+    environ = {"DEPICTIO_AUTH_PUBLIC_READ": str(public_read).lower(), "DEPICTIO_INGEST_CLIENT_ROOTS": SENT_LOCATION}
+    settings = load_settings(str(settings_path), environ=environ)
     app = create_app(settings, load_projects(settings.projects), admin_password=PASSWORD)
     with TestClient(app) as client:
         headers = {

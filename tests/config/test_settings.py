@@ -113,6 +113,7 @@ OVERRIDES: list[tuple[str, str, Callable[[Settings], Any], Any]] = [
     ("DEPICTIO_INGEST_MISSING_LOCATION_GRACE_SECONDS", "60", lambda s: s.ingest.missing_location_grace_seconds, 60),
     ("DEPICTIO_INGEST_LINK_ROOTS", "/scratch/work:/tmp", lambda s: s.ingest.link_roots, ["/scratch/work", "/tmp"]),
     ("DEPICTIO_INGEST_IGNORE", "*.bak:logs/*", lambda s: s.ingest.ignore, ["*.bak", "logs/*"]),
+    ("DEPICTIO_INGEST_CLIENT_ROOTS", "/data/lab", lambda s: s.ingest.client_roots, ["/data/lab"]),
 ]
 
 
