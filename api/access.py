@@ -4,9 +4,11 @@ Every route handler declares `opt={"access": <rule>}` (see api.policy for the ru
 guard `enforce_access_rule` runs before every handler. It rejects anonymous requests to
 routes that need a sign-in (401) and non-administrators on administrator routes (403).
 It also checks the object named by the path or query (`project_id`, `project_name`,
-`workflow_id`, `data_collection_id`, `run_id`) at the route's level. Handlers fetch records through
-`Access`, which applies the same check again, so an object named in a request body is
-checked too.
+`workflow_id`, `data_collection_id`, `run_id`, `dashboard_id`) at the route's level. Handlers
+fetch records through `Access`, which applies the same check again, so an object named in a
+request body is checked too. A `dashboard_id` that does not exist passes the guard, because
+`POST /dashboards/save/{dashboard_id}` creates it; every other dashboard route returns 404
+for it from its handler.
 
 Statuses: a signed-in user who may not read an object gets 404, exactly as for a missing
 one, so ids of other groups' projects cannot be probed. One who may read it but not do
@@ -27,7 +29,15 @@ from litestar.handlers.base import BaseRouteHandler
 
 from api.policy import LEVELS, RULES, Decision, Level, Policy, Rule, member_ids, owner_ids
 from api.schemas import TIME_FORMAT, PermissionsOut, UserRef
-from catalog import Catalog, CollectionRecord, ProjectRecord, RunRecord, UserRecord, WorkflowRecord
+from catalog import (
+    Catalog,
+    CollectionRecord,
+    DashboardRecord,
+    ProjectRecord,
+    RunRecord,
+    UserRecord,
+    WorkflowRecord,
+)
 from config import Project
 
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -148,6 +158,20 @@ class Access:
         assert record is not None and project is not None
         return record, project
 
+    def dashboard(self, dashboard_id: str, level: Level | None = None) -> tuple[DashboardRecord, ProjectRecord]:
+        record = self.catalog.dashboards.get(dashboard_id)
+        project = self.catalog.projects.get(record.project_id) if record else None
+        self._check(project, project is None, f"dashboard {dashboard_id!r}", level)
+        assert record is not None and project is not None
+        return record, project
+
+    def existing_dashboard(self, dashboard_id: str) -> None:
+        """Check a dashboard at the route's level when it exists; a new id is left to the handler."""
+        if self.catalog.dashboards.get(dashboard_id) is not None:
+            self.dashboard(dashboard_id)
+            return
+        self.require_rule()
+
     def _check(self, project: ProjectRecord | None, missing: bool, description: str, level: Level | None) -> None:
         rule = level or self.level
         raise_for(self.policy.decide(self.user, rule, project, missing=missing), rule, description)
@@ -192,6 +216,7 @@ _TARGETS: dict[str, Callable[[Access, str], object]] = {
     "workflow_id": Access.workflow,
     "data_collection_id": Access.collection,
     "run_id": Access.run,
+    "dashboard_id": Access.existing_dashboard,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from catalog.build import BuildRequest, BuildResult, FileResult
+from catalog.dashboards import DashboardChanges, DashboardRecord, DashboardRepository
 from catalog.errors import CatalogError, ConflictError, NotFoundError, SchemaVersionError
 from catalog.projects import ProjectRepository
 from catalog.readers import FORMATS, SourceFile
@@ -42,6 +43,7 @@ class Catalog:
         self.tokens = TokenRepository(self.store)
         self.scans = ScanRepository(self.store)
         self.registry = Registry(self.store)
+        self.dashboards = DashboardRepository(self.store)
         try:
             self.tables.drop_scratch_tables()
         except BaseException:
@@ -67,6 +69,8 @@ __all__ = [
     "CollectionRecord",
     "ColumnSpec",
     "ConflictError",
+    "DashboardChanges",
+    "DashboardRecord",
     "DeleteCounts",
     "DriftNote",
     "FileRecord",

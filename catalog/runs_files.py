@@ -47,6 +47,13 @@ class RunRepository:
             return None
         return _run_record(row)
 
+    def workflows_of(self, run_ids: list[str]) -> dict[str, str]:
+        """Return {run id: workflow id} of the runs among `run_ids` that exist."""
+        rows = self._store.query(
+            "SELECT id, workflow_id FROM runs WHERE id IN (SELECT unnest(?::VARCHAR[]))", [run_ids]
+        )
+        return {str(run_id): str(workflow_id) for run_id, workflow_id in rows}
+
     def file_ids(self, run_id: str) -> list[str]:
         return [
             row[0]

@@ -2,6 +2,7 @@
 
 from api.controllers.auth import AuthController
 from api.controllers.cli import CLIController
+from api.controllers.dashboards import DashboardController
 from api.controllers.datacollections import DataCollectionController
 from api.controllers.deltatables import DeltaTableController
 from api.controllers.files import FileController
@@ -16,6 +17,7 @@ from api.controllers.workflows import WorkflowController
 CONTROLLERS = [
     AuthController,
     CLIController,
+    DashboardController,
     DataCollectionController,
     DeltaTableController,
     FileController,

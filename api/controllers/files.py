@@ -103,6 +103,8 @@ class FileController(Controller):
     ) -> UpsertOut:
         collections: dict[str, tuple[CollectionRecord, ProjectRecord]] = {}
         records: list[FileRecord] = []
+        # The index in the request of each record, for messages.
+        positions: list[int] = []
         scanned: set[str] = set()
         for index, file in enumerate(data.files):
             collection_id = file.data_collection_id.lower()
@@ -121,7 +123,9 @@ class FileController(Controller):
             record = file_record(file, index, collection)
             check_under_locations(record, workflow.workflow, index)
             records.append(record)
+            positions.append(index)
 
+        _check_runs(access, records, positions)
         counts = access.catalog.registry.upsert_files(records, data.update) if records else None
         ingestor: Ingestor | None = getattr(request.app.state, "ingestor", None)
         if ingestor is not None:
@@ -186,6 +190,18 @@ class FileController(Controller):
         ]
         deleted = _delete(request, access, found) if found else 0
         return DeleteBatchOut(requested=len(data.file_ids), deleted=deleted, not_found=len(data.file_ids) - deleted)
+
+
+def _check_runs(access: Access, records: list[FileRecord], positions: list[int]) -> None:
+    """Raise 409 when a file names a registered run of another workflow than its collection's."""
+    owners = access.catalog.runs.workflows_of(sorted({record.run_id for record in records}))
+    for index, record in zip(positions, records, strict=True):
+        workflow_id = owners.get(record.run_id)
+        if workflow_id is not None and workflow_id != record.workflow_id:
+            raise ConflictError(
+                f"files[{index}].run_id: run {record.run_id} belongs to workflow {workflow_id}, not to workflow "
+                f"{record.workflow_id} of data collection {record.data_collection_id}"
+            )
 
 
 def _sent_file(access: Access, file_id: str) -> FileRecord | None:

@@ -12,6 +12,7 @@ password hashes and other users' token secrets.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,13 +20,14 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+import yaml
 from litestar import Litestar
 from litestar.handlers.base import BaseRouteHandler
 from litestar.testing import TestClient
 
 from api import create_app
 from api.access import route_rule
-from catalog import user_id_for
+from catalog import DashboardChanges, DashboardRecord, user_id_for, utc_now
 from config import Settings, load_projects, load_settings
 from tests.api.conftest import API, add_user, login
 from tests.examples import copy_bundled_examples, write_settings
@@ -43,6 +45,8 @@ PRIVATE_PROJECT = {
     "project_name": "Palmer penguins (bundled example)",
     "workflow_id": "6a0001000000000000000002",
     "data_collection_id": "6a0001000000000000000003",
+    "workflow_tag": "python/penguin_species_analysis",
+    "data_collection_tag": "physical_features",
     "is_public": "false",
     # For routes that take a flag in their path, such as turn_sysadmin.
     "is_admin": "false",
@@ -52,6 +56,8 @@ PUBLIC_PROJECT = {
     "project_name": "Iris (bundled example)",
     "workflow_id": "6a0002000000000000000002",
     "data_collection_id": "6a0002000000000000000003",
+    "workflow_tag": "python/iris_workflow",
+    "data_collection_tag": "iris_table",
     "is_public": "true",
     "is_admin": "false",
 }
@@ -62,6 +68,7 @@ MISSING_OBJECT = {
     "data_collection_id": "f" * 24,
     "run_id": "f" * 24,
     "file_id": "f" * 24,
+    "dashboard_id": "f" * 24,
     "is_public": "false",
     "is_admin": "false",
 }
@@ -98,6 +105,8 @@ class Case:
     query: dict[str, str] = field(default_factory=dict)
     body: Callable[[dict[str, str], str], dict[str, Any]] | None = None
     form: dict[str, str] | None = None
+    # A text/plain body, for routes that read YAML.
+    text: Callable[[dict[str, str], str], str] | None = None
     # False for routes that name no object (lists, the caller's own account, the service).
     names_object: bool = True
     ok: int = 200
@@ -216,6 +225,36 @@ def _make_sent_project(world: World, target_name: str) -> dict[str, str]:
     return ids
 
 
+def _dashboard_content(target: dict[str, str]) -> dict[str, Any]:
+    component = {
+        "tag": "records",
+        "component_type": "table",
+        "workflow_tag": target.get("workflow_tag", "python/none"),
+        "data_collection_tag": target.get("data_collection_tag", "none"),
+    }
+    return {"subtitle": "made by the access matrix", "components": [component]}
+
+
+def _dashboard_body(target: dict[str, str], target_name: str) -> dict[str, Any]:
+    return {"title": "Matrix dashboard", "project_id": target["project_id"], **_dashboard_content(target)}
+
+
+def _dashboard_yaml(target: dict[str, str], target_name: str) -> str:
+    return yaml.safe_dump({"title": "Imported by the matrix", **_dashboard_content(target)})
+
+
+def _dashboard_export(target: dict[str, str], target_name: str) -> dict[str, Any]:
+    return {
+        "_depictio_export_version": "1.0",
+        "_export_source": {"dashboard_id": "f" * 24, "project_tag": target["project_name"]},
+        "dashboard": {"title": "Imported from JSON by the matrix", **_dashboard_content(target)},
+    }
+
+
+def _fresh_dashboard(world: World, target_name: str) -> dict[str, str]:
+    return {"dashboard_id": add_dashboard(world.client, world.targets[target_name]["project_id"])}
+
+
 DOCS_PAGE = Case("public", names_object=False)
 CASES: dict[tuple[str, str], Case] = {
     ("GET", "/health"): Case("public", names_object=False),
@@ -289,6 +328,22 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", f"{API}/deltatables/specs/{{data_collection_id:str}}"): Case("read"),
     ("GET", f"{API}/deltatables/shape/{{data_collection_id:str}}"): Case("read"),
     ("GET", f"{API}/deltatables/preview/{{data_collection_id:str}}"): Case("read"),
+    ("GET", f"{API}/dashboards/list"): Case("read", names_object=False),
+    ("GET", f"{API}/dashboards/get/{{dashboard_id:str}}"): Case("read"),
+    ("POST", f"{API}/dashboards/save/{{dashboard_id:str}}"): Case("write", body=_dashboard_body),
+    ("DELETE", f"{API}/dashboards/delete/{{dashboard_id:str}}"): Case("write", prepare=_fresh_dashboard),
+    # Each call restates the project's visibility, so the other rows see the project unchanged.
+    ("POST", f"{API}/dashboards/toggle_public_status/{{dashboard_id:str}}"): Case(
+        "manage", body=lambda target, _: {"is_public": target["is_public"] == "true"}, prepare=_fresh_dashboard
+    ),
+    ("POST", f"{API}/dashboards/import/yaml"): Case(
+        "write", query={"project_id": "{project_id}", "existing": "replace"}, text=_dashboard_yaml
+    ),
+    ("GET", f"{API}/dashboards/{{dashboard_id:str}}/yaml"): Case("read"),
+    ("GET", f"{API}/dashboards/{{dashboard_id:str}}/json"): Case("read"),
+    ("POST", f"{API}/dashboards/import/json"): Case(
+        "write", query={"project_id": "{project_id}"}, body=_dashboard_export
+    ),
     ("GET", "/docs"): DOCS_PAGE,
     ("GET", "/docs/openapi.json"): DOCS_PAGE,
     ("GET", "/docs/scalar"): DOCS_PAGE,
@@ -381,6 +436,21 @@ def _first_run_id(client: TestClient, workflow_id: str) -> str:
     return run_id
 
 
+def add_dashboard(client: TestClient, project_id: str) -> str:
+    """Store a dashboard of one table in the project; return its id."""
+    now = utc_now()
+    record = DashboardRecord(
+        id=secrets.token_hex(12),
+        project_id=project_id,
+        title=f"Matrix dashboard {now.isoformat()}",
+        last_saved_ts=now,
+        creation_time=now,
+        definition={"components": []},
+    )
+    client.app.state.catalog.dashboards.change_project(project_id, lambda _: (DashboardChanges(put=[record]), None))
+    return record.id
+
+
 @pytest.fixture(scope="module", params=[False, True], ids=["public_read_off", "public_read_on"])
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     public_read: bool = request.param
@@ -400,8 +470,16 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         }
         add_user(client, LOGIN_USER, PASSWORD)
         targets = {
-            "private": {**PRIVATE_PROJECT, "run_id": _first_run_id(client, PRIVATE_PROJECT["workflow_id"])},
-            "public": {**PUBLIC_PROJECT, "run_id": _first_run_id(client, PUBLIC_PROJECT["workflow_id"])},
+            "private": {
+                **PRIVATE_PROJECT,
+                "run_id": _first_run_id(client, PRIVATE_PROJECT["workflow_id"]),
+                "dashboard_id": add_dashboard(client, PRIVATE_PROJECT["project_id"]),
+            },
+            "public": {
+                **PUBLIC_PROJECT,
+                "run_id": _first_run_id(client, PUBLIC_PROJECT["workflow_id"]),
+                "dashboard_id": add_dashboard(client, PUBLIC_PROJECT["project_id"]),
+            },
             "missing": MISSING_OBJECT,
         }
         emails = {
@@ -451,8 +529,13 @@ def _call(world: World, method: str, path: str, case: Case, column: str) -> Any:
     url = _fill(path, target)
     params = {key: _fill(value, target) for key, value in case.query.items()}
     json_body = case.body(target, target_name) if case.body is not None else None
+    headers = world.headers[caller]
+    content = None
+    if case.text is not None:
+        content = case.text(target, target_name).encode()
+        headers = {**headers, "Content-Type": "text/plain"}
     return world.client.request(
-        method, url, params=params, json=json_body, data=case.form, headers=world.headers[caller]
+        method, url, params=params, json=json_body, data=case.form, content=content, headers=headers
     )
 
 

@@ -390,6 +390,28 @@ def test_run_tag_of_another_run_is_409(client: TestClient, admin: dict[str, str]
     assert again.json()["existing_count"] == 1
 
 
+def test_file_naming_a_run_of_another_workflow_is_409(client: TestClient, admin: dict[str, str], lab: Path) -> None:
+    assert create(client, admin, project_document(lab)).status_code == 200
+    register_runs(client, admin, lab)
+    other = project_document(lab, id="7a00000000000000000000e1", name="Other lab project")
+    workflow = other["workflows"][0]
+    workflow["id"] = "7a00000000000000000000e2"
+    workflow["data_collections"][0]["id"] = "7a00000000000000000000e3"
+    assert create(client, admin, other).status_code == 200
+    stray = file_document(
+        lab,
+        "run_1",
+        "7d00000000000000000000e4",
+        "7c0000000000000000000001",
+        data_collection_id="7a00000000000000000000e3",
+    )
+
+    response = client.post(f"{API}/files/upsert_batch", json={"files": [stray]}, headers=admin)
+
+    assert response.status_code == 409
+    assert "files[0].run_id" in response.json()["detail"]
+
+
 def test_run_of_a_workflow_the_caller_may_not_change(client: TestClient, admin: dict[str, str], lab: Path) -> None:
     assert create(client, admin, project_document(lab)).status_code == 200
     stranger = add_user(client, "stranger@example.org", PASSWORD)
@@ -452,3 +474,21 @@ def test_project_from_a_file_is_not_changed_over_the_api(tmp_path: Path) -> None
         assert upsert.status_code == 200
         assert upsert.json()["existing_count"] == 1
         assert client.get(f"{API}/files/list/{collection}", headers=headers).json() == files_before
+
+
+def test_sent_project_is_ingested_again_after_a_restart(tmp_path: Path, lab: Path) -> None:
+    environ = {"DEPICTIO_INGEST_CLIENT_ROOTS": str(lab.parent), "DEPICTIO_INGEST_SETTLE_SECONDS": "0"}
+    service = tmp_path / "restarted"
+    service.mkdir()
+    with app_without_projects(service, environ) as first:
+        headers = login(first, ADMIN, ADMIN_PASSWORD)
+        assert create(first, headers, project_document(lab)).status_code == 200
+        register_runs(first, headers, lab)
+        wait_for_rows(first, headers, 3)
+    (lab / "run_1" / "measures.csv").write_text("id,label\n1,a\n")
+
+    with app_without_projects(service, environ) as second:
+        headers = login(second, ADMIN, ADMIN_PASSWORD)
+        wait_for_rows(second, headers, 2)
+        runs = second.get(f"{API}/runs/list/{IDS['workflow']}", headers=headers).json()
+        assert [run["run_tag"] for run in runs] == ["run_1", "run_2"]
