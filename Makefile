@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck pytest check scan bench clean
+.PHONY: run test lint typecheck pytest conformance check scan bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,9 +38,13 @@ pytest: $(VENV)/.installed-test
 
 test: lint typecheck pytest
 
+# The real Depictio CLI against a live depictiod; installs the CLI into .cache/ on first use.
+conformance: $(VENV)/.installed-test
+	$(BIN)/pytest -q tests/conformance
+
 # Times depictiod against bare DuckDB on the same generated files; see bench/.
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .cache .pytest_cache .mypy_cache .ruff_cache
