@@ -21,11 +21,11 @@ def renamed_collection(project: Project, collection_id: str, new_tag: str) -> Pr
     """
     workflow_name, siblings = _siblings(project, collection_id)
     old_tag = next(dc.data_collection_tag for dc in siblings if dc.id == collection_id)
-    taken = [dc for dc in siblings if dc.data_collection_tag == new_tag and dc.id != collection_id]
-    if taken:
+    duplicates = [dc for dc in siblings if dc.data_collection_tag == new_tag and dc.id != collection_id]
+    if duplicates:
         where = f"workflow {workflow_name!r}" if workflow_name is not None else f"project {project.name!r}"
         raise ConflictError(
-            f"new_name: {where} already has a data collection tagged {new_tag!r} ({taken[0].id}); "
+            f"new_name: {where} already has a data collection tagged {new_tag!r} ({duplicates[0].id}); "
             "tags are unique in a workflow, so choose another name"
         )
 

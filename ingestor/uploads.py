@@ -121,7 +121,7 @@ class UploadFolder:
         except FileNotFoundError:
             return 0
         except OSError as error:
-            logger.warning("uploads folder %s cannot be listed (%s); it is cleaned at the next start", self.root, error)
+            logger.warning("uploads folder %s cannot be listed (%s); the next sweep tries again", self.root, error)
             return 0
         removed = 0
         for entry in entries:
@@ -138,7 +138,12 @@ class UploadFolder:
         return removed
 
     def _remove_unregistered(self, folder: str, registered: set[str]) -> None:
-        for entry in os.scandir(folder):
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as error:
+            logger.warning("uploads folder %s cannot be listed (%s); the next start tries again", folder, error)
+            return
+        for entry in entries:
             if entry.path in registered:
                 continue
             _remove_quietly(entry.path)

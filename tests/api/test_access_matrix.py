@@ -98,6 +98,8 @@ class Case:
     query: dict[str, str] = field(default_factory=dict)
     body: Callable[[dict[str, str], str], dict[str, Any]] | None = None
     form: dict[str, str] | None = None
+    # Multipart files, as (field, (file name, content)).
+    files: list[tuple[str, tuple[str, bytes]]] | None = None
     # False for routes that name no object (lists, the caller's own account, the service).
     names_object: bool = True
     ok: int = 200
@@ -216,6 +218,8 @@ def _make_sent_project(world: World, target_name: str) -> dict[str, str]:
     return ids
 
 
+# One small CSV file for the upload routes.
+UPLOAD = [("files", ("measures.csv", b"id,label\n1,a\n"))]
 DOCS_PAGE = Case("public", names_object=False)
 CASES: dict[tuple[str, str], Case] = {
     ("GET", "/health"): Case("public", names_object=False),
@@ -285,6 +289,17 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", f"{API}/runs/get/{{run_id:str}}"): Case("read"),
     ("GET", f"{API}/files/list/{{data_collection_id:str}}"): Case("read"),
     ("GET", f"{API}/datacollections/specs/{{data_collection_id:str}}"): Case("read"),
+    ("POST", f"{API}/datacollections/{{data_collection_id:str}}/append"): Case(
+        "write", files=UPLOAD, prepare=_make_sent_project
+    ),
+    ("POST", f"{API}/datacollections/{{data_collection_id:str}}/replace"): Case(
+        "write", files=UPLOAD, prepare=_make_sent_project
+    ),
+    ("DELETE", f"{API}/datacollections/{{data_collection_id:str}}/data"): Case("write", prepare=_make_sent_project),
+    ("PUT", f"{API}/datacollections/{{data_collection_id:str}}/name"): Case(
+        "write", body=lambda *_: {"new_name": "renamed_measures"}, prepare=_make_sent_project
+    ),
+    ("DELETE", f"{API}/datacollections/{{data_collection_id:str}}"): Case("manage", prepare=_make_sent_project),
     ("GET", f"{API}/deltatables/get/{{data_collection_id:str}}"): Case("read"),
     ("GET", f"{API}/deltatables/specs/{{data_collection_id:str}}"): Case("read"),
     ("GET", f"{API}/deltatables/shape/{{data_collection_id:str}}"): Case("read"),
@@ -452,7 +467,7 @@ def _call(world: World, method: str, path: str, case: Case, column: str) -> Any:
     params = {key: _fill(value, target) for key, value in case.query.items()}
     json_body = case.body(target, target_name) if case.body is not None else None
     return world.client.request(
-        method, url, params=params, json=json_body, data=case.form, headers=world.headers[caller]
+        method, url, params=params, json=json_body, data=case.form, files=case.files, headers=world.headers[caller]
     )
 
 
