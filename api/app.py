@@ -18,12 +18,13 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from api.access import check_route_rules, enforce_access_rule, provide_access
 from api.auth import API_PREFIX, PUBLIC_PATHS, BearerAuthenticationMiddleware
-from api.controllers import CONTROLLERS, health
+from api.controllers import CONTROLLERS, UPLOAD_CONTROLLERS, health
 from api.controllers.utils import service_version
 from api.errors import EXCEPTION_HANDLERS
 from api.policy import Policy
 from api.ratelimit import LoginRateLimiter
 from api.security import ensure_admin
+from api.table_uploads import upload_body_limit
 from api.tokens import TokenService
 from catalog import Catalog, user_id_for, utc_now
 from config import Project, Settings
@@ -79,10 +80,13 @@ def create_app(
                 await to_thread.run_sync(catalog.close)
             logger.info("depictiod stopped")
 
-    api = Router(
+    dependencies = {"access": Provide(provide_access, sync_to_thread=False)}
+    api = Router(path=API_PREFIX, route_handlers=CONTROLLERS, dependencies=dependencies)
+    uploads = Router(
         path=API_PREFIX,
-        route_handlers=CONTROLLERS,
-        dependencies={"access": Provide(provide_access, sync_to_thread=False)},
+        route_handlers=UPLOAD_CONTROLLERS,
+        dependencies=dependencies,
+        request_max_body_size=upload_body_limit(settings),
     )
     openapi = OpenAPIConfig(
         title="depictiod",
@@ -97,7 +101,7 @@ def create_app(
         security=[{"BearerToken": []}],
     )
     app = Litestar(
-        route_handlers=[api, health],
+        route_handlers=[api, uploads, health],
         lifespan=[lifespan],
         middleware=[DefineMiddleware(BearerAuthenticationMiddleware, exclude=PUBLIC_PATHS)],
         # Every route declares opt={"access": <rule>}; this guard applies it (api.access).

@@ -12,10 +12,13 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from api.security import InvalidAccountError
 from catalog import CatalogError, ConflictError, NotFoundError
+from config import Settings
+from ingestor.uploads import UploadStorageError
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +48,25 @@ def _validation_detail(exception: ValidationException) -> str:
 def handle_http_exception(request: Request[Any, Any, Any], exception: HTTPException) -> Response[ErrorBody]:
     if isinstance(exception, ValidationException):
         return error_response(exception.status_code, _validation_detail(exception))
+    if isinstance(exception, RequestEntityTooLarge):
+        return error_response(413, _too_large_detail(request))
     headers = dict(exception.headers or {})
     return error_response(exception.status_code, str(exception.detail), headers or None)
+
+
+def _too_large_detail(request: Request[Any, Any, Any]) -> str:
+    settings: Settings | None = getattr(request.app.state, "settings", None)
+    if settings is None:
+        return "the request body is too large"
+    return (
+        f"the request body is larger than the upload limit of {settings.server.max_upload_mb} MiB "
+        "(server.max_upload_mb); send smaller files, or fewer in one request"
+    )
+
+
+def handle_upload_storage(request: Request[Any, Any, Any], exception: UploadStorageError) -> Response[ErrorBody]:
+    logger.warning("request %s %s failed: %s", request.method, request.url.path, exception)
+    return error_response(503, str(exception))
 
 
 def handle_not_found(request: Request[Any, Any, Any], exception: NotFoundError) -> Response[ErrorBody]:
@@ -80,5 +100,6 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     ConflictError: handle_conflict,
     InvalidAccountError: handle_invalid_account,
     RecursionError: handle_recursion,
+    UploadStorageError: handle_upload_storage,
     Exception: handle_unexpected,
 }

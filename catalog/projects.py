@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import msgspec
 
 from catalog import project_access
+from catalog.collection_changes import renamed_collection, without_collection
 from catalog.errors import ConflictError, NotFoundError
 from catalog.records import CollectionRecord, ProjectRecord, WorkflowRecord
 from catalog.schema import DATA_SCHEMA
@@ -110,6 +112,47 @@ class ProjectRepository:
 
         self._store.write(work)
 
+    def rename_collection(self, collection_id: str, new_tag: str) -> ProjectRecord:
+        """Set the tag of a collection of a project sent over the API, and the joins and links that name it.
+
+        Raise NotFoundError when the collection does not exist, and ConflictError when its
+        project comes from a project file or another collection of its workflow has the tag.
+        """
+        return self._change_collection(
+            collection_id, lambda project: renamed_collection(project, collection_id, new_tag)
+        )
+
+    def remove_collection(self, collection_id: str) -> ProjectRecord:
+        """Remove a collection from a project sent over the API, with its files, table and links.
+
+        Raise NotFoundError when the collection does not exist, and ConflictError when its
+        project comes from a project file or a join uses the collection.
+        """
+        return self._change_collection(collection_id, lambda project: without_collection(project, collection_id))
+
+    def _change_collection(self, collection_id: str, change: Callable[[Project], Project]) -> ProjectRecord:
+        """Apply `change` to the project of a collection in one transaction, so no concurrent update is lost."""
+
+        def work(connection: Connection) -> str:
+            row = connection.execute(
+                "SELECT p.id, p.source, p.yaml_config_path, p.document FROM data_collections AS c "
+                "JOIN projects AS p ON p.id = c.project_id WHERE c.id = ?",
+                [collection_id],
+            ).fetchone()
+            if row is None:
+                raise NotFoundError("data collection", collection_id)
+            project_id, source, yaml_path, document = row
+            if source != "api":
+                raise ConflictError(
+                    f"data collection {collection_id!r} belongs to a project from the project file {yaml_path!r} "
+                    "in the service's settings; change that file instead"
+                )
+            project = change(msgspec.json.decode(document, type=Project))
+            _upsert_project(connection, project, source="api")
+            return str(project_id)
+
+        return self._changed(self._store.write(work))
+
     def list_sent(self) -> list[Project]:
         """Return the projects sent over the API, for the ingestor."""
         rows = self._store.query(f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE source = 'api' ORDER BY name")
@@ -143,6 +186,10 @@ class ProjectRepository:
     def get_by_name(self, name: str) -> ProjectRecord | None:
         row = self._store.query_one(f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE name = ?", [name])
         return _project_record(row) if row else None
+
+    def collection_ids(self) -> set[str]:
+        """Return the id of every data collection of every project."""
+        return {str(row[0]) for row in self._store.query("SELECT id FROM data_collections")}
 
     def workflow(self, workflow_id: str) -> WorkflowRecord | None:
         row = self._store.query_one("SELECT id, project_id, document FROM workflows WHERE id = ?", [workflow_id])

@@ -75,9 +75,11 @@ class FileRecord(msgspec.Struct, kw_only=True, frozen=True):
     # How the last aggregation read the file: separator, compression, header line, short
     # rows, renamed columns. Empty until the file is aggregated.
     read_details: dict[str, Any] = msgspec.field(default_factory=dict)
-    # scan (found by depictiod) or client (pushed over the API, kept until a client deletes it).
+    # scan (found by depictiod), client (pushed over the API, kept until a client deletes it)
+    # or upload (uploaded into the collection's table and stored in the uploads folder).
     origin: str = "scan"
-    # A client's fields that have no column of their own, such as file_hash or sample.
+    # A client's fields that have no column of their own, such as file_hash or sample; for
+    # an upload, its format and who uploaded it.
     document: dict[str, Any] = msgspec.field(default_factory=dict)
 
 

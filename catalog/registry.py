@@ -2,14 +2,16 @@
 
 A client's records carry the ids it chose and `origin = 'client'`. depictiod never removes
 them itself: a run or file stays until a client deletes it, and a file that vanished from
-disk is marked failed with the reason, so its rows leave the table until it returns.
+disk is marked failed with the reason, so its rows leave the table until it returns. Files
+uploaded into a collection's table have `origin = 'upload'` and live in the service's own
+uploads folder.
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from catalog.errors import ConflictError
+from catalog.errors import ConflictError, NotFoundError
 from catalog.records import FileRecord, RunRecord
 from catalog.runs_files import (
     _FILE_COLUMNS,
@@ -152,6 +154,34 @@ class Registry:
 
         return self._store.write(work)
 
+    def add_uploads(self, collection_id: str, files: list[FileRecord], replace: bool) -> list[FileRecord]:
+        """Register files uploaded into a collection in one transaction; return the files it removed.
+
+        With `replace`, the collection's files that clients registered or uploaded are removed
+        first; files found by scans stay. Raise NotFoundError when the collection no longer
+        exists, for example because it was deleted while the upload was being stored.
+        """
+
+        def work(connection: Connection) -> list[FileRecord]:
+            if connection.execute("SELECT 1 FROM data_collections WHERE id = ?", [collection_id]).fetchone() is None:
+                raise NotFoundError("data collection", collection_id)
+            removed = _client_files(connection, collection_id) if replace else []
+            _delete_ids(connection, "files", [file.id for file in removed])
+            _insert_records(connection, "files", _FILE_COLUMNS, [_file_row(file) for file in files])
+            return removed
+
+        return self._store.write(work)
+
+    def clear_collection(self, collection_id: str) -> list[FileRecord]:
+        """Remove the files that clients registered or uploaded into a collection; return them."""
+
+        def work(connection: Connection) -> list[FileRecord]:
+            removed = _client_files(connection, collection_id)
+            _delete_ids(connection, "files", [file.id for file in removed])
+            return removed
+
+        return self._store.write(work)
+
     def delete_runs(self, run_ids: list[str]) -> DeleteCounts:
         """Delete runs by id; their files stay until deleted too, as Depictio clients expect."""
         return self._delete("runs", "workflow_id, NULL", run_ids)
@@ -169,6 +199,14 @@ class Registry:
             return DeleteCounts(requested=len(ids), deleted=len(rows), touched=touched)
 
         return self._store.write(work)
+
+
+def _client_files(connection: Connection, collection_id: str) -> list[FileRecord]:
+    rows = connection.execute(
+        f"SELECT {_FILE_COLUMNS} FROM files WHERE data_collection_id = ? AND origin IN ('client', 'upload')",
+        [collection_id],
+    ).fetchall()
+    return [_file_record(row) for row in rows]
 
 
 def _kept_observations(file: FileRecord, previous: FileRecord) -> FileRecord:

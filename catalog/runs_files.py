@@ -80,6 +80,10 @@ class FileRepository:
         rows = self._store.query(f"SELECT {_FILE_COLUMNS} FROM files WHERE workflow_id = ?", [workflow_id])
         return [_file_record(row) for row in rows]
 
+    def upload_locations(self) -> set[str]:
+        """Return the path of every uploaded file in the catalog."""
+        return {str(row[0]) for row in self._store.query("SELECT file_location FROM files WHERE origin = 'upload'")}
+
     def status_counts(self, collection_id: str) -> dict[str, int]:
         """Return {status: number of files} of the collection: registered, aggregated or failed."""
         rows = self._store.query(
@@ -144,10 +148,11 @@ class FileRepository:
         self._store.write(work)
 
     def sync_workflow(self, workflow_id: str, runs: list[RunRecord], files: list[FileRecord]) -> SyncCounts:
-        """Make the workflow's runs and files exactly `runs` and `files`, in one transaction.
+        """Make the workflow's runs and files found by scans exactly `runs` and `files`, in one transaction.
 
         A file whose size, mtime and content hash are unchanged keeps its row, so its status
-        and row count survive a rescan.
+        and row count survive a rescan. Runs and files that clients registered or uploaded
+        (origin other than `scan`) are left as they are.
         """
 
         def work(connection: Connection) -> SyncCounts:
@@ -205,7 +210,8 @@ def _sync_runs(connection: Connection, workflow_id: str, runs: list[RunRecord], 
     stored = {
         row[0]: (row[1], row[2:])
         for row in connection.execute(
-            f"SELECT id, registration_time, {', '.join(compared)} FROM runs WHERE workflow_id = ?", [workflow_id]
+            f"SELECT id, registration_time, {', '.join(compared)} FROM runs WHERE workflow_id = ? AND origin = 'scan'",
+            [workflow_id],
         ).fetchall()
     }
     found = {run.id for run in runs}
@@ -232,7 +238,8 @@ def _sync_files(connection: Connection, workflow_id: str, files: list[FileRecord
     stored = {
         row[0]: (row[1], row[2], row[3])
         for row in connection.execute(
-            "SELECT id, filesize, mtime_ns, content_hash FROM files WHERE workflow_id = ?", [workflow_id]
+            "SELECT id, filesize, mtime_ns, content_hash FROM files WHERE workflow_id = ? AND origin = 'scan'",
+            [workflow_id],
         ).fetchall()
     }
     found = {file.id for file in files}

@@ -2,11 +2,12 @@
 
 from config.errors import ConfigError, ConfigProblem
 from config.ids import derive_id, is_object_id
-from config.load_project import compile_file_pattern, load_project, load_project_document
+from config.load_project import TAG_PATTERN, compile_file_pattern, load_project, load_project_document
 from config.project import (
     DataCollection,
     DataLocation,
     Join,
+    Link,
     Permissions,
     Project,
     TableProperties,
@@ -25,12 +26,14 @@ from config.settings import (
 )
 
 __all__ = [
+    "TAG_PATTERN",
     "CatalogSettings",
     "ConfigError",
     "ConfigProblem",
     "DataCollection",
     "DataLocation",
     "Join",
+    "Link",
     "Permissions",
     "Project",
     "ReaderOptions",

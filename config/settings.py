@@ -30,6 +30,9 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: int = 8058
     log_level: str = "INFO"
+    # Largest request body of a table upload (`POST /datacollections/{id}/append` and
+    # `/replace`), in MiB; a larger one gets 413.
+    max_upload_mb: int = 100
 
 
 class CatalogSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -281,8 +284,9 @@ def _kind_word(annotation: Any) -> str:
 # (section, key, minimum, maximum) of numeric settings. The maximums keep dates and timers
 # within what Python and the scheduler can represent: one year of access token lifetime,
 # ten years of refresh and long-lived token lifetime, one day of sign-in rate window, one
-# week between reconciles, one hour of settle time.
+# week between reconciles, one hour of settle time. An upload may be at most 100 GiB.
 _RANGES = (
+    ("server", "max_upload_mb", 1, 102_400),
     ("catalog", "threads", 0, 4_096),
     ("auth", "access_token_minutes", 1, 525_600),
     ("auth", "refresh_token_days", 1, 3_650),

@@ -8,7 +8,7 @@ import time
 import msgspec
 
 from catalog import BuildRequest, Catalog, FileRecord, SourceFile, fingerprint
-from config import DataCollection, TableProperties, parse_reader_options
+from config import DataCollection, ReaderOptions, TableProperties, parse_reader_options
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,13 @@ def aggregate_collection(
     if collection.config.type not in TABLE_TYPES or collection.config.source != "native":
         return CollectionAggregate(collection_id=collection.id, tag=tag, outcome="skipped")
 
-    files = [record for record in catalog.files.list_for_collection(collection.id) if record.filesize > 0]
+    # A file that a client registered is read only once a check of registered files has seen
+    # it under the workflow's locations, which gives it a content hash.
+    files = [
+        record
+        for record in catalog.files.list_for_collection(collection.id)
+        if record.filesize > 0 and (record.origin != "client" or record.content_hash)
+    ]
     if not files:
         catalog.tables.drop(collection.id)
         return CollectionAggregate(collection_id=collection.id, tag=tag, outcome="empty")
@@ -69,17 +75,7 @@ def aggregate_collection(
     properties = msgspec.convert(collection.config.dc_specific_properties, TableProperties)
     options, problems = parse_reader_options(properties.polars_kwargs)
     assert options is not None, f"config.load_project rejects invalid polars_kwargs: {problems}"
-    sources = [
-        SourceFile(
-            file_id=r.id,
-            run_tag=r.run_tag,
-            location=r.file_location,
-            format=properties.format,
-            options=options,
-            content_hash=r.content_hash,
-        )
-        for r in files
-    ]
+    sources = [_source_file(record, properties.format, options) for record in files]
     request = BuildRequest(
         collection_id=collection.id,
         files=sources,
@@ -132,6 +128,26 @@ def aggregate_collection(
         files_aggregated=read,
         files_failed=failed,
         seconds=seconds,
+    )
+
+
+def _source_file(record: FileRecord, collection_format: str, options: ReaderOptions) -> SourceFile:
+    """Return how to read a file of the collection.
+
+    An uploaded file is read in its own format (CSV, TSV or Parquet, from its name). The
+    collection's reader options apply to it only when that is the collection's format, since
+    a separator set for CSV files would split a TSV file wrongly.
+    """
+    file_format = collection_format
+    if record.origin == "upload":
+        file_format = str(record.document.get("format") or collection_format)
+    return SourceFile(
+        file_id=record.id,
+        run_tag=record.run_tag,
+        location=record.file_location,
+        format=file_format,
+        options=options if file_format == collection_format else ReaderOptions(),
+        content_hash=record.content_hash,
     )
 
 

@@ -35,7 +35,8 @@ def check_registered_files(
     started_at = utc_now()
     roots = [os.path.realpath(folder) for folder in [*workflow.data_location.locations, *(link_roots or [])]]
     warnings: list[str] = []
-    records = catalog.files.list_for_workflow(workflow.id)
+    # Uploaded files live in the service's own folder, outside the locations, and never change.
+    records = [record for record in catalog.files.list_for_workflow(workflow.id) if record.origin != "upload"]
     changed: list[FileRecord] = []
     unsettled: dict[str, int] = {}
     summaries = {

@@ -113,7 +113,8 @@ def scan_workflow(
         )
         warnings.append(f"location {folder!r} of workflow {workflow.name!r} is missing or not a folder; {outcome}")
 
-    previous = {record.id: record for record in catalog.files.list_for_workflow(workflow.id)}
+    # Files that a scan found before; uploaded files are not the scan's to count or remove.
+    previous = {record.id: record for record in catalog.files.list_for_workflow(workflow.id) if record.origin == "scan"}
     found, unsettled = _split_unsettled(found, settle_seconds)
     records = []
     for item in found:

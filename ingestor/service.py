@@ -14,7 +14,7 @@ import msgspec
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from catalog import Catalog, CatalogError, ScanReport, utc_now
+from catalog import Catalog, CatalogError, CollectionRecord, ScanReport, utc_now
 from config import DataCollection, Project, Settings, Workflow, WorkflowTimings, derive_id
 from ingestor.aggregate import CollectionAggregate, aggregate_collection
 from ingestor.deadline import ScanDeadline, ScanStopped, ScanTimedOut
@@ -22,12 +22,15 @@ from ingestor.discover import IgnoreRules
 from ingestor.progress import ProgressCallback, ScanProgress
 from ingestor.registered import check_registered_files
 from ingestor.scan import WorkflowScan, scan_workflow
+from ingestor.uploads import UploadFolder
 from ingestor.watch import LocationWatch, Watcher
 
 logger = logging.getLogger(__name__)
 
 # Failed files listed by name in one collection of a scan report; files_failed counts them all.
 MAX_FAILURES_REPORTED = 100
+# Seconds an upload waits for a running scan; after that, its response does not wait for its rows.
+UPLOAD_WAIT_SECONDS = 60.0
 
 
 class ProjectScan(msgspec.Struct, kw_only=True):
@@ -107,6 +110,9 @@ class Ingestor:
         self._watcher: Watcher | None = None
         # Set by a caller that displays progress, such as `depictiod scan` on a terminal.
         self.progress: ProgressCallback | None = None
+        self.uploads = UploadFolder.for_catalog(catalog.path)
+        # How long an upload waits for a running scan before its aggregation is left to a later one.
+        self.upload_wait_seconds = UPLOAD_WAIT_SECONDS
 
     @property
     def watcher(self) -> Watcher | None:
@@ -123,6 +129,8 @@ class Ingestor:
         with self._projects_lock:
             self.projects = [*self._configured, *sent]
             self._sent = {str(project.id) for project in sent}
+        # This runs before the service accepts uploads, so unregistered and partial files can go too.
+        self.uploads.sweep(self.catalog.projects.collection_ids(), self.catalog.files.upload_locations())
 
     def is_sent(self, project_id: str) -> bool:
         """Return True when the project was sent over the API, so its clients register its files."""
@@ -145,6 +153,7 @@ class Ingestor:
         for item in old:
             for workflow in item.workflows:
                 self._forget_workflow(str(workflow.id))
+        self.uploads.sweep(self.catalog.projects.collection_ids())
         if project is None:
             logger.info("project %s is no longer ingested: it was deleted", project_id)
             return
@@ -167,6 +176,34 @@ class Ingestor:
         if self._requests is None:
             self._requests = FutureExecutor(max_workers=1, thread_name_prefix="ingest-request")
         self._requests.submit(self._rescan_requested, workflow_id)
+
+    def aggregate_upload(self, collection: CollectionRecord, project_name: str) -> CollectionAggregate | None:
+        """Aggregate a collection now, after files were uploaded into it or removed from it.
+
+        The aggregation waits for a running scan, at most `upload_wait_seconds`. When that
+        passes, it returns None and requests a rescan of the collection's workflow, which
+        aggregates the collection later.
+        """
+        if not self._scan_lock.acquire(timeout=self.upload_wait_seconds):
+            logger.info(
+                "collection %s (%s): a scan is still running after %g s, so the upload is aggregated by a later one",
+                collection.collection.data_collection_tag,
+                collection.id,
+                self.upload_wait_seconds,
+            )
+            if collection.workflow_id is not None:
+                self.request_rescan(collection.workflow_id)
+            return None
+        try:
+            # The collection as it is now: changed or deleted meanwhile, it is aggregated so or not at all.
+            current = self.catalog.projects.collection(collection.id)
+            if current is None:
+                return CollectionAggregate(
+                    collection_id=collection.id, tag=collection.collection.data_collection_tag, outcome="empty"
+                )
+            return self._aggregate(project_name, current.collection)
+        finally:
+            self._scan_lock.release()
 
     def _rescan_requested(self, workflow_id: str) -> None:
         try:
@@ -372,7 +409,7 @@ class Ingestor:
         tables = []
         for collection in workflow.data_collections:
             deadline.check()
-            table = self._aggregate(project, collection)
+            table = self._aggregate(project.name, collection)
             tables.append(table)
             files = found.get(table.collection_id, 0)
             self._report_progress(
@@ -472,7 +509,7 @@ class Ingestor:
         grace = self.settings.ingest.missing_location_grace_seconds
         return [folder for folder in missing if now - self._missing_since.setdefault(folder, now) < grace]
 
-    def _aggregate(self, project: Project, collection: DataCollection) -> CollectionAggregate:
+    def _aggregate(self, project_name: str, collection: DataCollection) -> CollectionAggregate:
         assert collection.id is not None
         try:
             return aggregate_collection(self.catalog, collection, self._unreadable)
@@ -482,7 +519,7 @@ class Ingestor:
                 "aggregation of collection %s (%s) in project %s failed; its previous table is kept",
                 collection.data_collection_tag,
                 collection.id,
-                project.name,
+                project_name,
             )
             self.status.last_error = f"collection {collection.data_collection_tag!r}: {error}"
             return CollectionAggregate(collection_id=collection.id, tag=collection.data_collection_tag, outcome="error")

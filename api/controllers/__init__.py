@@ -3,7 +3,7 @@
 from api.controllers.auth import AuthController
 from api.controllers.cli import CLIController
 from api.controllers.dashboards import DashboardController
-from api.controllers.datacollections import DataCollectionController
+from api.controllers.datacollections import DataCollectionController, TableUploadController
 from api.controllers.deltatables import DeltaTableController
 from api.controllers.files import FileController
 from api.controllers.monitoring import MonitoringController
@@ -31,5 +31,7 @@ CONTROLLERS = [
     UtilsController,
     WorkflowController,
 ]
+# Routes that take uploaded files; the app mounts them with the upload size limit.
+UPLOAD_CONTROLLERS = [TableUploadController]
 
-__all__ = ["CONTROLLERS", "health"]
+__all__ = ["CONTROLLERS", "UPLOAD_CONTROLLERS", "health"]

@@ -157,7 +157,8 @@ class FileController(Controller):
         summary="Delete a file that a client registered (editors and owners)",
         description=(
             "Its rows leave the collection's table at the next check of its workflow, which starts at once. "
-            "The file on disk is not touched. A file that depictiod found in a workflow folder gives 409."
+            "The file on disk is not touched, except a file uploaded with `/datacollections/{id}/append` or "
+            "`/replace`, which is deleted. A file that depictiod found in a workflow folder gives 409."
         ),
     )
     def delete_file(
@@ -210,6 +211,8 @@ def _sent_file(access: Access, file_id: str) -> FileRecord | None:
     if record is None:
         return None
     _, project = access.collection(record.data_collection_id)
+    if record.origin == "upload":
+        return record  # An upload may leave any collection, since no scan brings it back.
     if record.origin != "client" or project.source != "api":
         raise ConflictError(
             f"file {record.file_location!r} ({record.id}) was found by depictiod in its workflow's folder; it "
@@ -222,6 +225,7 @@ def _delete(request: Request[Any, Any, Any], access: Access, records: list[FileR
     counts = access.catalog.registry.delete_files([record.id for record in records])
     ingestor: Ingestor | None = getattr(request.app.state, "ingestor", None)
     if ingestor is not None:
+        ingestor.uploads.remove([record.file_location for record in records if record.origin == "upload"])
         for workflow_id, _ in counts.touched:
             ingestor.request_rescan(workflow_id)
     logger.info("%d files deleted by %s", counts.deleted, access.signed_in_user().email)

@@ -114,6 +114,8 @@ class Case:
     form: dict[str, str] | None = None
     # A text/plain body, for routes that read YAML.
     text: Callable[[dict[str, str], str], str] | None = None
+    # Multipart files, as (field, (file name, content)).
+    files: list[tuple[str, tuple[str, bytes]]] | None = None
     # False for routes that name no object (lists, the caller's own account, the service).
     names_object: bool = True
     ok: int = 200
@@ -283,6 +285,9 @@ def _rebuild_table(world: World, target_name: str) -> dict[str, str]:
 
 STEP = {"step": {"name": "scan", "status": "running"}, "current_step": "scan"}
 FINISH = {"status": "success", "steps": [{"name": "scan", "status": "success"}]}
+
+# One small CSV file for the upload routes.
+UPLOAD = [("files", ("measures.csv", b"id,label\n1,a\n"))]
 DOCS_PAGE = Case("public", names_object=False)
 CASES: dict[tuple[str, str], Case] = {
     ("GET", "/health"): Case("public", names_object=False),
@@ -375,6 +380,17 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", f"{API}/runs/get/{{run_id:str}}"): Case("read"),
     ("GET", f"{API}/files/list/{{data_collection_id:str}}"): Case("read"),
     ("GET", f"{API}/datacollections/specs/{{data_collection_id:str}}"): Case("read"),
+    ("POST", f"{API}/datacollections/{{data_collection_id:str}}/append"): Case(
+        "write", files=UPLOAD, prepare=_make_sent_project
+    ),
+    ("POST", f"{API}/datacollections/{{data_collection_id:str}}/replace"): Case(
+        "write", files=UPLOAD, prepare=_make_sent_project
+    ),
+    ("DELETE", f"{API}/datacollections/{{data_collection_id:str}}/data"): Case("write", prepare=_make_sent_project),
+    ("PUT", f"{API}/datacollections/{{data_collection_id:str}}/name"): Case(
+        "write", body=lambda *_: {"new_name": "renamed_measures"}, prepare=_make_sent_project
+    ),
+    ("DELETE", f"{API}/datacollections/{{data_collection_id:str}}"): Case("manage", prepare=_make_sent_project),
     ("GET", f"{API}/deltatables/get/{{data_collection_id:str}}"): Case("read"),
     ("GET", f"{API}/deltatables/specs/{{data_collection_id:str}}"): Case("read"),
     ("GET", f"{API}/deltatables/shape/{{data_collection_id:str}}"): Case("read"),
@@ -588,7 +604,7 @@ def _call(world: World, method: str, path: str, case: Case, column: str) -> Any:
         content = case.text(target, target_name).encode()
         headers = {**headers, "Content-Type": "text/plain"}
     return world.client.request(
-        method, url, params=params, json=json_body, data=case.form, content=content, headers=headers
+        method, url, params=params, json=json_body, data=case.form, files=case.files, content=content, headers=headers
     )
 
 

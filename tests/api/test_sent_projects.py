@@ -172,6 +172,18 @@ def wait_for_rows(client: TestClient, headers: dict[str, str], expected: int | N
     assert found == expected
 
 
+def wait_for_error(client: TestClient, headers: dict[str, str], run_tag: str) -> str:
+    """Wait until the file of `run_tag` is recorded as failed and return its reason."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        details = client.get(f"{API}/files/list/{IDS['collection']}", params={"details": "true"}, headers=headers)
+        found = [file for file in details.json() if file["run_tag"] == run_tag and file["status"] == "failed"]
+        if found:
+            return str(found[0]["error"])
+        time.sleep(0.1)
+    raise AssertionError(f"the file of {run_tag} was not recorded as failed within 20 s")
+
+
 def test_created_project_is_returned_as_sent_with_the_caller_as_owner(
     client: TestClient, admin: dict[str, str], lab: Path
 ) -> None:
@@ -310,9 +322,9 @@ def test_file_linked_out_of_the_locations_is_never_read(
     assert create(client, admin, project_document(lab)).status_code == 200
     register_runs(client, admin, lab)
 
+    error = wait_for_error(client, admin, "run_2")
+    assert "outside the workflow's locations" in error
     wait_for_rows(client, admin, 2)
-    details = client.get(f"{API}/files/list/{IDS['collection']}", params={"details": "true"}, headers=admin).json()
-    assert "outside the workflow's locations" in next(file for file in details if file["run_tag"] == "run_2")["error"]
 
 
 def test_file_outside_the_locations_is_refused(client: TestClient, admin: dict[str, str], lab: Path) -> None:
