@@ -9,7 +9,8 @@ import msgspec
 
 from api.monitoring_schemas import Name, ObjectId, Path
 
-Count = Annotated[int, msgspec.Meta(ge=0)]
+# A count stored in a BIGINT column.
+Count = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 
 
 class UpsertDeltaTableIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

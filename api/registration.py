@@ -9,6 +9,7 @@ from litestar.exceptions import ClientException
 
 from api.access import Access
 from api.registry_schemas import FileIn, RunIn
+from api.security import has_hidden_characters
 from catalog import CollectionRecord, FileRecord, ProjectRecord, RunRecord, utc_now
 from config import Workflow, derive_id
 
@@ -19,11 +20,20 @@ def parse_time(value: str | None, key: str) -> datetime:
         return utc_now()
     try:
         parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
         raise ClientException(f"invalid request: {key}: {value!r} is not a time like '2026-01-31 14:05:00'") from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     return parsed
+
+
+def check_text(value: str, key: str) -> None:
+    """Raise 400 when a name or path holds a control, zero-width or direction-changing character.
+
+    Such characters forge log lines, break file system calls (NUL) or make two names look alike.
+    """
+    if has_hidden_characters(value):
+        raise ClientException(f"invalid request: {key}: {value!r} contains a control or invisible character; remove it")
 
 
 def sent_workflow(access: Access, workflow_id: str, key: str) -> tuple[Workflow, ProjectRecord]:
@@ -34,6 +44,8 @@ def sent_workflow(access: Access, workflow_id: str, key: str) -> tuple[Workflow,
 
 def run_record(run: RunIn, index: int) -> RunRecord:
     key = f"runs[{index}]"
+    check_text(run.run_tag, f"{key}.run_tag")
+    check_text(run.run_location, f"{key}.run_location")
     document = {
         "scan_results": run.scan_results,
         "description": run.description,
@@ -60,7 +72,10 @@ def file_record(file: FileIn, index: int, collection: CollectionRecord) -> FileR
     """Return the catalog record of a sent file; its location must lie under its workflow's locations."""
     key = f"files[{index}]"
     location = file.file_location
-    if not os.path.isabs(location) or os.path.normpath(location) != location.rstrip(os.sep):
+    check_text(location, f"{key}.file_location")
+    check_text(file.filename, f"{key}.filename")
+    check_text(file.run_tag or "", f"{key}.run_tag")
+    if not os.path.isabs(location) or os.path.normpath(location) != location:
         raise ClientException(
             f"invalid request: {key}.file_location: {location!r} must be an absolute, normalised path "
             "(no '..', no doubled or trailing '/')"

@@ -57,7 +57,7 @@ class FileIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     modification_time: Time
     data_collection_id: ObjectId
     file_hash: Annotated[str, msgspec.Meta(max_length=256)]
-    filesize: Annotated[int, msgspec.Meta(ge=0)]
+    filesize: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
     id: ObjectId | None = None
     run_id: ObjectId | None = None
     run_tag: Annotated[str, msgspec.Meta(max_length=512)] | None = None
@@ -67,7 +67,7 @@ class FileIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     sample: str | None = None
     s3_key: str | None = None
     index_s3_key: str | None = None
-    index_filesize: int | None = None
+    index_filesize: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] | None = None
     description: Text | None = None
     flexible_metadata: dict[str, Any] | None = None
     hash: str | None = None

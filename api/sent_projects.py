@@ -13,23 +13,36 @@ from api.schemas import PermissionsIn
 from catalog import Catalog, UserRecord, email_key
 from config import ConfigError, Permissions, Project, load_project_document
 
+# Problems listed in the answer to an invalid project; the rest are counted.
+MAX_PROBLEMS_SHOWN = 50
 
-def checked_project(catalog: Catalog, user: UserRecord, body: Any, client_roots: list[str]) -> Project:
+
+def checked_project(
+    catalog: Catalog, user: UserRecord, body: Any, client_roots: list[str], stored: Project | None = None
+) -> Project:
     """Return the project of a request body, checked as a project file is; raise a 4xx error otherwise.
 
     Members of its permissions must be existing users. A caller who is not an
     administrator becomes an owner when the body does not list them. Such a caller may
-    place the workflow locations only under `client_roots`.
+    place the workflow locations only under `client_roots`. With `stored`, the project
+    being updated, its permissions and visibility are kept and the body's are ignored.
     """
     try:
         project = load_project_document(body)
     except ConfigError as error:
-        details = "; ".join(f"{problem.key_path or 'project'}: {problem.message}" for problem in error.problems)
+        shown = error.problems[:MAX_PROBLEMS_SHOWN]
+        details = "; ".join(f"{problem.key_path or 'project'}: {problem.message}" for problem in shown)
+        more = len(error.problems) - len(shown)
+        if more:
+            details += f"; and {more} more problems"
         raise ClientException(f"invalid project: {details}") from None
-    permissions = _permissions(catalog, user, project.permissions)
     if not user.is_admin:
         _check_locations(project, client_roots)
-    return msgspec.structs.replace(project, permissions=permissions)
+    if stored is not None:
+        # An update keeps who may see and change the project, as Depictio does: those change
+        # through /projects/update_project_permissions and /projects/toggle_public_private.
+        return msgspec.structs.replace(project, permissions=stored.permissions, is_public=stored.is_public)
+    return msgspec.structs.replace(project, permissions=_permissions(catalog, user, project.permissions))
 
 
 def _permissions(catalog: Catalog, user: UserRecord, sent: Permissions | None) -> Permissions:

@@ -15,7 +15,6 @@ rest loads.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import logging
 import re
@@ -36,6 +35,7 @@ from catalog.readers import (
     compression_of,
     find_ragged_line,
     inspect_rows,
+    open_binary,
     read_expression,
     sniff_expression,
     text_layout,
@@ -80,7 +80,7 @@ def _check_compression(source: SourceFile) -> None:
         return
     size = 0
     try:
-        with gzip.open(source.location, "rb") as handle:
+        with open_binary(source.location, "gzip") as handle:
             while chunk := handle.read(_GZIP_CHUNK_BYTES):
                 size += len(chunk)
     except (EOFError, OSError, zlib.error) as error:

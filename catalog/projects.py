@@ -18,7 +18,7 @@ from config import DataCollection, Permissions, Project, Workflow
 
 logger = logging.getLogger(__name__)
 
-_PROJECT_COLUMNS = "id, name, source, document, registration_time, last_modified"
+_PROJECT_COLUMNS = "id, name, source, document, registration_time, last_modified, placed_by"
 
 
 def _now() -> datetime:
@@ -48,7 +48,7 @@ class ProjectRepository:
 
         self._store.write(work)
 
-    def create(self, project: Project) -> ProjectRecord:
+    def create(self, project: Project, placed_by: str) -> ProjectRecord:
         """Store a project sent over the API; raise ConflictError when its id, name or a child id is taken."""
         assert project.id is not None
 
@@ -58,12 +58,12 @@ class ProjectRepository:
                     f"a project with id {project.id!r} already exists; update it with PUT /projects/update"
                 )
             _check_unique(connection, project)
-            _upsert_project(connection, project, source="api")
+            _upsert_project(connection, project, source="api", placed_by=placed_by)
 
         self._store.write(work)
         return self._changed(project.id)
 
-    def update(self, project: Project) -> ProjectRecord:
+    def update(self, project: Project, placed_by: str) -> ProjectRecord:
         """Replace a project sent over the API, keeping its registration time.
 
         Raise NotFoundError when it does not exist and ConflictError when it comes from a
@@ -85,7 +85,7 @@ class ProjectRepository:
                     "change that file instead, and the service reloads it at its next start"
                 )
             _check_unique(connection, project)
-            _upsert_project(connection, project, source="api")
+            _upsert_project(connection, project, source="api", placed_by=placed_by)
 
         self._store.write(work)
         return self._changed(project.id)
@@ -153,10 +153,10 @@ class ProjectRepository:
 
         return self._changed(self._store.write(work))
 
-    def list_sent(self) -> list[Project]:
+    def list_sent(self) -> list[ProjectRecord]:
         """Return the projects sent over the API, for the ingestor."""
         rows = self._store.query(f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE source = 'api' ORDER BY name")
-        return [_project_record(row).project for row in rows]
+        return [_project_record(row) for row in rows]
 
     def set_permissions(self, project_id: str, permissions: Permissions, changed_by: str) -> ProjectRecord:
         """Replace a project's permissions; raise NotFoundError when the project does not exist."""
@@ -214,14 +214,14 @@ def _check_unique(connection: Connection, project: Project) -> None:
         "SELECT id FROM projects WHERE name = ? AND id <> ?", [project.name, project.id]
     ).fetchone()
     if row is not None:
-        raise ConflictError(f"name: another project ({row[0]}) is already named {project.name!r}; choose another name")
+        raise ConflictError(f"name: another project is already named {project.name!r}; choose another name")
     for index, workflow in enumerate(project.workflows):
         row = connection.execute(
             "SELECT project_id FROM workflows WHERE id = ? AND project_id <> ?", [workflow.id, project.id]
         ).fetchone()
         if row is not None:
             raise ConflictError(
-                f"workflows[{index}].id: workflow id {workflow.id!r} belongs to project {row[0]}; use a new id"
+                f"workflows[{index}].id: workflow id {workflow.id!r} is used by another project; use a new id"
             )
         for position, collection in enumerate(workflow.data_collections):
             _check_collection_id(connection, project, collection, f"workflows[{index}].data_collections[{position}]")
@@ -234,11 +234,11 @@ def _check_collection_id(connection: Connection, project: Project, collection: D
         "SELECT project_id FROM data_collections WHERE id = ? AND project_id <> ?", [collection.id, project.id]
     ).fetchone()
     if row is not None:
-        raise ConflictError(f"{key}.id: data collection id {collection.id!r} belongs to project {row[0]}; use a new id")
+        raise ConflictError(f"{key}.id: data collection id {collection.id!r} is used by another project; use a new id")
 
 
 def _project_record(row: tuple[object, ...]) -> ProjectRecord:
-    project_id, name, source, document, registered, modified = row
+    project_id, name, source, document, registered, modified, placed_by = row
     project = msgspec.json.decode(str(document), type=Project)
     return ProjectRecord(
         id=str(project_id),
@@ -247,26 +247,40 @@ def _project_record(row: tuple[object, ...]) -> ProjectRecord:
         project=project,
         registration_time=registered,  # type: ignore[arg-type]
         last_modified=modified,  # type: ignore[arg-type]
+        placed_by=None if placed_by is None else str(placed_by),
     )
 
 
-def _upsert_project(connection: Connection, project: Project, source: str) -> None:
+def _upsert_project(connection: Connection, project: Project, source: str, placed_by: str | None = None) -> None:
+    """Store a project; `placed_by` None keeps the user recorded as having set its locations."""
     assert project.id is not None, "config.load_project assigns every project an id"
     now = _now()
     previous = connection.execute(
-        "SELECT registration_time, document FROM projects WHERE id = ?", [project.id]
+        "SELECT registration_time, document, placed_by, last_modified FROM projects WHERE id = ?", [project.id]
     ).fetchone()
     document = msgspec.json.encode(project).decode()
     registered = previous[0] if previous else now
     modified = now if previous is None or previous[1] != document else None
+    placer = placed_by if placed_by is not None else (previous[2] if previous else None)
 
-    if previous is not None and modified is None:
+    if previous is not None and modified is None and placer == previous[2]:
         return  # Unchanged: keep last_modified as it was.
 
     connection.execute("DELETE FROM projects WHERE id = ?", [project.id])
     connection.execute(
-        "INSERT INTO projects VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [project.id, project.name, source, project.yaml_config_path, project.is_public, document, registered, modified],
+        "INSERT INTO projects (id, name, source, yaml_config_path, is_public, document, registration_time, "
+        "last_modified, placed_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            project.id,
+            project.name,
+            source,
+            project.yaml_config_path,
+            project.is_public,
+            document,
+            registered,
+            modified if modified is not None or previous is None else previous[3],
+            placer,
+        ],
     )
     _replace_children(connection, project)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import functools
 import gzip
+import io
 import itertools
 import os
 import re
@@ -23,6 +24,7 @@ import pyarrow
 import pyarrow.feather
 import pyarrow.ipc
 
+from catalog.safe_open import open_regular
 from config import ReaderOptions
 
 FORMATS = ("csv", "tsv", "parquet", "feather", "xls", "xlsx")
@@ -79,9 +81,20 @@ class TextLayout(msgspec.Struct, kw_only=True, frozen=True):
     binary_reason: str | None = None
 
 
+def open_binary(location: str, compression: str) -> Any:
+    """Open a regular file for reading, decompressing it when it is gzip; never block on a FIFO."""
+    handle = open_regular(location)
+    if compression != "gzip":
+        return handle
+    reader = gzip.GzipFile(fileobj=handle, mode="rb")
+    # GzipFile closes the file it opened itself (`myfileobj`), so it closes this one too.
+    reader.myfileobj = handle  # type: ignore[assignment]
+    return reader
+
+
 def compression_of(path: str) -> str:
     """Return "gzip" when the file starts with the gzip magic bytes, else "none"."""
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         return "gzip" if handle.read(2) == GZIP_MAGIC else "none"
 
 
@@ -142,9 +155,8 @@ def _layout(location: str, file_format: str, options: ReaderOptions, size: int, 
 
 def _first_lines(location: str, compression: str) -> tuple[bytes, list[str]]:
     """Return the first bytes of a file, decompressed, and its first lines without a UTF-8 byte-order mark."""
-    opener: Any = gzip.open if compression == "gzip" else open
     try:
-        with opener(location, "rb") as handle:
+        with open_binary(location, compression) as handle:
             chunk = handle.read(_SAMPLE_BYTES)
             complete = not handle.read(1)
     except (OSError, EOFError, zlib.error):
@@ -412,7 +424,7 @@ def _count_plain_rows(source: SourceFile, layout: TextLayout) -> tuple[int, int,
     if layout.compression != "none" or not source.options.has_header:
         return None
     try:
-        with open(source.location, "rb") as handle:
+        with open_regular(source.location) as handle:
             data = handle.read(_SAMPLE_BYTES + 1)
     except OSError:
         return None
@@ -465,8 +477,8 @@ def find_ragged_line(source: SourceFile) -> tuple[int, str] | None:
     """
     try:
         layout = text_layout(source)
-        opener: Any = gzip.open if layout.compression == "gzip" else open
-        with opener(source.location, "rt", encoding="utf-8-sig", errors="replace", newline="") as handle:
+        binary = open_binary(source.location, layout.compression)
+        with io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace", newline="") as handle:
             rows = csv.reader(handle, delimiter=layout.delimiter, quotechar=source.options.quote_char or '"')
             expected: int | None = None
             for number, row in enumerate(itertools.islice(rows, 1_000_000), start=1):

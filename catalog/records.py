@@ -17,6 +17,9 @@ class ProjectRecord(msgspec.Struct, kw_only=True, frozen=True):
     project: Project
     registration_time: datetime
     last_modified: datetime
+    # For a project sent over the API: the id of the user who last set its locations. Files
+    # are read anywhere in them only while that user is an administrator (ingest.client_roots).
+    placed_by: str | None = None
 
 
 class WorkflowRecord(msgspec.Struct, kw_only=True, frozen=True):

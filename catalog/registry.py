@@ -78,7 +78,7 @@ class Registry:
                 previous = stored.get(run.id)
                 if previous is not None and previous[0] != workflow_id:
                     raise ConflictError(
-                        f"runs[{index}].id: run id {run.id!r} belongs to workflow {previous[0]}; use a new id"
+                        f"runs[{index}].id: run id {run.id!r} is used by another workflow; use a new id"
                     )
                 holder = tags.get(run.run_tag)
                 if holder is not None and holder != run.id:
@@ -112,6 +112,19 @@ class Registry:
 
         def work(connection: Connection) -> UpsertCounts:
             counts = UpsertCounts()
+            collections = sorted({file.data_collection_id for file in files})
+            present = {
+                str(row[0])
+                for row in connection.execute(
+                    "SELECT id FROM data_collections WHERE id IN (SELECT unnest(?::VARCHAR[]))", [collections]
+                ).fetchall()
+            }
+            for index, file in enumerate(files):
+                if file.data_collection_id not in present:
+                    raise ConflictError(
+                        f"files[{index}].data_collection_id: data collection {file.data_collection_id} was removed "
+                        "from its project meanwhile"
+                    )
             stored = {
                 record.id: record
                 for record in (
@@ -128,8 +141,7 @@ class Registry:
                 previous = stored.get(file.id)
                 if previous is not None and previous.data_collection_id != file.data_collection_id:
                     raise ConflictError(
-                        f"files[{index}].id: file id {file.id!r} belongs to data collection "
-                        f"{previous.data_collection_id}; use a new id"
+                        f"files[{index}].id: file id {file.id!r} is used by another data collection; use a new id"
                     )
                 if previous is not None and not update:
                     counts.existing += 1

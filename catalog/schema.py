@@ -45,7 +45,7 @@ STATEMENTS = (
     """CREATE TABLE IF NOT EXISTS projects (
         id VARCHAR, name VARCHAR, source VARCHAR, yaml_config_path VARCHAR,
         is_public BOOLEAN, document VARCHAR,
-        registration_time TIMESTAMP, last_modified TIMESTAMP)""",
+        registration_time TIMESTAMP, last_modified TIMESTAMP, placed_by VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS workflows (
         id VARCHAR, project_id VARCHAR, name VARCHAR, workflow_tag VARCHAR,
         position INTEGER, document VARCHAR)""",
@@ -122,5 +122,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE files ADD COLUMN IF NOT EXISTS document VARCHAR",
         "UPDATE files SET origin = 'scan' WHERE origin IS NULL",
         EXTERNAL_TABLES,
+        # The user who last set the locations of a project sent over the API.
+        "ALTER TABLE projects ADD COLUMN IF NOT EXISTS placed_by VARCHAR",
     ),
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import unicodedata
 from typing import Any
 
 import msgspec
@@ -30,6 +31,10 @@ _Problems = list[tuple[str, str]]
 # A project file is a few hundred values; YAML aliases can make a small file expand to
 # billions, so expansion stops being checked past this many.
 MAX_VALUES = 200_000
+# The most workflows and data collections that a project sent over the API may have: each
+# workflow gets a reconcile job and a watch of its own.
+MAX_SENT_WORKFLOWS = 100
+MAX_SENT_COLLECTIONS = 500
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -109,6 +114,17 @@ def load_project_document(raw: Any) -> Project:
     _normalise(raw)
     problems.extend(_walk.check_against(raw, Project))
     problems.extend(_relative_paths(raw))
+    problems.extend(_hidden_characters(raw))
+    workflows = _dicts(raw.get("workflows"))
+    collections = len(_all_collections(raw))
+    if len(workflows) > MAX_SENT_WORKFLOWS or collections > MAX_SENT_COLLECTIONS:
+        problems.append(
+            (
+                "workflows",
+                f"the project has {len(workflows)} workflows and {collections} data collections; a project sent "
+                f"over the API may have at most {MAX_SENT_WORKFLOWS} and {MAX_SENT_COLLECTIONS}",
+            )
+        )
     if not problems:
         _check_project(raw, os.sep, {}, problems)
     problems = [problem for problem in problems if not isinstance(problem, _MissingPath)]
@@ -116,6 +132,32 @@ def load_project_document(raw: Any) -> Project:
         raise ConfigError([ConfigProblem(where, key, message) for key, message in problems])
     project: Project = _walk.convert(raw, Project)
     return project
+
+
+def _hidden_characters(raw: dict[str, Any]) -> _Problems:
+    """Return a problem for each name, tag or location of an API project with a control or invisible character.
+
+    Such characters forge log lines, break file system calls (NUL) or make two names look alike.
+    """
+    named: list[tuple[str, Any]] = [("name", raw.get("name"))]
+    for index, workflow in _indexed(raw.get("workflows")):
+        named.append((f"workflows[{index}].name", workflow.get("name")))
+        location = workflow.get("data_location")
+        folders = location.get("locations") if isinstance(location, dict) else None
+        for position, folder in enumerate(folders if isinstance(folders, list) else []):
+            named.append((f"workflows[{index}].data_location.locations[{position}]", folder))
+        for position, collection in _indexed(workflow.get("data_collections")):
+            named.append(
+                (
+                    f"workflows[{index}].data_collections[{position}].data_collection_tag",
+                    collection.get("data_collection_tag"),
+                )
+            )
+    return [
+        (key, f"{value!r} contains a control or invisible character; remove it")
+        for key, value in named
+        if isinstance(value, str) and any(unicodedata.category(character).startswith("C") for character in value)
+    ]
 
 
 def _relative_paths(raw: dict[str, Any]) -> _Problems:

@@ -8,6 +8,7 @@ import time
 import msgspec
 
 from catalog import BuildRequest, Catalog, FileRecord, SourceFile, fingerprint
+from catalog.safe_open import releasing_fifos
 from config import DataCollection, ReaderOptions, TableProperties, parse_reader_options
 
 logger = logging.getLogger(__name__)
@@ -86,7 +87,8 @@ def aggregate_collection(
         input_bytes=sum(r.filesize for r in files),
     )
     unreadable.pop(collection.id, None)
-    result = catalog.tables.build(request)
+    with releasing_fifos([source.location for source in sources]):
+        result = catalog.tables.build(request)
 
     failed = sum(1 for f in result.files if f.status == "failed")
     read = len(result.files) - failed

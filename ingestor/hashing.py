@@ -6,6 +6,8 @@ import hashlib
 
 import xxhash
 
+from catalog.safe_open import open_regular
+
 _CHUNK_BYTES = 1 << 20
 
 
@@ -16,7 +18,7 @@ def content_hash(path: str) -> str:
     parsing it. It detects changes but is no defence against a malicious writer.
     """
     digest = xxhash.xxh3_128()
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         while chunk := handle.read(_CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()

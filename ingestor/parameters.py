@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import glob
+import io
 import json
 import os
 from typing import Any
 
 import yaml
+
+from catalog.safe_open import open_regular
 
 # Parameter files larger than this are not read: they would bloat every run listing.
 MAX_PARAMETER_BYTES = 1 << 20
@@ -37,7 +40,7 @@ def _read_mapping(path: str, warnings: list[str]) -> dict[str, Any] | None:
         if os.path.getsize(path) > MAX_PARAMETER_BYTES:
             warnings.append(f"parameter file {path!r} is larger than {MAX_PARAMETER_BYTES} bytes; not stored")
             return None
-        with open(path, encoding="utf-8") as handle:
+        with io.TextIOWrapper(open_regular(path), encoding="utf-8") as handle:
             data = json.load(handle) if path.endswith(".json") else yaml.safe_load(handle)
     except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as error:
         warnings.append(f"parameter file {path!r} cannot be read ({error}); not stored")

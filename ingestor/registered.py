@@ -28,13 +28,28 @@ def check_registered_files(
     settle_seconds: float = 0.0,
     trigger: str = "schedule",
     link_roots: list[str] | None = None,
+    client_roots: list[str] | None = None,
 ) -> WorkflowScan:
-    """Compare each registered file of `workflow` with the disk and record what changed."""
+    """Compare each registered file of `workflow` with the disk and record what changed.
+
+    With `client_roots`, only the parts of the workflow's locations that resolve to a
+    folder under one of them are read.
+    """
     assert project.id is not None and workflow.id is not None
     started = time.monotonic()
     started_at = utc_now()
-    roots = [os.path.realpath(folder) for folder in [*workflow.data_location.locations, *(link_roots or [])]]
     warnings: list[str] = []
+    roots = [os.path.realpath(folder) for folder in workflow.data_location.locations]
+    if client_roots is not None:
+        allowed = [os.path.realpath(folder) for folder in client_roots]
+        outside = [root for root in roots if not _under(root, allowed)]
+        for root in outside:
+            warnings.append(
+                f"location {root!r} is outside ingest.client_roots, and the user who set it is not an "
+                "administrator; its files are not read"
+            )
+        roots = [root for root in roots if root not in outside]
+    roots += [os.path.realpath(folder) for folder in link_roots or []]
     # Uploaded files live in the service's own folder, outside the locations, and never change.
     records = [record for record in catalog.files.list_for_workflow(workflow.id) if record.origin != "upload"]
     changed: list[FileRecord] = []
@@ -106,7 +121,7 @@ def _observe(record: FileRecord, roots: list[str], settle_seconds: float) -> Fil
     path = record.file_location
     real_path = os.path.realpath(path)
     link_target = real_path if real_path != os.path.normpath(path) else None
-    if not any(real_path == root or real_path.startswith(root.rstrip(os.sep) + os.sep) for root in roots):
+    if not _under(real_path, roots):
         return _failed(
             record,
             f"the file resolves to {real_path!r}, outside the workflow's locations; depictiod reads only files "
@@ -150,6 +165,10 @@ def _observe(record: FileRecord, roots: list[str], settle_seconds: float) -> Fil
         link_target=link_target,
         read_details={},
     )
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
 
 def _failed(record: FileRecord, reason: str, link_target: str | None, mtime_ns: int = 0) -> FileRecord:

@@ -64,7 +64,7 @@ _RESCAN_REASONS = {
     "overflow": "after change events were lost",
     "watch-restart": "after its watch was restarted",
     "schedule": "on schedule",
-    "client": "after a client registered or deleted files",
+    "registration": "after a client registered or deleted files",
 }
 
 
@@ -90,8 +90,9 @@ class Ingestor:
         # The projects of the config files, then those sent over the API (see register_projects).
         self.projects = list(projects)
         self._configured = list(projects)
-        # Ids of the projects sent over the API: their clients register their runs and files.
-        self._sent: set[str] = set()
+        # Projects sent over the API, whose clients register their runs and files: the id of
+        # the user who last set each one's locations, by project id.
+        self._sent: dict[str, str | None] = {}
         self._projects_lock = threading.Lock()
         # Runs the rescans that clients ask for when the service has no watcher.
         self._requests: FutureExecutor | None = None
@@ -127,10 +128,23 @@ class Ingestor:
         self.catalog.projects.sync_from_config(self._configured)
         sent = self.catalog.projects.list_sent()
         with self._projects_lock:
-            self.projects = [*self._configured, *sent]
-            self._sent = {str(project.id) for project in sent}
+            self.projects = [*self._configured, *(record.project for record in sent)]
+            self._sent = {record.id: record.placed_by for record in sent}
         # This runs before the service accepts uploads, so unregistered and partial files can go too.
         self.uploads.sweep(self.catalog.projects.collection_ids(), self.catalog.files.upload_locations())
+
+    def _client_roots(self, project_id: str) -> list[str] | None:
+        """Return the folders a sent project's files must lie in, or None when anywhere in its locations will do.
+
+        Locations set by an administrator are trusted. Those set by anyone else count only
+        under ingest.client_roots, checked again at every read, because a folder that did not
+        exist when the project was sent may become a link to elsewhere later.
+        """
+        placed_by = self._sent.get(project_id)
+        user = self.catalog.users.get(placed_by) if placed_by else None
+        if user is not None and user.is_admin:
+            return None
+        return list(self.settings.ingest.client_roots)
 
     def is_sent(self, project_id: str) -> bool:
         """Return True when the project was sent over the API, so its clients register its files."""
@@ -146,10 +160,10 @@ class Ingestor:
         with self._projects_lock:
             old = [item for item in self.projects if item.id == project_id]
             self.projects = [item for item in self.projects if item.id != project_id]
-            self._sent.discard(project_id)
-            if project is not None:
+            self._sent.pop(project_id, None)
+            if project is not None and record is not None:
                 self.projects.append(project)
-                self._sent.add(project_id)
+                self._sent[project_id] = record.placed_by
         for item in old:
             for workflow in item.workflows:
                 self._forget_workflow(str(workflow.id))
@@ -171,7 +185,7 @@ class Ingestor:
         if self._stopping.is_set():
             return
         if self._watcher is not None:
-            self._watcher.mark_changed(workflow_id, "client")
+            self._watcher.mark_changed(workflow_id, "registration")
             return
         if self._requests is None:
             self._requests = FutureExecutor(max_workers=1, thread_name_prefix="ingest-request")
@@ -207,7 +221,7 @@ class Ingestor:
 
     def _rescan_requested(self, workflow_id: str) -> None:
         try:
-            self.rescan_workflow(workflow_id, "client")
+            self.rescan_workflow(workflow_id, "registration")
         except Exception:
             # The worker must outlive any one rescan, and the reconcile retries later.
             logger.exception(
@@ -370,7 +384,13 @@ class Ingestor:
         deadline.check()
         if project.id in self._sent:
             scan = check_registered_files(
-                self.catalog, project, workflow, timings.settle_seconds, trigger, self.settings.ingest.link_roots
+                self.catalog,
+                project,
+                workflow,
+                timings.settle_seconds,
+                trigger,
+                self.settings.ingest.link_roots,
+                client_roots=self._client_roots(project.id),
             )
             return self._finish_workflow_scan(project, workflow, scan, deadline)
         known_hashes = self._known_hashes.setdefault(workflow.id, {})
@@ -476,6 +496,9 @@ class Ingestor:
     def _rescan(self, project: Project, workflow: Workflow, trigger: str) -> None:
         with self._scan_lock:
             if self._stopping.is_set():
+                return
+            if not any(item is project for item in self.projects):
+                # Deleted or replaced while this rescan waited for the lock: its data is gone.
                 return
             started = time.monotonic()
             self.status.state = "scanning"

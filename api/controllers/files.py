@@ -7,7 +7,7 @@ from typing import Any
 
 from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import ClientException, NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.access import Access, format_time
@@ -106,8 +106,17 @@ class FileController(Controller):
         # The index in the request of each record, for messages.
         positions: list[int] = []
         scanned: set[str] = set()
+        seen: dict[tuple[str, str], int] = {}
         for index, file in enumerate(data.files):
             collection_id = file.data_collection_id.lower()
+            for key in (("id", (file.id or "").lower()), ("file_location", f"{collection_id}:{file.file_location}")):
+                if key[1] in ("", ":") or key not in seen:
+                    seen[key] = index
+                    continue
+                raise ClientException(
+                    f"invalid request: files[{index}].{key[0]}: the same {key[0]} appears twice in the batch "
+                    f"(also files[{seen[key]}]); a file is registered once"
+                )
             if collection_id not in collections:
                 collections[collection_id] = access.collection(collection_id)
             collection, project = collections[collection_id]
@@ -200,8 +209,8 @@ def _check_runs(access: Access, records: list[FileRecord], positions: list[int])
         workflow_id = owners.get(record.run_id)
         if workflow_id is not None and workflow_id != record.workflow_id:
             raise ConflictError(
-                f"files[{index}].run_id: run {record.run_id} belongs to workflow {workflow_id}, not to workflow "
-                f"{record.workflow_id} of data collection {record.data_collection_id}"
+                f"files[{index}].run_id: run {record.run_id} belongs to another workflow than data collection "
+                f"{record.data_collection_id}"
             )
 
 

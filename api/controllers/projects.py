@@ -98,7 +98,7 @@ class ProjectController(Controller):
     ) -> ProjectActionOut:
         user = access.signed_in_user()
         project = checked_project(access.catalog, user, data, request.app.state.settings.ingest.client_roots)
-        record = access.catalog.projects.create(project)
+        record = access.catalog.projects.create(project, placed_by=user.id)
         _ingest(request, record.id)
         logger.info("project %s (%s) created over the API by %s", record.name, record.id, user.email)
         return ProjectActionOut(success=True, message=f"project {record.name!r} created", project_id=record.id)
@@ -110,7 +110,8 @@ class ProjectController(Controller):
         summary="Replace a project sent over the API with a new version of its document (owners and administrators)",
         description=(
             "The body is the whole project, checked as for `/projects/create`. Workflows and data "
-            "collections it no longer lists are removed with their runs, files and tables. A project "
+            "collections it no longer lists are removed with their runs, files and tables. The project "
+            "keeps its permissions and visibility: the body's are ignored, as Depictio does. A project "
             "from a project file in the service's settings cannot be changed here (409): edit its file."
         ),
     )
@@ -121,9 +122,11 @@ class ProjectController(Controller):
         project_id = data.get("id") or data.get("_id") if isinstance(data, dict) else None
         if not isinstance(project_id, str):
             raise ClientException("invalid project: id: the project to update must give its id")
-        access.project(project_id.lower())
-        project = checked_project(access.catalog, user, data, request.app.state.settings.ingest.client_roots)
-        record = access.catalog.projects.update(project)
+        stored = access.project(project_id.lower())
+        project = checked_project(
+            access.catalog, user, data, request.app.state.settings.ingest.client_roots, stored.project
+        )
+        record = access.catalog.projects.update(project, placed_by=user.id)
         _ingest(request, record.id)
         logger.info("project %s (%s) updated over the API by %s", record.name, record.id, user.email)
         return ProjectActionOut(success=True, message=f"project {record.name!r} updated", project_id=record.id)

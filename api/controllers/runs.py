@@ -63,7 +63,15 @@ class RunController(Controller):
     ) -> UpsertOut:
         workflow_id = data.runs[0].workflow_id.lower()
         tags: dict[str, int] = {}
+        ids: dict[str, int] = {}
         for index, run in enumerate(data.runs):
+            if run.id is not None and run.id.lower() in ids:
+                raise ClientException(
+                    f"invalid request: runs[{index}].id: {run.id!r} appears twice in the batch "
+                    f"(also runs[{ids[run.id.lower()]}])"
+                )
+            if run.id is not None:
+                ids[run.id.lower()] = index
             if run.workflow_id.lower() != workflow_id:
                 raise ClientException(
                     f"invalid request: runs[{index}].workflow_id: all runs of a batch must belong to workflow "

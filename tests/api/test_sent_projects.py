@@ -504,3 +504,81 @@ def test_sent_project_is_ingested_again_after_a_restart(tmp_path: Path, lab: Pat
         wait_for_rows(second, headers, 2)
         runs = second.get(f"{API}/runs/list/{IDS['workflow']}", headers=headers).json()
         assert [run["run_tag"] for run in runs] == ["run_1", "run_2"]
+
+
+def test_location_that_later_links_out_of_client_roots_is_not_read(
+    client: TestClient, lab: Path, tmp_path: Path
+) -> None:
+    user = add_user(client, "linker@example.org", PASSWORD)
+    later = lab.parent / "later"
+    document = project_document(later)
+    assert create(client, user, document).status_code == 200
+    outside = tmp_path / "outside"
+    (outside / "run_1").mkdir(parents=True)
+    (outside / "run_1" / "measures.csv").write_text("id,label\n99,secret\n")
+    later.symlink_to(outside)
+    body = {"files": [file_document(later, "run_1", "7d00000000000000000000f1", "7c00000000000000000000f1")]}
+
+    assert client.post(f"{API}/files/upsert_batch", json=body, headers=user).status_code == 200
+
+    assert "outside the workflow's locations" in wait_for_error(client, user, "run_1")
+    assert table_rows(client, user) is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ([{}, {}], "files[1].id"),
+        ([{}, {"id": "7d00000000000000000000b2"}], "files[1].file_location"),
+        ([{"file_location": "/data/run_1/measures\x00.csv"}], "files[0].file_location"),
+        ([{"modification_time": "9999-12-31T23:59:59-05:00"}], "files[0].modification_time"),
+        ([{"filesize": 2**63}], "filesize"),
+        ([{"run_tag": "run_1\n2026-01-01 INFO forged line"}], "files[0].run_tag"),
+    ],
+)
+def test_bad_files_are_400_naming_the_field(
+    client: TestClient, admin: dict[str, str], lab: Path, changes: list[dict[str, Any]], named: str
+) -> None:
+    assert create(client, admin, project_document(lab)).status_code == 200
+    body = {
+        "files": [
+            file_document(lab, "run_1", "7d00000000000000000000b1", "7c0000000000000000000001", **change)
+            for change in changes
+        ]
+    }
+
+    response = client.post(f"{API}/files/upsert_batch", json=body, headers=admin)
+
+    assert response.status_code == 400, response.text
+    assert named in response.json()["detail"]
+    assert client.get(f"{API}/files/list/{IDS['collection']}", headers=admin).json() == []
+
+
+@pytest.mark.parametrize(
+    "change", [{"name": "Lab\n2026-01-01 INFO forged"}, {"name": "Lab\u202eevil"}, {"name": "Lab\x00"}]
+)
+def test_hidden_characters_in_a_project_name_are_400(
+    client: TestClient, admin: dict[str, str], lab: Path, change: dict[str, Any]
+) -> None:
+    response = create(client, admin, project_document(lab, **change))
+
+    assert response.status_code == 400
+    assert "name" in response.json()["detail"]
+
+
+def test_update_keeps_sharing_and_reports_stay_readable(client: TestClient, admin: dict[str, str], lab: Path) -> None:
+    viewer = add_user(client, "viewer@example.org", PASSWORD)
+    assert create(client, admin, project_document(lab)).status_code == 200
+    permissions = {"project_id": IDS["project"], "permissions": {"owners": [ADMIN], "viewers": ["viewer@example.org"]}}
+    assert client.post(f"{API}/projects/update_project_permissions", json=permissions, headers=admin).status_code == 200
+    register_runs(client, admin, lab)
+    wait_for_rows(client, admin, 3)
+
+    resent = project_document(lab, is_public=True)
+    assert client.put(f"{API}/projects/update", json=resent, headers=admin).status_code == 200
+
+    project = client.get(f"{API}/projects/get/from_id", params={"project_id": IDS["project"]}, headers=viewer)
+    assert project.status_code == 200
+    assert project.json()["is_public"] is False
+    assert client.get(f"{API}/scans", params={"project_id": IDS["project"]}, headers=admin).status_code == 200
+    assert client.get(f"{API}/projects/ingestion-report/{IDS['project']}", headers=admin).status_code == 200
