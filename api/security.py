@@ -133,6 +133,12 @@ def ensure_admin(catalog: Catalog, settings: Settings, password: str | None = No
     and printed once to standard error (never logged).
     """
     if catalog.users.count() > 0:
+        if os.environ.get("DEPICTIO_ADMIN_PASSWORD") and catalog.users.get_by_email(settings.auth.admin_email) is None:
+            logger.warning(
+                "DEPICTIO_ADMIN_PASSWORD is ignored: the catalog already has users, and %s is created only in an "
+                "empty catalog; add an administrator with `depictiod users add --admin EMAIL`",
+                settings.auth.admin_email,
+            )
         return
     chosen = password or os.environ.get("DEPICTIO_ADMIN_PASSWORD") or None
     generated = chosen is None

@@ -360,8 +360,9 @@ def test_missing_collection_in_tab_rejected(client: TestClient, headers: dict[st
         ("main_dashboard: [1]", "main_dashboard must be a mapping"),
         ("title: t\nis_main_tab: maybe", "is_main_tab must be true or false"),
         ("a: &a [*a]\ntitle: t", "nested more than"),
+        ("title: t\nsize: " + "9" * 5000, "cannot be read"),
     ],
-    ids=["syntax", "list", "no title", "components", "main_dashboard", "is_main_tab", "self reference"],
+    ids=["syntax", "list", "no title", "components", "main_dashboard", "is_main_tab", "self reference", "huge integer"],
 )
 def test_invalid_yaml_rejected(
     client: TestClient, headers: dict[str, dict[str, str]], body: str, expected: str

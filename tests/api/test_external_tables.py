@@ -117,6 +117,8 @@ def test_upsert_needs_write(client: TestClient, users: dict[str, dict[str, str]]
         ({"data_collection_id": "not-an-object-id"}, "data_collection_id"),
         ({"rows_total": "many"}, "rows_total"),
         ({"rows_total": -1}, "rows_total"),
+        ({"rows_total": 2**63}, "rows_total"),
+        ({"deltatable_size_bytes": 2**64}, "deltatable_size_bytes"),
         ({"delta_commit_timestamp": "yesterday"}, "delta_commit_timestamp"),
         ({"bucket": "depictio"}, "bucket"),
     ],
