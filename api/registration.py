@@ -28,7 +28,7 @@ def parse_time(value: str | None, key: str) -> datetime:
 
 
 def check_text(value: str, key: str) -> None:
-    """Raise 400 when a name or path holds a control, zero-width or direction-changing character.
+    """Raise 400 when a name or path contains a control, zero-width or direction-changing character.
 
     Such characters forge log lines, break file system calls (NUL) or make two names look alike.
     """

@@ -13,7 +13,7 @@ from api.schemas import PermissionsIn
 from catalog import Catalog, UserRecord, email_key
 from config import ConfigError, Permissions, Project, load_project_document
 
-# Problems listed in the answer to an invalid project; the rest are counted.
+# Problems listed in the response to an invalid project; the rest are counted.
 MAX_PROBLEMS_SHOWN = 50
 
 

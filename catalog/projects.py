@@ -261,7 +261,9 @@ def _upsert_project(connection: Connection, project: Project, source: str, place
     document = msgspec.json.encode(project).decode()
     registered = previous[0] if previous else now
     modified = now if previous is None or previous[1] != document else None
-    placer = placed_by if placed_by is not None else (previous[2] if previous else None)
+    placer = placed_by
+    if placer is None and previous is not None:
+        placer = previous[2]
 
     if previous is not None and modified is None and placer == previous[2]:
         return  # Unchanged: keep last_modified as it was.
