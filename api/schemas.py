@@ -380,6 +380,11 @@ class PreviewOut(msgspec.Struct, kw_only=True):
     total_columns: int
 
 
+class UniqueValuesOut(msgspec.Struct, kw_only=True):
+    column: str
+    values: list[Any]
+
+
 class LocationWatchOut(msgspec.Struct, kw_only=True):
     workflow_id: str
     location: str

@@ -6,10 +6,12 @@ import hashlib
 import logging
 from typing import Any
 
+import duckdb
 import msgspec
 
 from catalog.build import SCRATCH_SUFFIX, BuildRequest, BuildResult, build_table, table_name
 from catalog.records import ColumnSpec, DriftNote, TableRecord
+from catalog.row_filters import FilterError, RowFilter, quote_name, where_clause
 from catalog.schema import AGGREGATED_TABLE_COLUMNS, DATA_SCHEMA
 from catalog.store import Connection, Store
 
@@ -28,11 +30,13 @@ class TableRepository:
         with self._store.read() as cursor:
             return _column_specs(cursor, collection_id)
 
-    def snapshot(self, collection_id: str, preview_rows: int = 0) -> TableSnapshot | None:
-        """Return the table record, its column specs and its first rows as of one moment.
+    def snapshot(
+        self, collection_id: str, preview_rows: int = 0, filters: list[RowFilter] | None = None
+    ) -> TableSnapshot | None:
+        """Return the table record, its column specs and its first rows (those that pass `filters`) as of one moment.
 
         All reads run in one transaction, so a table swapped in meanwhile never mixes the
-        counts of one version with the rows of another.
+        counts of one version with the rows of another. A bad filter raises FilterError.
         """
         with self._store.read() as cursor:
             cursor.execute("BEGIN TRANSACTION")
@@ -43,12 +47,41 @@ class TableRepository:
                 columns: list[str] = []
                 rows: list[tuple[Any, ...]] = []
                 if preview_rows > 0:
-                    result = cursor.execute(f"SELECT * FROM {table_name(collection_id)} LIMIT ?", [preview_rows])
+                    where, parameters = where_clause(filters or [], _column_types(cursor, collection_id))
+                    result = _run(
+                        cursor, f"SELECT * FROM {table_name(collection_id)}{where} LIMIT ?", [*parameters, preview_rows]
+                    )
                     columns = [description[0] for description in result.description or []]
                     rows = result.fetchall()
                 return TableSnapshot(
                     record=record, specs=_column_specs(cursor, collection_id), columns=columns, rows=rows
                 )
+            finally:
+                cursor.execute("ROLLBACK")
+
+    def unique_values(self, collection_id: str, column: str, filters: list[RowFilter], limit: int) -> list[Any] | None:
+        """Return at most `limit` distinct values of `column` among the rows that pass `filters`, sorted.
+
+        Return None when the collection has no table; raise FilterError for an unknown column
+        or a bad filter. NULL is not a value here.
+        """
+        with self._store.read() as cursor:
+            cursor.execute("BEGIN TRANSACTION")
+            try:
+                if _table_record(cursor, collection_id) is None:
+                    return None
+                types = _column_types(cursor, collection_id)
+                if column not in types:
+                    raise FilterError(f"unknown column {column!r}; the table has {', '.join(sorted(types))}")
+                where, parameters = where_clause(filters, types)
+                name = quote_name(column)
+                condition = f"{where} AND {name} IS NOT NULL" if where else f" WHERE {name} IS NOT NULL"
+                result = _run(
+                    cursor,
+                    f"SELECT DISTINCT {name} FROM {table_name(collection_id)}{condition} ORDER BY 1 LIMIT ?",
+                    [*parameters, limit],
+                )
+                return [row[0] for row in result.fetchall()]
             finally:
                 cursor.execute("ROLLBACK")
 
@@ -91,6 +124,23 @@ class TableSnapshot(msgspec.Struct, kw_only=True, frozen=True):
     # Names and first rows of the table; empty unless preview rows were requested.
     columns: list[str]
     rows: list[tuple[Any, ...]]
+
+
+def _column_types(cursor: Connection, collection_id: str) -> dict[str, str]:
+    """Return {column name: DuckDB type} of the collection's table, from DuckDB's own schema."""
+    rows = cursor.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+        [DATA_SCHEMA, f"dc_{collection_id}"],
+    ).fetchall()
+    return {str(name): str(kind) for name, kind in rows}
+
+
+def _run(cursor: Connection, sql: str, parameters: list[Any]) -> duckdb.DuckDBPyConnection:
+    """Run a filtered query; a filter value that does not fit its column raises FilterError."""
+    try:
+        return cursor.execute(sql, parameters)
+    except (duckdb.ConversionException, duckdb.InvalidInputException, duckdb.OutOfRangeException) as error:
+        raise FilterError(f"a filter value does not fit its column: {str(error).splitlines()[0]}") from None
 
 
 def _table_record(cursor: Connection, collection_id: str) -> TableRecord | None:

@@ -22,13 +22,29 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api.access import Access, format_time
 from api.external_table_schemas import DeleteDeltaTableOut, ExternalTableOut, UpsertDeltaTableIn, UpsertDeltaTableOut
-from api.schemas import AggregationOut, ColumnSpecOut, DeltaTableDocument, DriftOut, PreviewOut, ShapeOut
+from api.schemas import (
+    AggregationOut,
+    ColumnSpecOut,
+    DeltaTableDocument,
+    DriftOut,
+    PreviewOut,
+    ShapeOut,
+    UniqueValuesOut,
+)
 from catalog import ExternalTableRecord, TableSnapshot, utc_now
+from catalog.row_filters import FilterError, RowFilter, parse_filters
 from ingestor import Ingestor
 
 logger = logging.getLogger(__name__)
 
 MAX_PREVIEW_ROWS = 1000
+MAX_UNIQUE_VALUES = 10_000
+FILTERS_HELP = (
+    "Filters are query parameters `column__operator=value`, combined with AND. Operators: eq, ne, lt, "
+    "le, gt, ge (the value is converted to the column's type), in (values separated by commas), "
+    "contains and startswith (on the column's text), isnull (true or false). An unknown column, "
+    "operator or parameter, or a value that does not fit its column, is a 400."
+)
 # An upsert lists the run tags of the write, one per run.
 MAX_UPSERT_BYTES = 4 * 1024 * 1024
 
@@ -184,18 +200,50 @@ class DeltaTableController(Controller):
         return ShapeOut(num_rows=table.row_count, num_columns=table.column_count)
 
     @get(
+        "/unique_values/{data_collection_id:str}",
+        sync_to_thread=True,
+        opt={"access": "read"},
+        summary="The distinct values of one column, sorted, optionally among filtered rows",
+        description=FILTERS_HELP,
+    )
+    def unique_values(
+        self,
+        request: Request[Any, Any, Any],
+        access: NamedDependency[Access],
+        data_collection_id: FromPath[str],
+        column: Annotated[str, QueryParameter(description="the column whose values to list")],
+        limit: Annotated[int, QueryParameter(description="values to return, 1 to 10000")] = 1000,
+    ) -> UniqueValuesOut:
+        filters = _filters(request, {"column", "limit"})
+        record, _ = access.collection(data_collection_id)
+        try:
+            values = access.catalog.tables.unique_values(
+                record.id, column, filters, min(max(limit, 1), MAX_UNIQUE_VALUES)
+            )
+        except FilterError as error:
+            raise ClientException(f"invalid request: {error}") from None
+        if values is None:
+            raise NotFoundException(f"data collection {data_collection_id!r} has no aggregated table yet")
+        return UniqueValuesOut(column=column, values=[_json_value(value) for value in values])
+
+    @get(
         "/preview/{data_collection_id:str}",
         sync_to_thread=True,
         opt={"access": "read"},
-        summary="The first rows of the table",
+        summary="The first rows of the table, optionally filtered",
+        description=FILTERS_HELP,
     )
     def preview(
         self,
+        request: Request[Any, Any, Any],
         access: NamedDependency[Access],
         data_collection_id: FromPath[str],
         limit: Annotated[int, QueryParameter(description="rows to return; values outside 1 to 1000 are clamped")] = 100,
     ) -> PreviewOut:
-        snapshot = _snapshot(access, data_collection_id, preview_rows=min(max(limit, 1), MAX_PREVIEW_ROWS))
+        filters = _filters(request, {"limit"})
+        snapshot = _snapshot(
+            access, data_collection_id, preview_rows=min(max(limit, 1), MAX_PREVIEW_ROWS), filters=filters
+        )
         columns = snapshot.columns
         return PreviewOut(
             columns=columns,
@@ -207,12 +255,24 @@ class DeltaTableController(Controller):
         )
 
 
-def _snapshot(access: Access, collection_id: str, preview_rows: int = 0) -> TableSnapshot:
-    access.collection(collection_id)
-    snapshot = access.catalog.tables.snapshot(collection_id, preview_rows)
+def _snapshot(
+    access: Access, collection_id: str, preview_rows: int = 0, filters: list[RowFilter] | None = None
+) -> TableSnapshot:
+    record, _ = access.collection(collection_id)
+    try:
+        snapshot = access.catalog.tables.snapshot(record.id, preview_rows, filters)
+    except FilterError as error:
+        raise ClientException(f"invalid filter: {error}") from None
     if snapshot is None:
         raise NotFoundException(f"data collection {collection_id!r} has no aggregated table yet")
     return snapshot
+
+
+def _filters(request: Request[Any, Any, Any], reserved: set[str]) -> list[RowFilter]:
+    try:
+        return parse_filters(list(request.query_params.multi_items()), reserved)
+    except FilterError as error:
+        raise ClientException(f"invalid filter: {error}") from None
 
 
 def _external_out(record: ExternalTableRecord | None) -> ExternalTableOut | None:

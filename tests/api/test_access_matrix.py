@@ -395,6 +395,9 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", f"{API}/deltatables/specs/{{data_collection_id:str}}"): Case("read"),
     ("GET", f"{API}/deltatables/shape/{{data_collection_id:str}}"): Case("read"),
     ("GET", f"{API}/deltatables/preview/{{data_collection_id:str}}"): Case("read"),
+    ("GET", f"{API}/deltatables/unique_values/{{data_collection_id:str}}"): Case(
+        "read", query={"column": "depictio_run_id"}
+    ),
     ("GET", f"{API}/dashboards/list"): Case("read", names_object=False),
     ("GET", f"{API}/dashboards/get/{{dashboard_id:str}}"): Case("read"),
     ("POST", f"{API}/dashboards/save/{{dashboard_id:str}}"): Case("write", body=_dashboard_body),

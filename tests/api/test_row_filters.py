@@ -1,0 +1,115 @@
+"""Filters on the preview and unique values of a table: bound values, checked names, 400 for the rest."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from api import create_app
+from config import load_projects, load_settings
+from tests.api.conftest import ADMIN_PASSWORD, API, login
+from tests.examples import BUNDLED_PHYSICAL_FEATURES_ID, copy_bundled_examples, write_settings
+
+PREVIEW = f"{API}/deltatables/preview/{BUNDLED_PHYSICAL_FEATURES_ID}"
+UNIQUE = f"{API}/deltatables/unique_values/{BUNDLED_PHYSICAL_FEATURES_ID}"
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    root = tmp_path_factory.mktemp("filters")
+    write_settings(root, list(copy_bundled_examples(root)))
+    settings = load_settings(str(root / "depictio.toml"), environ={})
+    with TestClient(create_app(settings, load_projects(settings.projects), admin_password=ADMIN_PASSWORD)) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def admin(client: TestClient) -> dict[str, str]:
+    return login(client, "admin@example.org", ADMIN_PASSWORD)
+
+
+def rows(client: TestClient, admin: dict[str, str], **query: Any) -> list[dict[str, Any]]:
+    response = client.get(PREVIEW, params={"limit": 1000, **query}, headers=admin)
+    assert response.status_code == 200, response.text
+    found: list[dict[str, Any]] = response.json()["rows"]
+    return found
+
+
+def test_comparisons_combine_with_and(client: TestClient, admin: dict[str, str]) -> None:
+    everything = rows(client, admin)
+    heavy_adelie = rows(client, admin, body_mass_g__ge="4000", depictio_run_id__eq="run_1_adelie")
+
+    expected = [
+        row for row in everything if row["body_mass_g"] is not None and row["body_mass_g"] >= 4000
+        and row["depictio_run_id"] == "run_1_adelie"
+    ]  # fmt: skip
+    assert heavy_adelie == expected
+    assert 0 < len(heavy_adelie) < len(everything)
+
+
+def test_text_in_and_null_filters(client: TestClient, admin: dict[str, str]) -> None:
+    everything = rows(client, admin)
+
+    starts = rows(client, admin, individual_id__startswith="gentoo_00")
+    contains = rows(client, admin, individual_id__contains="stra")
+    listed = rows(client, admin, individual_id__in="adelie_001,gentoo_002")
+    missing = rows(client, admin, body_mass_g__isnull="true")
+    present = rows(client, admin, body_mass_g__isnull="false")
+
+    assert {row["individual_id"] for row in starts} == {f"gentoo_00{n}" for n in range(1, 10)}
+    assert all("stra" in row["individual_id"] for row in contains)
+    assert contains
+    assert sorted(row["individual_id"] for row in listed) == ["adelie_001", "gentoo_002"]
+    assert all(row["body_mass_g"] is None for row in missing)
+    assert len(missing) + len(present) == len(everything)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["x' OR '1'='1", "1; DROP TABLE users; --", "' UNION SELECT password_hash FROM users --", 'a"b', "--"],
+)
+def test_values_are_data_never_sql(client: TestClient, admin: dict[str, str], value: str) -> None:
+    assert rows(client, admin, individual_id__eq=value) == []
+    assert rows(client, admin, individual_id__contains=value) == []
+    response = client.get(PREVIEW, params={"body_mass_g__eq": value}, headers=admin)
+    assert response.status_code == 400
+    assert "does not fit its column" in response.json()["detail"]
+    assert client.app.state.catalog.users.count() > 0
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ({'individual_id" OR 1=1 --__eq': "x"}, "unknown column"),
+        ({"body_mass_g__like": "4%"}, "unknown parameter"),
+        ({"offset": "10"}, "unknown parameter"),
+        ({"body_mass_g__isnull": "maybe"}, "true or false"),
+        ({"body_mass_g__in": ",".join(["1"] * 1001)}, "1001 values"),
+    ],
+)
+def test_bad_filters_are_400(client: TestClient, admin: dict[str, str], query: dict[str, str], named: str) -> None:
+    response = client.get(PREVIEW, params=query, headers=admin)
+
+    assert response.status_code == 400, response.text
+    assert named in response.json()["detail"]
+
+
+def test_unique_values_sorted_and_filtered(client: TestClient, admin: dict[str, str]) -> None:
+    runs = client.get(UNIQUE, params={"column": "depictio_run_id"}, headers=admin)
+    heavy = client.get(UNIQUE, params={"column": "depictio_run_id", "body_mass_g__gt": "5500"}, headers=admin)
+    limited = client.get(UNIQUE, params={"column": "individual_id", "limit": 2}, headers=admin)
+    unknown = client.get(UNIQUE, params={"column": "no_such_column"}, headers=admin)
+
+    assert runs.json() == {"column": "depictio_run_id", "values": ["run_1_adelie", "run_2_chinstrap", "run_3_gentoo"]}
+    assert heavy.json()["values"] == ["run_3_gentoo"]
+    assert limited.json()["values"] == ["adelie_001", "adelie_002"]
+    assert unknown.status_code == 400
+
+
+def test_filters_need_read_access(client: TestClient) -> None:
+    response = client.get(UNIQUE, params={"column": "depictio_run_id"})
+
+    assert response.status_code == 401
