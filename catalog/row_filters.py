@@ -102,3 +102,58 @@ def parse_filters(parameters: list[tuple[str, str]], reserved: set[str]) -> list
         RowFilter(column=column, operator=operator, values=tuple(values))
         for (column, operator), values in grouped.items()
     ]
+
+
+class RowsQuery(msgspec.Struct, kw_only=True, frozen=True):
+    """A page of a table: projection, filters, sort order and the position after which it starts."""
+
+    columns: tuple[str, ...] | None = None
+    filters: tuple[RowFilter, ...] = ()
+    # (column, descending) pairs; rows with equal keys keep the order in which they were added.
+    sort: tuple[tuple[str, bool], ...] = ()
+    limit: int = 100
+    # The sort key values and the row id of the last row of the previous page.
+    after: tuple[tuple[Any, ...], int] | None = None
+    count_total: bool = False
+
+
+def order_clause(sort: tuple[tuple[str, bool], ...], types: dict[str, str]) -> str:
+    """Return an ORDER BY clause for `sort`, then the row id, with NULL values last."""
+    keys = []
+    for column, descending in sort:
+        if column not in types:
+            raise FilterError(f"sort: unknown column {column!r}; the table has {', '.join(sorted(types))}")
+        keys.append(f"{quote_name(column)} {'DESC' if descending else 'ASC'} NULLS LAST")
+    return " ORDER BY " + ", ".join([*keys, "rowid ASC"])
+
+
+def after_clause(query: RowsQuery, types: dict[str, str]) -> tuple[str, list[Any]]:
+    """Return the condition (or "") that keeps the rows after the cursor of `query`, and its parameters.
+
+    Rows come in the order of `order_clause`. A row comes after the cursor when its keys are
+    equal up to some position and its key there comes later, with NULL values last.
+    """
+    if query.after is None:
+        return "", []
+    values, row_id = query.after
+    if len(values) != len(query.sort):
+        raise FilterError("next: the cursor belongs to another sort order; start again without it")
+    alternatives: list[str] = []
+    parameters: list[Any] = []
+    equal: list[str] = []
+    equal_parameters: list[Any] = []
+    for (column, descending), value in zip(query.sort, values, strict=True):
+        name, kind = quote_name(column), types[column]
+        if value is not None:
+            comparison = "<" if descending else ">"
+            alternatives.append(
+                "(" + " AND ".join([*equal, f"({name} {comparison} CAST(? AS {kind}) OR {name} IS NULL)"]) + ")"
+            )
+            parameters += [*equal_parameters, value]
+            equal.append(f"{name} = CAST(? AS {kind})")
+            equal_parameters.append(value)
+        else:
+            equal.append(f"{name} IS NULL")
+    alternatives.append("(" + " AND ".join([*equal, "rowid > ?"]) + ")")
+    parameters += [*equal_parameters, row_id]
+    return "(" + " OR ".join(alternatives) + ")", parameters

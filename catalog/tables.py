@@ -11,7 +11,15 @@ import msgspec
 
 from catalog.build import SCRATCH_SUFFIX, BuildRequest, BuildResult, build_table, table_name
 from catalog.records import ColumnSpec, DriftNote, TableRecord
-from catalog.row_filters import FilterError, RowFilter, quote_name, where_clause
+from catalog.row_filters import (
+    FilterError,
+    RowFilter,
+    RowsQuery,
+    after_clause,
+    order_clause,
+    quote_name,
+    where_clause,
+)
 from catalog.schema import AGGREGATED_TABLE_COLUMNS, DATA_SCHEMA
 from catalog.store import Connection, Store
 
@@ -85,6 +93,51 @@ class TableRepository:
             finally:
                 cursor.execute("ROLLBACK")
 
+    def rows(self, collection_id: str, query: RowsQuery) -> RowsPage | None:
+        """Return one page of the table's rows, or None when the collection has no table.
+
+        Raise FilterError for an unknown column, a bad filter or a cursor of another sort.
+        """
+        with self._store.read() as cursor:
+            cursor.execute("BEGIN TRANSACTION")
+            try:
+                if _table_record(cursor, collection_id) is None:
+                    return None
+                types = _column_types(cursor, collection_id)
+                columns = list(query.columns) if query.columns else list(types)
+                unknown = [column for column in columns if column not in types]
+                if unknown:
+                    raise FilterError(f"columns: unknown column {unknown[0]!r}; the table has {', '.join(types)}")
+                where, parameters = where_clause(list(query.filters), types)
+                order = order_clause(query.sort, types)
+                after, after_parameters = after_clause(query, types)
+                if after:
+                    where = f"{where} AND {after}" if where else f" WHERE {after}"
+                keys = [quote_name(column) for column, _ in query.sort]
+                selected = ", ".join([*(quote_name(column) for column in columns), *keys, "rowid"])
+                found = _run(
+                    cursor,
+                    f"SELECT {selected} FROM {table_name(collection_id)}{where}{order} LIMIT ?",
+                    [*parameters, *after_parameters, query.limit + 1],
+                ).fetchall()
+                page = found[: query.limit]
+                last = page[-1] if page and len(found) > query.limit else None
+                total = None
+                if query.count_total:
+                    plain_where, plain_parameters = where_clause(list(query.filters), types)
+                    counted = _run(
+                        cursor, f"SELECT count(*) FROM {table_name(collection_id)}{plain_where}", plain_parameters
+                    ).fetchone()
+                    total = int(counted[0]) if counted else 0
+                return RowsPage(
+                    columns=columns,
+                    rows=[row[: len(columns)] for row in page],
+                    next_after=None if last is None else (tuple(last[len(columns) : -1]), int(last[-1])),
+                    total=total,
+                )
+            finally:
+                cursor.execute("ROLLBACK")
+
     def build(self, request: BuildRequest) -> BuildResult:
         """Bring the collection's table up to date with the request's files (see catalog.build)."""
         reader_config = self._store.reader_config
@@ -118,6 +171,15 @@ class TableRepository:
         self._store.write(work)
 
 
+class RowsPage(msgspec.Struct, kw_only=True, frozen=True):
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    # The position after the last row, when more rows follow: its sort key values and row id.
+    next_after: tuple[tuple[Any, ...], int] | None
+    # The number of rows that pass the filters, when asked for.
+    total: int | None
+
+
 class TableSnapshot(msgspec.Struct, kw_only=True, frozen=True):
     record: TableRecord
     specs: list[ColumnSpec]
@@ -129,7 +191,8 @@ class TableSnapshot(msgspec.Struct, kw_only=True, frozen=True):
 def _column_types(cursor: Connection, collection_id: str) -> dict[str, str]:
     """Return {column name: DuckDB type} of the collection's table, from DuckDB's own schema."""
     rows = cursor.execute(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+        "ORDER BY ordinal_position",
         [DATA_SCHEMA, f"dc_{collection_id}"],
     ).fetchall()
     return {str(name): str(kind) for name, kind in rows}

@@ -9,12 +9,14 @@ import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.enums import MediaType, RequestEncodingType
-from litestar.exceptions import ClientException
+from litestar.exceptions import ClientException, NotFoundException
 from litestar.openapi import ResponseSpec
 from litestar.params import Body, FromPath, JSONBody
 
 from api.access import Access
 from api.collection_schemas import CollectionChangeOut, CollectionRenameIn, TableUploadIn, TableUploadOut
+from api.controllers.deltatables import json_value
+from api.rows import RowsOut, encode_cursor, rows_query
 from api.schemas import rename_ids
 from api.table_uploads import (
     check_sent,
@@ -23,6 +25,7 @@ from api.table_uploads import (
     store_uploads,
     table_response,
 )
+from catalog.row_filters import FilterError
 from config import TAG_PATTERN
 from ingestor import Ingestor
 
@@ -47,6 +50,43 @@ _PENDING_RESPONSE = {
 
 class DataCollectionController(Controller):
     path = "/datacollections"
+
+    @get(
+        "/{data_collection_id:str}/rows",
+        sync_to_thread=True,
+        opt={"access": "read"},
+        summary="A page of the collection's table: columns, filters, sort order and a cursor to the next page",
+        description=(
+            "`columns=a,b` chooses columns; `sort=a,-b` sorts (a minus sign for descending, NULL values "
+            "last; rows with equal keys keep the order in which they were added); `limit` is 1 to 10000 "
+            "(100 by default); `total=true` adds the number of rows that pass the filters. Pass the "
+            "answer's `next` back as `next` for the following page: a cursor stays valid while rows are "
+            "added, and a rebuild of the whole table (a schema change) may shift it. Filters are query "
+            "parameters `column__operator=value`, combined with AND: eq, ne, lt, le, gt, ge, in (values "
+            "separated by commas), contains, startswith, isnull (true or false). Unknown columns, "
+            "operators and parameters, and values that do not fit their column, are 400."
+        ),
+    )
+    def rows(
+        self, request: Request[Any, Any, Any], access: NamedDependency[Access], data_collection_id: FromPath[str]
+    ) -> RowsOut:
+        record, _ = access.collection(data_collection_id)
+        query = rows_query(request)
+        try:
+            page = access.catalog.tables.rows(record.id, query)
+        except FilterError as error:
+            raise ClientException(f"invalid request: {error}") from None
+        if page is None:
+            raise NotFoundException(f"data collection {data_collection_id!r} has no aggregated table yet")
+        return RowsOut(
+            columns=page.columns,
+            rows=[
+                {name: json_value(value) for name, value in zip(page.columns, row, strict=True)} for row in page.rows
+            ],
+            next=None if page.next_after is None else encode_cursor(page.next_after),
+            total=page.total,
+        )
+
     tags = ["datacollections"]
 
     @get(

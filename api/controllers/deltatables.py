@@ -224,7 +224,7 @@ class DeltaTableController(Controller):
             raise ClientException(f"invalid request: {error}") from None
         if values is None:
             raise NotFoundException(f"data collection {data_collection_id!r} has no aggregated table yet")
-        return UniqueValuesOut(column=column, values=[_json_value(value) for value in values])
+        return UniqueValuesOut(column=column, values=[json_value(value) for value in values])
 
     @get(
         "/preview/{data_collection_id:str}",
@@ -247,9 +247,7 @@ class DeltaTableController(Controller):
         columns = snapshot.columns
         return PreviewOut(
             columns=columns,
-            rows=[
-                {name: _json_value(value) for name, value in zip(columns, row, strict=True)} for row in snapshot.rows
-            ],
+            rows=[{name: json_value(value) for name, value in zip(columns, row, strict=True)} for row in snapshot.rows],
             total_rows=snapshot.record.row_count,
             total_columns=snapshot.record.column_count,
         )
@@ -317,7 +315,7 @@ def _specs(snapshot: TableSnapshot) -> list[ColumnSpecOut]:
     ]
 
 
-def _json_value(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     """Return a table value in a JSON-safe form: NaN and infinities become null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None

@@ -395,6 +395,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", f"{API}/deltatables/specs/{{data_collection_id:str}}"): Case("read"),
     ("GET", f"{API}/deltatables/shape/{{data_collection_id:str}}"): Case("read"),
     ("GET", f"{API}/deltatables/preview/{{data_collection_id:str}}"): Case("read"),
+    ("GET", f"{API}/datacollections/{{data_collection_id:str}}/rows"): Case("read"),
     ("GET", f"{API}/deltatables/unique_values/{{data_collection_id:str}}"): Case(
         "read", query={"column": "depictio_run_id"}
     ),

@@ -1,0 +1,79 @@
+"""Query parameters of `GET /datacollections/{id}/rows`, and its opaque page cursor."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import msgspec
+from litestar import Request
+from litestar.exceptions import ClientException
+
+from catalog.row_filters import FilterError, RowsQuery, parse_filters
+
+DEFAULT_ROWS = 100
+MAX_ROWS = 10_000
+# Query parameters of the rows route that are not filters.
+RESERVED = {"columns", "sort", "limit", "next", "total"}
+
+
+class RowsOut(msgspec.Struct, kw_only=True):
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    # Pass as `next` to get the following page; null on the last page.
+    next: str | None
+    # The number of rows that pass the filters, with `total=true`.
+    total: int | None = None
+
+
+def rows_query(request: Request[Any, Any, Any]) -> RowsQuery:
+    """Return the page that a request names; raise 400 naming the parameter at fault."""
+    query = request.query_params
+    try:
+        filters = parse_filters(list(query.multi_items()), RESERVED)
+    except FilterError as error:
+        raise ClientException(f"invalid filter: {error}") from None
+    columns = _names(query.get("columns"))
+    sort = tuple((name.removeprefix("-"), name.startswith("-")) for name in _names(query.get("sort")) or ())
+    limit_text = query.get("limit")
+    try:
+        limit = DEFAULT_ROWS if limit_text is None else int(limit_text)
+    except ValueError:
+        raise ClientException(f"invalid request: limit: {limit_text!r} is not a whole number") from None
+    if not 1 <= limit <= MAX_ROWS:
+        raise ClientException(f"invalid request: limit: {limit}; ask for 1 to {MAX_ROWS} rows")
+    total = (query.get("total") or "false").lower()
+    if total not in ("true", "false"):
+        raise ClientException("invalid request: total: must be true or false")
+    cursor = query.get("next")
+    after = decode_cursor(cursor) if cursor else None
+    return RowsQuery(
+        columns=tuple(columns) if columns else None,
+        filters=tuple(filters),
+        sort=sort,
+        limit=limit,
+        after=after,
+        count_total=total == "true",
+    )
+
+
+def _names(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    return names or None
+
+
+def encode_cursor(after: tuple[tuple[Any, ...], int]) -> str:
+    """Return the opaque `next` value for a position: its sort key values and row id, as JSON in base64."""
+    return base64.urlsafe_b64encode(msgspec.json.encode([list(after[0]), after[1]])).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> tuple[tuple[Any, ...], int]:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        values, row_id = msgspec.json.decode(raw, type=tuple[list[Any], int])
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        raise ClientException("invalid request: next: not a cursor that this route returned") from None
+    return tuple(values), row_id
