@@ -10,7 +10,6 @@ import os
 import re
 import secrets
 import sys
-import unicodedata
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -19,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from catalog import Catalog, UserRecord, user_id_for, utc_now
 from config import Settings
+from config.load_project import has_hidden_characters
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +51,6 @@ def check_email(email: str) -> str:
     if not _EMAIL_PATTERN.fullmatch(address):
         raise InvalidAccountError(f"{address!r} is not a valid e-mail address; use the form name@example.org")
     return address
-
-
-def has_hidden_characters(text: str) -> bool:
-    """Tell whether `text` contains a control, format (zero-width), private-use or unassigned character."""
-    return any(unicodedata.category(character).startswith("C") for character in text)
 
 
 def check_new_password(password: str) -> None:

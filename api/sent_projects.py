@@ -12,6 +12,7 @@ from api.project_permissions import resolve_permissions
 from api.schemas import PermissionsIn
 from catalog import Catalog, UserRecord, email_key
 from config import ConfigError, Permissions, Project, load_project_document
+from ingestor.scan import under_any
 
 # Problems listed in the response to an invalid project; the rest are counted.
 MAX_PROBLEMS_SHOWN = 50
@@ -75,8 +76,7 @@ def _check_locations(project: Project, client_roots: list[str]) -> None:
     roots = [os.path.realpath(root) for root in client_roots]
     for index, workflow in enumerate(project.workflows):
         for position, location in enumerate(workflow.data_location.locations):
-            real = os.path.realpath(location)
-            if any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots):
+            if under_any(os.path.realpath(location), roots):
                 continue
             allowed = ", ".join(repr(root) for root in client_roots) or "none are set"
             raise PermissionDeniedException(

@@ -135,6 +135,14 @@ class Registry:
                     ).fetchall()
                 )
             }
+            # Files already registered at a location of the batch, by (collection, location).
+            at_location: dict[tuple[str, str], list[str]] = {}
+            for file_id, collection_id, location in connection.execute(
+                "SELECT id, data_collection_id, file_location FROM files "
+                "WHERE file_location IN (SELECT unnest(?::VARCHAR[]))",
+                [sorted({file.file_location for file in files})],
+            ).fetchall():
+                at_location.setdefault((str(collection_id), str(location)), []).append(str(file_id))
             written: list[FileRecord] = []
             replaced: list[str] = []
             for index, file in enumerate(files):
@@ -153,13 +161,8 @@ class Registry:
                     file = _kept_observations(file, previous)
                 written.append(file)
                 # The same location registered under another id: the newest registration wins.
-                replaced += [
-                    str(row[0])
-                    for row in connection.execute(
-                        "SELECT id FROM files WHERE data_collection_id = ? AND file_location = ? AND id <> ?",
-                        [file.data_collection_id, file.file_location, file.id],
-                    ).fetchall()
-                ]
+                others = at_location.get((file.data_collection_id, file.file_location), [])
+                replaced += [other for other in others if other != file.id]
             _delete_ids(connection, "files", replaced + [file.id for file in written])
             _insert_records(connection, "files", _FILE_COLUMNS, [_file_row(file) for file in written])
             return counts

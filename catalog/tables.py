@@ -108,11 +108,12 @@ class TableRepository:
                 unknown = [column for column in columns if column not in types]
                 if unknown:
                     raise FilterError(f"columns: unknown column {unknown[0]!r}; the table has {', '.join(types)}")
-                where, parameters = where_clause(list(query.filters), types)
+                filtered, parameters = where_clause(list(query.filters), types)
                 order = order_clause(query.sort, types)
                 after, after_parameters = after_clause(query, types)
+                where = filtered
                 if after:
-                    where = f"{where} AND {after}" if where else f" WHERE {after}"
+                    where = f"{filtered} AND {after}" if filtered else f" WHERE {after}"
                 keys = [quote_name(column) for column, _ in query.sort]
                 selected = ", ".join([*(quote_name(column) for column in columns), *keys, "rowid"])
                 found = _run(
@@ -124,9 +125,8 @@ class TableRepository:
                 last = page[-1] if page and len(found) > query.limit else None
                 total = None
                 if query.count_total:
-                    plain_where, plain_parameters = where_clause(list(query.filters), types)
                     counted = _run(
-                        cursor, f"SELECT count(*) FROM {table_name(collection_id)}{plain_where}", plain_parameters
+                        cursor, f"SELECT count(*) FROM {table_name(collection_id)}{filtered}", parameters
                     ).fetchone()
                     total = int(counted[0]) if counted else 0
                 return RowsPage(

@@ -31,8 +31,8 @@ _Problems = list[tuple[str, str]]
 # A project file is a few hundred values; YAML aliases can make a small file expand to
 # billions, so expansion stops being checked past this many.
 MAX_VALUES = 200_000
-# The most workflows and data collections that a project sent over the API may have: each
-# workflow gets a reconcile job and a watch of its own.
+# The maximum number of workflows and data collections in a project sent over the API,
+# because each workflow gets a reconcile job and a watch of its own.
 MAX_SENT_WORKFLOWS = 100
 MAX_SENT_COLLECTIONS = 500
 
@@ -156,8 +156,13 @@ def _hidden_characters(raw: dict[str, Any]) -> _Problems:
     return [
         (key, f"{value!r} contains a control or invisible character; remove it")
         for key, value in named
-        if isinstance(value, str) and any(unicodedata.category(character).startswith("C") for character in value)
+        if isinstance(value, str) and has_hidden_characters(value)
     ]
+
+
+def has_hidden_characters(text: str) -> bool:
+    """Tell whether `text` contains a control, format (zero-width), private-use or unassigned character."""
+    return any(unicodedata.category(character).startswith("C") for character in text)
 
 
 def _relative_paths(raw: dict[str, Any]) -> _Problems:

@@ -10,6 +10,7 @@ locations is never read.
 from __future__ import annotations
 
 import os
+import stat
 import time
 
 import msgspec
@@ -18,7 +19,7 @@ from catalog import Catalog, FileRecord, ScanReport, SyncCounts, utc_now
 from config import Project, Workflow, derive_id
 from ingestor.discover import timestamp
 from ingestor.hashing import content_hash
-from ingestor.scan import CollectionScan, WorkflowScan, collection_status
+from ingestor.scan import CollectionScan, WorkflowScan, collection_status, under_any
 
 
 def check_registered_files(
@@ -42,7 +43,7 @@ def check_registered_files(
     roots = [os.path.realpath(folder) for folder in workflow.data_location.locations]
     if client_roots is not None:
         allowed = [os.path.realpath(folder) for folder in client_roots]
-        outside = [root for root in roots if not _under(root, allowed)]
+        outside = [root for root in roots if not under_any(root, allowed)]
         for root in outside:
             warnings.append(
                 f"location {root!r} is outside ingest.client_roots, and the user who set it is not an "
@@ -121,7 +122,8 @@ def _observe(record: FileRecord, roots: list[str], settle_seconds: float) -> Fil
     path = record.file_location
     real_path = os.path.realpath(path)
     link_target = real_path if real_path != os.path.normpath(path) else None
-    if not _under(real_path, roots):
+
+    if not under_any(real_path, roots):
         return _failed(
             record,
             f"the file resolves to {real_path!r}, outside the workflow's locations; depictiod reads only files "
@@ -137,14 +139,16 @@ def _observe(record: FileRecord, roots: list[str], settle_seconds: float) -> Fil
             "until it returns or a client deletes it",
             link_target,
         )
-    if not os.path.isfile(real_path):
+    if not stat.S_ISREG(info.st_mode):
         return _failed(record, "the registered location is not a regular file", link_target)
+
     if time.time() - info.st_mtime < settle_seconds:
         return None
     if record.content_hash and (record.filesize, record.mtime_ns) == (info.st_size, info.st_mtime_ns):
         return record  # Same size and nanosecond mtime: trust the stored hash and outcome.
     if info.st_size == 0:
         return _failed(record, "the file is empty (0 bytes)", link_target, mtime_ns=info.st_mtime_ns)
+
     try:
         digest = content_hash(real_path)
     except OSError as error:
@@ -165,10 +169,6 @@ def _observe(record: FileRecord, roots: list[str], settle_seconds: float) -> Fil
         link_target=link_target,
         read_details={},
     )
-
-
-def _under(path: str, roots: list[str]) -> bool:
-    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
 
 def _failed(record: FileRecord, reason: str, link_target: str | None, mtime_ns: int = 0) -> FileRecord:

@@ -126,7 +126,7 @@ def scan_workflow(
     run_records = [_run_record(workflow, run, files, warnings) for run in runs]
     if kept_locations:
         kept_runs = [
-            run for run in catalog.runs.list_for_workflow(workflow.id) if _under_any(run.run_location, kept_locations)
+            run for run in catalog.runs.list_for_workflow(workflow.id) if under_any(run.run_location, kept_locations)
         ]
         run_records += kept_runs
         kept_tags = {run.run_tag for run in kept_runs}
@@ -303,7 +303,7 @@ def _stat_file(
     found_path = os.path.abspath(path)
     real_path = os.path.realpath(path)
     link_target = real_path if os.path.islink(found_path) else None
-    if roots is not None and not _under_any(real_path, roots):
+    if roots is not None and not under_any(real_path, roots):
         warnings.append(
             f"file {found_path!r} links to {real_path!r}, outside the workflow's locations and their parent "
             "folders; skipped. Add the target's folder to ingest.link_roots to read it"
@@ -366,7 +366,7 @@ def _broken_link(
     )
 
 
-def _under_any(path: str, folders: list[str]) -> bool:
+def under_any(path: str, folders: list[str]) -> bool:
     """Return True when `path` is one of `folders` or lies inside one of them."""
     return any(path == folder or path.startswith(folder.rstrip(os.sep) + os.sep) for folder in folders)
 
