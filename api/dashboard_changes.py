@@ -1,6 +1,6 @@
 """Plan the changes of an import, a save or a delete from the dashboards a project has.
 
-Each plan is a pure function of the project's dashboards; `DashboardRepository.change_project`
+Each plan is a pure function of the project's dashboards. `DashboardRepository.change_project`
 runs it inside the write transaction, so the dashboards it reads are the ones it changes.
 
 Imports follow what the Depictio CLI 1.19.2 expects of `POST /dashboards/import/yaml`:

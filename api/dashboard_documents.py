@@ -99,7 +99,7 @@ def parse_yaml(body: bytes) -> YamlImport:
         raise invalid(f"the YAML is nested more than {MAX_DOCUMENT_DEPTH} levels deep") from None
     except ValueError as error:
         # Python refuses to read integers of more than 4,300 digits.
-        raise invalid(f"the YAML holds a value that cannot be read: {error}") from None
+        raise invalid(f"the YAML contains a value that cannot be read: {error}") from None
     document = json_safe(loaded)
     if not isinstance(document, dict):
         raise invalid("the YAML must be a mapping with a title, or with main_dashboard and tabs")

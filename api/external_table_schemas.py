@@ -16,7 +16,7 @@ Count = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 class UpsertDeltaTableIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A table that a client wrote elsewhere, with Depictio 1.19.2's UpsertDeltaTableAggregated fields.
 
-    `update` false asks to record the first report of the collection only.
+    With `update` false, only the first report of the collection is recorded.
     `async_mode` is accepted and ignored: depictiod records the report at once.
     """
 
@@ -37,7 +37,7 @@ class UpsertDeltaTableIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
 
 
 class UpsertDeltaTableOut(msgspec.Struct, kw_only=True):
-    """Depictio's answer to an upsert; the client reads `result`. depictiod never returns a `job_id`."""
+    """The response to an upsert, as Depictio sends it: the client reads `result`. depictiod sends no `job_id`."""
 
     result: str
     message: str

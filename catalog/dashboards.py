@@ -1,7 +1,7 @@
 """Dashboards: documents that lay out a project's tables, stored one row per dashboard.
 
 A dashboard belongs to one project and goes when the project goes. Its own content
-(components, sections, layout, icons) is kept as its client sent it; the catalog adds
+(components, sections, layout, icons) is kept as its client sent it. The catalog adds
 only the fields it manages: tab family, version, import source and times.
 """
 

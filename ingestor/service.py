@@ -180,7 +180,7 @@ class Ingestor:
         """Check a workflow soon, after a client registered or deleted its runs or files.
 
         With a watcher, the check waits for the workflow's settle window like a change
-        event; without one, it runs on a worker thread, one at a time.
+        event. Without one, it runs on a worker thread, one at a time.
         """
         if self._stopping.is_set():
             return

@@ -184,9 +184,7 @@ def wait_for_error(client: TestClient, headers: dict[str, str], run_tag: str) ->
     raise AssertionError(f"the file of {run_tag} was not recorded as failed within 20 s")
 
 
-def test_created_project_is_returned_as_sent_with_the_caller_as_owner(
-    client: TestClient, admin: dict[str, str], lab: Path
-) -> None:
+def test_create_keeps_ids_and_owner(client: TestClient, admin: dict[str, str], lab: Path) -> None:
     response = create(client, admin, project_document(lab, hash="client-hash-1"))
 
     assert response.status_code == 200, response.text
@@ -201,7 +199,7 @@ def test_created_project_is_returned_as_sent_with_the_caller_as_owner(
     assert owner_ids == [admin_id]
 
 
-def test_missing_project_is_404_by_name_and_by_id(client: TestClient, admin: dict[str, str]) -> None:
+def test_missing_project_is_404(client: TestClient, admin: dict[str, str]) -> None:
     assert client.get(f"{API}/projects/get/from_name/nothing here", headers=admin).status_code == 404
     response = client.get(f"{API}/projects/get/from_id", params={"project_id": "f" * 24}, headers=admin)
     assert response.status_code == 404
@@ -312,9 +310,7 @@ def test_changed_and_vanished_files_update_the_table(client: TestClient, admin: 
     wait_for_rows(client, admin, 5)
 
 
-def test_file_linked_out_of_the_locations_is_never_read(
-    client: TestClient, admin: dict[str, str], lab: Path, tmp_path: Path
-) -> None:
+def test_outward_symlink_never_read(client: TestClient, admin: dict[str, str], lab: Path, tmp_path: Path) -> None:
     secret = tmp_path / "secret.csv"
     secret.write_text("id,label\n99,secret\n")
     os.remove(lab / "run_2" / "measures.csv")
@@ -327,7 +323,7 @@ def test_file_linked_out_of_the_locations_is_never_read(
     wait_for_rows(client, admin, 2)
 
 
-def test_file_outside_the_locations_is_refused(client: TestClient, admin: dict[str, str], lab: Path) -> None:
+def test_file_outside_locations_is_400(client: TestClient, admin: dict[str, str], lab: Path) -> None:
     assert create(client, admin, project_document(lab)).status_code == 200
     outside = file_document(lab, "run_1", "7d00000000000000000000bb", "7c0000000000000000000001")
 
@@ -338,9 +334,7 @@ def test_file_outside_the_locations_is_refused(client: TestClient, admin: dict[s
         assert "files[0].file_location" in response.json()["detail"]
 
 
-def test_deleted_runs_and_files_leave_the_lists_and_the_table(
-    client: TestClient, admin: dict[str, str], lab: Path
-) -> None:
+def test_deletes_empty_lists_and_table(client: TestClient, admin: dict[str, str], lab: Path) -> None:
     assert create(client, admin, project_document(lab)).status_code == 200
     register_runs(client, admin, lab)
     wait_for_rows(client, admin, 3)
@@ -402,7 +396,7 @@ def test_run_tag_of_another_run_is_409(client: TestClient, admin: dict[str, str]
     assert again.json()["existing_count"] == 1
 
 
-def test_file_naming_a_run_of_another_workflow_is_409(client: TestClient, admin: dict[str, str], lab: Path) -> None:
+def test_foreign_run_id_is_409(client: TestClient, admin: dict[str, str], lab: Path) -> None:
     assert create(client, admin, project_document(lab)).status_code == 200
     register_runs(client, admin, lab)
     other = project_document(lab, id="7a00000000000000000000e1", name="Other lab project")
@@ -424,7 +418,7 @@ def test_file_naming_a_run_of_another_workflow_is_409(client: TestClient, admin:
     assert "files[0].run_id" in response.json()["detail"]
 
 
-def test_run_of_a_workflow_the_caller_may_not_change(client: TestClient, admin: dict[str, str], lab: Path) -> None:
+def test_stranger_run_upsert_is_404(client: TestClient, admin: dict[str, str], lab: Path) -> None:
     assert create(client, admin, project_document(lab)).status_code == 200
     stranger = add_user(client, "stranger@example.org", PASSWORD)
 
@@ -463,7 +457,7 @@ def test_update_replaces_the_project_and_delete_removes_it(
     assert client.app.state.catalog.store.query("SELECT count(*) FROM files") == [(0,)]
 
 
-def test_project_from_a_file_is_not_changed_over_the_api(tmp_path: Path) -> None:
+def test_config_project_is_read_only(tmp_path: Path) -> None:
     root = tmp_path / "configured"
     root.mkdir()
     write_settings(root, list(copy_bundled_examples(root)))
@@ -506,9 +500,7 @@ def test_sent_project_is_ingested_again_after_a_restart(tmp_path: Path, lab: Pat
         assert [run["run_tag"] for run in runs] == ["run_1", "run_2"]
 
 
-def test_location_that_later_links_out_of_client_roots_is_not_read(
-    client: TestClient, lab: Path, tmp_path: Path
-) -> None:
+def test_location_relinked_outside_roots_unread(client: TestClient, lab: Path, tmp_path: Path) -> None:
     user = add_user(client, "linker@example.org", PASSWORD)
     later = lab.parent / "later"
     document = project_document(later)

@@ -2,7 +2,7 @@
 
 Every CLI call returns a `CLIResult` that contains its output and the lines that the service
 logged while it ran. The checks at the bottom fail with all of it, so a failed step
-shows which requests the CLI sent and what depictiod answered.
+shows which requests the CLI sent and how depictiod responded.
 """
 
 from __future__ import annotations
