@@ -10,7 +10,7 @@ import msgspec
 from litestar import Request
 from litestar.exceptions import ClientException
 
-from catalog.row_filters import FilterError, RowsQuery, parse_filters
+from catalog.row_filters import FilterError, RowPosition, RowsQuery, parse_filters
 
 DEFAULT_ROWS = 100
 MAX_ROWS = 10_000
@@ -65,15 +65,14 @@ def _names(text: str | None) -> tuple[str, ...] | None:
     return names or None
 
 
-def encode_cursor(after: tuple[tuple[Any, ...], int]) -> str:
-    """Return the opaque `next` value for a position: its sort key values and row id, as JSON in base64."""
-    return base64.urlsafe_b64encode(msgspec.json.encode([list(after[0]), after[1]])).decode().rstrip("=")
+def encode_cursor(position: RowPosition) -> str:
+    """Return the opaque `next` value for a position: the row that ended a page, as JSON in base64."""
+    return base64.urlsafe_b64encode(msgspec.json.encode(position)).decode().rstrip("=")
 
 
-def decode_cursor(text: str) -> tuple[tuple[Any, ...], int]:
+def decode_cursor(text: str) -> RowPosition:
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        values, row_id = msgspec.json.decode(raw, type=tuple[list[Any], int])
+        return msgspec.json.decode(raw, type=RowPosition)
     except (binascii.Error, ValueError, msgspec.DecodeError):
         raise ClientException("invalid request: next: not a cursor that this route returned") from None
-    return tuple(values), row_id

@@ -30,6 +30,7 @@ import pyarrow.feather
 
 from catalog import specs
 from catalog.readers import (
+    ROW_ID,
     SourceFile,
     UnreadableFileError,
     compression_of,
@@ -384,6 +385,14 @@ class TableBuilder:
             self._fail(source, error)
             return None
 
+        hiding = [name for name, _ in columns if name.lower() == ROW_ID]
+        if hiding:
+            message = (
+                f"the file has a column named {hiding[0]!r}, which would hide the row ids that page cursors use; "
+                "rename the column (CSV and TSV headers are renamed to rowid_1 by themselves)"
+            )
+            self._fail(source, UnreadableFileError(message))
+            return None
         # Reserved columns stay in the list because an explicit column list must name every
         # column of a CSV file. The table leaves them out and adds its own.
         if not _own(columns):

@@ -27,6 +27,8 @@ import pyarrow.ipc
 from catalog.safe_open import open_regular
 from config import ReaderOptions
 
+# The name of DuckDB's row id, which a column of that name (in any case) would hide.
+ROW_ID = "rowid"
 FORMATS = ("csv", "tsv", "parquet", "feather", "xls", "xlsx")
 GZIP_MAGIC = b"\x1f\x8b"
 # How much of a delimited file is read to find its layout.
@@ -232,8 +234,8 @@ def _column_names(header: list[str], hash_header: bool) -> tuple[tuple[str, ...]
     """Return the column names to give DuckDB, or () when the header can be used as written.
 
     A `#` header loses its leading `#` and spaces. An empty name becomes `column<N>`, with
-    N counted from 0. A name that repeats an earlier one, ignoring case, gets the first
-    suffix `_1`, `_2`, ... that no other column of the header has.
+    N counted from 0. A name that repeats an earlier one, ignoring case, or that is `rowid`,
+    gets the first suffix `_1`, `_2`, ... that no other column of the header has.
     """
     names = list(header)
     changed = hash_header
@@ -244,7 +246,8 @@ def _column_names(header: list[str], hash_header: bool) -> tuple[tuple[str, ...]
             names[index], changed = f"column{index}", True
 
     used_names = {name.lower() for name in names}
-    seen: set[str] = set()
+    # DuckDB's own row id hides behind a column named rowid, so such a column is renamed too.
+    seen: set[str] = {ROW_ID}
     renamed = []
     for index, name in enumerate(names):
         if name.lower() in seen:

@@ -8,9 +8,13 @@ becomes SQL text.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from typing import Any
 
 import msgspec
+
+from catalog.widen import INTEGER_TYPES
 
 # Operators that compare the column with one value, cast to the column's type.
 COMPARISONS = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
@@ -20,6 +24,7 @@ OPERATORS = (*COMPARISONS, "in", *TEXT_OPERATORS, "isnull")
 # The maximum number of values in one `in` filter, and of filters in one request.
 MAX_IN_VALUES = 1000
 MAX_FILTERS = 50
+_INTEGER = re.compile(r"\s*[+-]?\d+\s*")
 
 
 class RowFilter(msgspec.Struct, kw_only=True, frozen=True):
@@ -56,13 +61,13 @@ def where_clause(filters: list[RowFilter], types: dict[str, str]) -> tuple[str, 
         column, kind = quote_name(item.column), types[item.column]
         if item.operator in COMPARISONS:
             parts.append(f"{column} {COMPARISONS[item.operator]} CAST(? AS {kind})")
-            parameters.append(_single(item))
+            parameters.append(_fitting(item, kind, _single(item)))
         elif item.operator == "in":
             values = [value for text in item.values for value in text.split(",")]
             if not 1 <= len(values) <= MAX_IN_VALUES:
                 raise FilterError(f"{item.column}__in lists {len(values)} values; list 1 to {MAX_IN_VALUES}")
             parts.append(f"{column} IN ({', '.join([f'CAST(? AS {kind})'] * len(values))})")
-            parameters.extend(values)
+            parameters.extend(_fitting(item, kind, value) for value in values)
         elif item.operator in TEXT_OPERATORS:
             parts.append(f"{TEXT_OPERATORS[item.operator]}(CAST({column} AS VARCHAR), ?)")
             parameters.append(_single(item))
@@ -74,6 +79,18 @@ def where_clause(filters: list[RowFilter], types: dict[str, str]) -> tuple[str, 
         else:
             raise FilterError(f"unknown operator {item.operator!r}; use one of {', '.join(OPERATORS)}")
     return (" WHERE " + " AND ".join(parts) if parts else ""), parameters
+
+
+def _fitting(item: RowFilter, kind: str, value: str) -> str:
+    """Return `value`, or raise FilterError when the column is an integer and the value is not one.
+
+    DuckDB casts the text "1.5" to the integer 2, so `id__eq=1.5` would match the row of id 2.
+    """
+    if kind in INTEGER_TYPES and not _INTEGER.fullmatch(value):
+        raise FilterError(
+            f"{item.column}__{item.operator}: {value!r} is not a whole number, and {item.column} is {kind}"
+        )
+    return value
 
 
 def _single(item: RowFilter) -> str:
@@ -104,6 +121,29 @@ def parse_filters(parameters: list[tuple[str, str]], reserved: set[str]) -> list
     ]
 
 
+class RowPosition(msgspec.Struct, array_like=True, frozen=True):
+    """The last row of a page, named so that the name survives DuckDB's renumbering of rows.
+
+    DuckDB renumbers row ids when a checkpoint compacts a table after deletes, so a page
+    cursor cannot hold a row id. Rows of one file that one build inserted keep their
+    relative order, though: a row is named by its file id, the time of the build that
+    inserted it, and its place among those rows. A table without those columns (one
+    that is always rebuilt whole) names the row by its row id and the table's version.
+    """
+
+    # A digest of the collection, filters and sort order that the position belongs to.
+    query: str
+    file_id: str | None
+    # aggregation_time of the row, in ISO format, or the table's version as text.
+    added: str
+    # The row's place among the rows of its file and build, or its row id.
+    ordinal: int
+
+
+class StaleCursorError(Exception):
+    """Raised when the row that a cursor names is gone: its file was changed or removed, or the table rebuilt."""
+
+
 class RowsQuery(msgspec.Struct, kw_only=True, frozen=True):
     """A page of a table: projection, filters, sort order and the position after which it starts."""
 
@@ -112,9 +152,14 @@ class RowsQuery(msgspec.Struct, kw_only=True, frozen=True):
     # (column, descending) pairs; rows with equal keys keep the order in which they were added.
     sort: tuple[tuple[str, bool], ...] = ()
     limit: int = 100
-    # The sort key values and the row id of the last row of the previous page.
-    after: tuple[tuple[Any, ...], int] | None = None
+    # The last row of the previous page.
+    after: RowPosition | None = None
     count_total: bool = False
+
+    def digest(self, collection_id: str) -> str:
+        """Return what a cursor records of the collection, filters and sort order it was made for."""
+        parts = [collection_id, sorted((f.column, f.operator, list(f.values)) for f in self.filters), self.sort]
+        return hashlib.sha256(msgspec.json.encode(parts)).hexdigest()[:24]
 
 
 def order_clause(sort: tuple[tuple[str, bool], ...], types: dict[str, str]) -> str:
@@ -127,33 +172,28 @@ def order_clause(sort: tuple[tuple[str, bool], ...], types: dict[str, str]) -> s
     return " ORDER BY " + ", ".join([*keys, "rowid ASC"])
 
 
-def after_clause(query: RowsQuery, types: dict[str, str]) -> tuple[str, list[Any]]:
-    """Return the condition (or "") that keeps the rows after the cursor of `query`, and its parameters.
+def after_clause(sort: tuple[tuple[str, bool], ...], table: str, anchor: int) -> tuple[str, list[Any]]:
+    """Return the condition that keeps the rows after the row `anchor` (a row id) in the order of `order_clause`.
 
-    Rows come in the order of `order_clause`. A row comes after the cursor when its keys are
-    equal up to some position and its key there comes later, with NULL values last.
+    The anchor's key values are read from the table by subqueries, so they keep their
+    exact DuckDB values (NaN, nanoseconds, blobs) and no value passes through the client.
+    A row comes after the anchor when its keys are equal up to some position and its key
+    there comes later, with NULL values last.
     """
-    if query.after is None:
-        return "", []
-    values, row_id = query.after
-    if len(values) != len(query.sort):
-        raise FilterError("next: the cursor belongs to another sort order; start again without it")
     alternatives: list[str] = []
     parameters: list[Any] = []
     equal: list[str] = []
-    equal_parameters: list[Any] = []
-    for (column, descending), value in zip(query.sort, values, strict=True):
-        name, kind = quote_name(column), types[column]
-        if value is not None:
-            comparison = "<" if descending else ">"
-            alternatives.append(
-                "(" + " AND ".join([*equal, f"({name} {comparison} CAST(? AS {kind}) OR {name} IS NULL)"]) + ")"
-            )
-            parameters += [*equal_parameters, value]
-            equal.append(f"{name} = CAST(? AS {kind})")
-            equal_parameters.append(value)
-        else:
-            equal.append(f"{name} IS NULL")
+    for column, descending in sort:
+        name = quote_name(column)
+        value = f"(SELECT {name} FROM {table} WHERE rowid = ?)"
+        comparison = "<" if descending else ">"
+        alternatives.append(
+            "("
+            + " AND ".join([*equal, f"{value} IS NOT NULL", f"({name} {comparison} {value} OR {name} IS NULL)"])
+            + ")"
+        )
+        parameters += [anchor] * (len(equal) + 2)
+        equal.append(f"{name} IS NOT DISTINCT FROM {value}")
     alternatives.append("(" + " AND ".join([*equal, "rowid > ?"]) + ")")
-    parameters += [*equal_parameters, row_id]
+    parameters += [anchor] * (len(equal) + 1)
     return "(" + " OR ".join(alternatives) + ")", parameters

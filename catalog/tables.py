@@ -14,7 +14,9 @@ from catalog.records import ColumnSpec, DriftNote, TableRecord
 from catalog.row_filters import (
     FilterError,
     RowFilter,
+    RowPosition,
     RowsQuery,
+    StaleCursorError,
     after_clause,
     order_clause,
     quote_name,
@@ -96,13 +98,16 @@ class TableRepository:
     def rows(self, collection_id: str, query: RowsQuery) -> RowsPage | None:
         """Return one page of the table's rows, or None when the collection has no table.
 
-        Raise FilterError for an unknown column, a bad filter or a cursor of another sort.
+        Raise FilterError for an unknown column, a bad filter or a cursor of another query,
+        and StaleCursorError when the row that the cursor names is gone.
         """
         with self._store.read() as cursor:
             cursor.execute("BEGIN TRANSACTION")
             try:
-                if _table_record(cursor, collection_id) is None:
+                record = _table_record(cursor, collection_id)
+                if record is None:
                     return None
+                table = table_name(collection_id)
                 types = _column_types(cursor, collection_id)
                 columns = list(query.columns) if query.columns else list(types)
                 unknown = [column for column in columns if column not in types]
@@ -110,30 +115,35 @@ class TableRepository:
                     raise FilterError(f"columns: unknown column {unknown[0]!r}; the table has {', '.join(types)}")
                 filtered, parameters = where_clause(list(query.filters), types)
                 order = order_clause(query.sort, types)
-                after, after_parameters = after_clause(query, types)
-                where = filtered
-                if after:
+                digest = query.digest(collection_id)
+                by_file = set(types) >= _ROW_GROUP_COLUMNS
+                where, where_parameters = filtered, list(parameters)
+                if query.after is not None:
+                    if query.after.query != digest:
+                        raise FilterError(
+                            "next: the cursor belongs to another collection, filter or sort order; "
+                            "start again without it"
+                        )
+                    anchor = _locate(cursor, table, query.after, by_file, record.aggregation_version)
+                    after, after_parameters = after_clause(query.sort, table, anchor)
                     where = f"{filtered} AND {after}" if filtered else f" WHERE {after}"
-                keys = [quote_name(column) for column, _ in query.sort]
-                selected = ", ".join([*(quote_name(column) for column in columns), *keys, "rowid"])
+                    where_parameters += after_parameters
+                selected = ", ".join([*(quote_name(column) for column in columns), "rowid"])
                 found = _run(
                     cursor,
-                    f"SELECT {selected} FROM {table_name(collection_id)}{where}{order} LIMIT ?",
-                    [*parameters, *after_parameters, query.limit + 1],
+                    f"SELECT {selected} FROM {table}{where}{order} LIMIT ?",
+                    [*where_parameters, query.limit + 1],
                 ).fetchall()
                 page = found[: query.limit]
-                last = page[-1] if page and len(found) > query.limit else None
+                position = None
+                if page and len(found) > query.limit:
+                    position = _position(cursor, table, int(page[-1][-1]), digest, by_file, record.aggregation_version)
                 total = None
                 if query.count_total:
-                    counted = _run(
-                        cursor, f"SELECT count(*) FROM {table_name(collection_id)}{filtered}", parameters
-                    ).fetchone()
+                    counted = _run(cursor, f"SELECT count(*) FROM {table}{filtered}", parameters).fetchone()
                     total = int(counted[0]) if counted else 0
                 return RowsPage(
-                    columns=columns,
-                    rows=[row[: len(columns)] for row in page],
-                    next_after=None if last is None else (tuple(last[len(columns) : -1]), int(last[-1])),
-                    total=total,
+                    columns=columns, rows=[row[: len(columns)] for row in page], next_after=position, total=total
                 )
             finally:
                 cursor.execute("ROLLBACK")
@@ -174,8 +184,8 @@ class TableRepository:
 class RowsPage(msgspec.Struct, kw_only=True, frozen=True):
     columns: list[str]
     rows: list[tuple[Any, ...]]
-    # The position after the last row, when more rows follow: its sort key values and row id.
-    next_after: tuple[tuple[Any, ...], int] | None
+    # The last row of the page, when more rows follow.
+    next_after: RowPosition | None
     # The number of rows that pass the filters, when asked for.
     total: int | None
 
@@ -196,6 +206,44 @@ def _column_types(cursor: Connection, collection_id: str) -> dict[str, str]:
         [DATA_SCHEMA, f"dc_{collection_id}"],
     ).fetchall()
     return {str(name): str(kind) for name, kind in rows}
+
+
+# Columns that every aggregated table has, which name the file and build of each row.
+_ROW_GROUP_COLUMNS = {"depictio_file_id", "aggregation_time"}
+
+
+def _position(cursor: Connection, table: str, row_id: int, digest: str, by_file: bool, version: int) -> RowPosition:
+    """Name the row `row_id` of `table` in a way that survives DuckDB's renumbering (see RowPosition)."""
+    if not by_file:
+        return RowPosition(query=digest, file_id=None, added=str(version), ordinal=row_id)
+    row = cursor.execute(
+        f"SELECT depictio_file_id, CAST(aggregation_time AS VARCHAR), "
+        f"(SELECT count(*) FROM {table} AS earlier WHERE earlier.depictio_file_id IS NOT DISTINCT FROM "
+        f"anchor.depictio_file_id AND earlier.aggregation_time IS NOT DISTINCT FROM anchor.aggregation_time "
+        f"AND earlier.rowid < anchor.rowid) FROM {table} AS anchor WHERE anchor.rowid = ?",
+        [row_id],
+    ).fetchone()
+    assert row is not None, "the row was read in this transaction"
+    return RowPosition(query=digest, file_id=row[0], added=str(row[1]), ordinal=int(row[2]))
+
+
+def _locate(cursor: Connection, table: str, position: RowPosition, by_file: bool, version: int) -> int:
+    """Return the row id of the row that `position` names now; raise StaleCursorError when it is gone."""
+    row: tuple[Any, ...] | None = None
+    if by_file and position.file_id is not None:
+        row = cursor.execute(
+            f"SELECT rowid FROM {table} WHERE depictio_file_id = ? AND CAST(aggregation_time AS VARCHAR) = ? "
+            "ORDER BY rowid LIMIT 1 OFFSET ?",
+            [position.file_id, position.added, position.ordinal],
+        ).fetchone()
+    elif not by_file and position.file_id is None and position.added == str(version):
+        row = cursor.execute(f"SELECT rowid FROM {table} WHERE rowid = ?", [position.ordinal]).fetchone()
+    if row is None:
+        raise StaleCursorError(
+            "next: the row where the previous page ended is gone (its file was changed or removed, or the table "
+            "was rebuilt); start again without a cursor"
+        )
+    return int(row[0])
 
 
 def _run(cursor: Connection, sql: str, parameters: list[Any]) -> duckdb.DuckDBPyConnection:

@@ -9,9 +9,10 @@ import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.enums import MediaType, RequestEncodingType
-from litestar.exceptions import ClientException, NotFoundException
+from litestar.exceptions import ClientException, HTTPException, NotFoundException
 from litestar.openapi import ResponseSpec
 from litestar.params import Body, FromPath, JSONBody
+from litestar.status_codes import HTTP_409_CONFLICT
 
 from api.access import Access
 from api.collection_schemas import CollectionChangeOut, CollectionRenameIn, TableUploadIn, TableUploadOut
@@ -25,7 +26,7 @@ from api.table_uploads import (
     store_uploads,
     table_response,
 )
-from catalog.row_filters import FilterError
+from catalog.row_filters import FilterError, StaleCursorError
 from config import TAG_PATTERN
 from ingestor import Ingestor
 
@@ -61,7 +62,9 @@ class DataCollectionController(Controller):
             "last; rows with equal keys keep the order in which they were added); `limit` is 1 to 10000 "
             "(100 by default); `total=true` adds the number of rows that pass the filters. Pass the "
             "answer's `next` back as `next` for the following page: a cursor stays valid while rows are "
-            "added, and a rebuild of the whole table (a schema change) may shift it. Filters are query "
+            "added or other files change; it is 409 once the row where the page ended is gone (its file "
+            "changed or was removed, or a schema change rebuilt the table), and 400 with another filter or "
+            "sort. Filters are query "
             "parameters `column__operator=value`, combined with AND: eq, ne, lt, le, gt, ge, in (values "
             "separated by commas), contains, startswith, isnull (true or false). Unknown columns, "
             "operators and parameters, and values that do not fit their column, are 400."
@@ -76,6 +79,8 @@ class DataCollectionController(Controller):
             page = access.catalog.tables.rows(record.id, query)
         except FilterError as error:
             raise ClientException(f"invalid request: {error}") from None
+        except StaleCursorError as error:
+            raise HTTPException(status_code=HTTP_409_CONFLICT, detail=str(error)) from None
         if page is None:
             raise NotFoundException(f"data collection {data_collection_id!r} has no aggregated table yet")
         return RowsOut(

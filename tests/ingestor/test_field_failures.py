@@ -694,6 +694,37 @@ def test_renamed_header_skips_names_in_use(start: StartHarness, data_dir: Path) 
     assert harness.rows("t", "a, A_2, a_1") == [(1, 2, 3)]
 
 
+def test_rowid_header_is_renamed(start: StartHarness, data_dir: Path) -> None:
+    # A column named rowid would hide DuckDB's row ids, which page cursors rely on.
+    write_file(data_dir / "run_1" / "t.csv", "RowId,v\nx,1\n")
+    harness = start([table_collection("t", r"t\.csv$")])
+
+    harness.scan()
+
+    assert list(harness.column_types("t"))[:2] == ["RowId_1", "v"]
+    assert harness.file("t", "t.csv").read_details["renamed_columns"] == [
+        {"position": 1, "header": "RowId", "name": "RowId_1"}
+    ]
+
+
+def test_parquet_rowid_column_fails(start: StartHarness, data_dir: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet
+
+    (data_dir / "run_1").mkdir(parents=True)
+    (data_dir / "run_2").mkdir(parents=True)
+    pyarrow.parquet.write_table(pa.table({"ROWID": ["x"], "v": [1]}), data_dir / "run_1" / "t.parquet")
+    pyarrow.parquet.write_table(pa.table({"v": [2]}), data_dir / "run_2" / "t.parquet")
+    harness = start([table_collection("t", r"t\.parquet$", "parquet")])
+
+    harness.scan()
+
+    failed = _file_in_run(harness, "t", "run_1")
+    assert failed.status == "failed"
+    assert "column named 'ROWID'" in (failed.error or "")
+    assert harness.rows("t", "v") == [(2,)]
+
+
 # Entry 21: Nextflow trace values with units, percent signs, dashes and comma decimals.
 
 TRACE = (
