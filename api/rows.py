@@ -34,7 +34,12 @@ def rows_query(request: Request[Any, Any, Any]) -> RowsQuery:
         filters = parse_filters(list(query.multi_items()), RESERVED)
     except FilterError as error:
         raise ClientException(f"invalid filter: {error}") from None
+    repeated = sorted(name for name in RESERVED if len(query.getall(name, [])) > 1)
+    if repeated:
+        raise ClientException(f"invalid request: {repeated[0]} is given more than once; give it once")
     columns = _names(query.get("columns"))
+    if columns and len(set(columns)) != len(columns):
+        raise ClientException("invalid request: columns: a column is listed twice; list each column once")
     sort = tuple((name.removeprefix("-"), name.startswith("-")) for name in _names(query.get("sort")) or ())
     limit_text = query.get("limit")
     try:

@@ -278,15 +278,17 @@ def test_integer_filters_reject_fractions(client: TestClient, admin: dict[str, s
     ("query", "named"),
     [
         ({"sort": 'body_mass_g" DESC; --'}, "unknown column"),
+        ({"columns": "individual_id,individual_id"}, "listed twice"),
         ({"columns": "individual_id,password_hash"}, "unknown column"),
         ({"limit": "0"}, "limit"),
         ({"limit": "10001"}, "limit"),
         ({"limit": "ten"}, "limit"),
         ({"next": "not-a-cursor"}, "next"),
         ({"total": "perhaps"}, "total"),
+        ({"limit": ["5", "6"]}, "limit is given more than once"),
     ],
 )
-def test_bad_row_queries_are_400(client: TestClient, admin: dict[str, str], query: dict[str, str], named: str) -> None:
+def test_bad_row_queries_are_400(client: TestClient, admin: dict[str, str], query: dict[str, Any], named: str) -> None:
     response = client.get(ROWS, params=query, headers=admin)
 
     assert response.status_code == 400, response.text
