@@ -24,9 +24,9 @@ from catalog.records import (
 from catalog.registry import DeleteCounts, Registry, UpsertCounts
 from catalog.runs_files import FileRepository, RunRepository, SyncCounts, utc_now
 from catalog.scans import ScanRepository
+from catalog.schema import SCHEMA_VERSION
 from catalog.sql import QueryResult, SqlRepository, SqlTimeoutError
 from catalog.sql_check import QuerySources, SqlError
-from catalog.schema import SCHEMA_VERSION
 from catalog.store import Store
 from catalog.tables import TableRepository, TableSnapshot, fingerprint
 from catalog.users import TokenRepository, UserRepository, email_key, user_id_for

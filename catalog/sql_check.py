@@ -4,10 +4,10 @@ The query text goes to DuckDB only as a bound parameter of `json_serialize_sql`,
 parses it without running it. This module walks the parse tree (JSON) and rejects
 anything but one SELECT that reads the tables it is given, calls functions of an
 allow-list and uses no parameters. It replaces every table name with the collection's
-aggregated table (or, for administrators, a catalog table without its secret columns),
-turns the tree back into SQL with `json_deserialize_sql`, and parses that SQL again to
-check that it gives the same tree. The SQL that runs is therefore DuckDB's own rendering
-of a checked tree, never the client's text.
+aggregated table, or for administrators with a catalog table without its secret columns.
+`json_deserialize_sql` turns the tree back into SQL, which is parsed again and must give
+the same tree. The SQL that runs is therefore DuckDB's own rendering of a checked tree,
+never the client's text.
 
 The tree's JSON layout is that of DuckDB 1.5.5.
 """
@@ -106,9 +106,7 @@ def allowed_functions(cursor: Connection) -> frozenset[str]:
         "WHERE function_type IN ('scalar', 'aggregate', 'macro') AND schema_name = 'main'"
     ).fetchall()
     names = {str(name).lower() for (name,) in rows} | EXTRA_FUNCTIONS
-    return frozenset(
-        name for name in names if name not in DENIED_FUNCTIONS and not name.startswith(DENIED_PREFIXES)
-    )
+    return frozenset(name for name in names if name not in DENIED_FUNCTIONS and not name.startswith(DENIED_PREFIXES))
 
 
 def check_query(
@@ -192,7 +190,7 @@ class _Rewriter:
         if "cte_map" in value:
             self._walk_query_node(value, scope)
             return
-        if _TABLE_REF_KEYS <= value.keys() and "class" not in value and "modifiers" not in value:
+        if value.keys() >= _TABLE_REF_KEYS and "class" not in value and "modifiers" not in value:
             self._walk_table_ref(value, scope)
             return
         if value.get("class") == "PARAMETER":
@@ -252,8 +250,10 @@ class _Rewriter:
         if function.get("catalog") or schema not in ("", "main"):
             raise SqlError(f"{kind} {name!r} is named with a schema or catalog; call it by its bare name")
         if name.lower() not in allowed:
-            hint = f"allowed: {', '.join(sorted(TABLE_FUNCTIONS))}" if allowed is TABLE_FUNCTIONS else (
-                "functions that read files, settings, the environment or the catalog are not allowed"
+            hint = (
+                f"allowed: {', '.join(sorted(TABLE_FUNCTIONS))}"
+                if allowed is TABLE_FUNCTIONS
+                else ("functions that read files, settings, the environment or the catalog are not allowed")
             )
             raise SqlError(f"{kind} {name!r} is not allowed; {hint}")
 
@@ -363,4 +363,3 @@ def _quote(name: str) -> str:
 
 def _first_line(error: BaseException) -> str:
     return str(error).splitlines()[0] if str(error) else type(error).__name__
-

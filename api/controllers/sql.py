@@ -20,7 +20,7 @@ from config import Settings
 logger = logging.getLogger(__name__)
 
 _DESCRIPTION = (
-    "The body is `{\"query\": \"SELECT ...\", \"limit\": 100}`. The query is one SELECT statement "
+    'The body is `{"query": "SELECT ...", "limit": 100}`. The query is one SELECT statement '
     "(WITH, joins, subqueries, aggregates, window functions and UNION are fine). It names tables as "
     "`project.workflow.collection`, or `project.collection` for a collection without a workflow, "
     "with double quotes around names that contain spaces or dots, and reads only the collections of "
@@ -47,7 +47,9 @@ class SqlController(Controller):
         summary="Run one read-only SELECT over the data collections you may read",
         description=_DESCRIPTION,
     )
-    def run_query(self, request: Request[Any, Any, Any], access: NamedDependency[Access], data: JSONBody[SqlIn]) -> SqlOut:
+    def run_query(
+        self, request: Request[Any, Any, Any], access: NamedDependency[Access], data: JSONBody[SqlIn]
+    ) -> SqlOut:
         settings: Settings = request.app.state.settings
         max_rows = settings.sql.max_rows
         limit = max_rows if data.limit is None else data.limit

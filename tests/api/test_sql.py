@@ -29,7 +29,9 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     """The app over the bundled examples, both private: the viewer may read penguins but not iris."""
     root = tmp_path_factory.mktemp("sql")
     penguins, iris = copy_bundled_examples(root)
-    penguins.write_text(penguins.read_text().replace("is_public: true", f"is_public: false\npermissions:\n  viewers: [{VIEWER}]"))
+    penguins.write_text(
+        penguins.read_text().replace("is_public: true", f"is_public: false\npermissions:\n  viewers: [{VIEWER}]")
+    )
     iris.write_text(iris.read_text().replace("is_public: true", "is_public: false"))
     settings_path = write_settings(root, [penguins, iris])
     environ = {"DEPICTIO_SQL_TIMEOUT_SECONDS": "1", "DEPICTIO_SQL_MAX_ROWS": str(MAX_ROWS)}
@@ -267,9 +269,7 @@ def test_rejected_query(client: TestClient, viewer: dict[str, str], query: str, 
     assert word in detail
 
 
-def test_rejections_do_not_change_catalog(
-    client: TestClient, viewer: dict[str, str], admin: dict[str, str]
-) -> None:
+def test_rejections_do_not_change_catalog(client: TestClient, viewer: dict[str, str], admin: dict[str, str]) -> None:
     tables = "SELECT count(*) FROM information_schema.tables"
     with client.app.state.catalog.store.read() as cursor:
         before = cursor.execute(tables).fetchall()
@@ -335,3 +335,16 @@ def test_invalid_body(client: TestClient, viewer: dict[str, str], body: dict[str
 
     assert response.status_code == 400
     assert response.json()["status_code"] == 400
+
+
+def test_route_is_documented(client: TestClient) -> None:
+    document = client.get("/docs/openapi.json").json()
+
+    operation = document["paths"][SQL]["post"]
+    schemas = document["components"]["schemas"]
+    response_name = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    request_name = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert operation["summary"]
+    assert "project.workflow.collection" in operation["description"]
+    assert set(schemas[response_name]["properties"]) == {"columns", "rows", "row_count", "truncated"}
+    assert set(schemas[request_name]["properties"]) == {"query", "limit"}
