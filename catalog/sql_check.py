@@ -28,7 +28,7 @@ TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
 
 # Functions that reveal the host, the settings or the session, change the connection's
 # state, write, sleep, or parse or plan other SQL. Every other scalar, aggregate and macro
-# function of DuckDB's `main` schema is allowed; `pg_catalog` functions are not.
+# function of DuckDB's `main` schema is allowed. No `pg_catalog` function is.
 DENIED_FUNCTIONS = frozenset(
     {
         "getenv",

@@ -10,6 +10,7 @@ import pytest
 from litestar.testing import TestClient
 
 from api import create_app
+from catalog import QuerySources, SqlError
 from config import load_projects, load_settings
 from tests.api.conftest import ADMIN_PASSWORD, API, add_user, login
 from tests.examples import copy_bundled_examples, write_settings
@@ -348,3 +349,18 @@ def test_route_is_documented(client: TestClient) -> None:
     assert "project.workflow.collection" in operation["description"]
     assert set(schemas[response_name]["properties"]) == {"columns", "rows", "row_count", "truncated"}
     assert set(schemas[request_name]["properties"]) == {"query", "limit"}
+
+
+def test_project_collection_has_two_part_name(client: TestClient) -> None:
+    # The bundled projects have no collection outside a workflow, so this names one directly.
+    sources = QuerySources(collections={("Lab", "samples"): "6a0001000000000000000003"})
+
+    with client.app.state.catalog.sql.open("SELECT count(*) FROM lab.samples", sources, 10, 5) as result:
+        counted = result.fetch_rows(2)
+    with (
+        pytest.raises(SqlError, match="unknown table"),
+        client.app.state.catalog.sql.open("SELECT * FROM lab.other.samples", sources, 10, 5),
+    ):
+        pass
+
+    assert counted == [(344,)]
