@@ -25,6 +25,8 @@ from catalog.registry import DeleteCounts, Registry, UpsertCounts
 from catalog.runs_files import FileRepository, RunRepository, SyncCounts, utc_now
 from catalog.scans import ScanRepository
 from catalog.schema import SCHEMA_VERSION
+from catalog.sql import QueryResult, SqlRepository, SqlTimeoutError
+from catalog.sql_check import QuerySources, SqlError
 from catalog.store import Store
 from catalog.tables import TableRepository, TableSnapshot, fingerprint
 from catalog.users import TokenRepository, UserRepository, email_key, user_id_for
@@ -46,6 +48,7 @@ class Catalog:
         self.registry = Registry(self.store)
         self.dashboards = DashboardRepository(self.store)
         self.external_tables = ExternalTableRepository(self.store)
+        self.sql = SqlRepository(self.store)
         try:
             self.tables.drop_scratch_tables()
         except BaseException:
@@ -80,11 +83,15 @@ __all__ = [
     "FileResult",
     "NotFoundError",
     "ProjectRecord",
+    "QueryResult",
+    "QuerySources",
     "Registry",
     "RunRecord",
     "ScanReport",
     "SchemaVersionError",
     "SourceFile",
+    "SqlError",
+    "SqlTimeoutError",
     "SyncCounts",
     "TableRecord",
     "TableSnapshot",

@@ -79,8 +79,17 @@ class Store:
                 f"cannot create the folder of the catalog {path!r}: {error.strerror}; set catalog.path to a writable folder"
             ) from None
         try:
+            # No query on the catalog connection reads files, loads extensions or attaches
+            # databases, because table builds read files in their own reader database. With
+            # external access off, DuckDB rejects such reads whatever the SQL. Spilling to
+            # temp_directory and Arrow tables registered from Python still work.
             self._connection = duckdb.connect(
-                path, config={"autoinstall_known_extensions": False, **limits.catalog_config()}
+                path,
+                config={
+                    "autoinstall_known_extensions": False,
+                    "enable_external_access": False,
+                    **limits.catalog_config(),
+                },
             )
         except duckdb.Error as error:
             raise CatalogError(_open_error_message(path, error)) from None

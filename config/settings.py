@@ -69,6 +69,14 @@ class AuthSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     public_read: bool = False
 
 
+class SqlSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    # A query of `POST /sql` still running after this many seconds is interrupted (400).
+    timeout_seconds: float = 30.0
+    # The maximum and default number of rows that one query returns; a result with more
+    # rows is cut there and marked truncated.
+    max_rows: int = 10_000
+
+
 class WorkflowTimings(msgspec.Struct, kw_only=True, frozen=True):
     """The ingest timings that apply to one workflow, after its overrides."""
 
@@ -141,6 +149,7 @@ class _SettingsFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     catalog: CatalogSettings = msgspec.field(default_factory=CatalogSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     ingest: IngestSettings = msgspec.field(default_factory=IngestSettings)
+    sql: SqlSettings = msgspec.field(default_factory=SqlSettings)
     # Depictio project YAML files; relative paths start at the folder of depictio.toml.
     projects: list[str] = msgspec.field(default_factory=list)
 
@@ -156,6 +165,7 @@ _SECTIONS: dict[str, type[msgspec.Struct]] = {
     "catalog": CatalogSettings,
     "auth": AuthSettings,
     "ingest": IngestSettings,
+    "sql": SqlSettings,
 }
 
 
@@ -284,7 +294,8 @@ def _kind_word(annotation: Any) -> str:
 # (section, key, minimum, maximum) of numeric settings. The maximums keep dates and timers
 # within what Python and the scheduler can represent: one year of access token lifetime,
 # ten years of refresh and long-lived token lifetime, one day of sign-in rate window, one
-# week between reconciles, one hour of settle time. An upload may be at most 100 GiB.
+# week between reconciles, one hour of settle time. An upload may be at most 100 GiB. A SQL
+# query may run at most one hour and return at most a million rows as JSON.
 _RANGES = (
     ("server", "max_upload_mb", 1, 102_400),
     ("catalog", "threads", 0, 4_096),
@@ -299,6 +310,8 @@ _RANGES = (
     ("ingest", "settle_seconds", 0, 3_600),
     ("ingest", "poll_seconds", 0.1, 3_600),
     ("ingest", "missing_location_grace_seconds", 0, 604_800),
+    ("sql", "timeout_seconds", 0.1, 3_600),
+    ("sql", "max_rows", 1, 1_000_000),
 )
 # The keys of an [[ingest.workflow]] entry take the ranges of the [ingest] keys they override.
 _WORKFLOW_RANGES = [

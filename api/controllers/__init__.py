@@ -10,6 +10,7 @@ from api.controllers.monitoring import MonitoringController
 from api.controllers.projects import ProjectController
 from api.controllers.runs import RunController
 from api.controllers.scans import ScanController
+from api.controllers.sql import SqlController
 from api.controllers.tokens import TokenController
 from api.controllers.users import UserController
 from api.controllers.utils import UtilsController, health
@@ -26,6 +27,7 @@ CONTROLLERS = [
     ProjectController,
     RunController,
     ScanController,
+    SqlController,
     TokenController,
     UserController,
     UtilsController,

@@ -115,6 +115,8 @@ OVERRIDES: list[tuple[str, str, Callable[[Settings], Any], Any]] = [
     ("DEPICTIO_INGEST_LINK_ROOTS", "/scratch/work:/tmp", lambda s: s.ingest.link_roots, ["/scratch/work", "/tmp"]),
     ("DEPICTIO_INGEST_IGNORE", "*.bak:logs/*", lambda s: s.ingest.ignore, ["*.bak", "logs/*"]),
     ("DEPICTIO_INGEST_CLIENT_ROOTS", "/data/lab", lambda s: s.ingest.client_roots, ["/data/lab"]),
+    ("DEPICTIO_SQL_TIMEOUT_SECONDS", "2.5", lambda s: s.sql.timeout_seconds, 2.5),
+    ("DEPICTIO_SQL_MAX_ROWS", "500", lambda s: s.sql.max_rows, 500),
 ]
 
 
@@ -275,6 +277,8 @@ def test_wrong_value_type_is_named(tmp_path: Path) -> None:
         ("[ingest]\nreconcile_seconds = 9000000000000\n", "ingest.reconcile_seconds", "from 0 to 604800"),
         ("[ingest]\nsettle_seconds = -0.5\n", "ingest.settle_seconds", "from 0 to 3600"),
         ("[ingest]\nreconcile_deadline_seconds = -1\n", "ingest.reconcile_deadline_seconds", "from 0 to 604800"),
+        ("[sql]\ntimeout_seconds = 0\n", "sql.timeout_seconds", "from 0.1 to 3600"),
+        ("[sql]\nmax_rows = 0\n", "sql.max_rows", "from 1 to 1000000"),
     ],
     ids=[
         "port",
@@ -289,6 +293,8 @@ def test_wrong_value_type_is_named(tmp_path: Path) -> None:
         "huge-reconcile",
         "settle",
         "deadline",
+        "sql-timeout",
+        "sql-max-rows",
     ],
 )
 def test_out_of_range_value_is_reported(tmp_path: Path, text: str, key_path: str, fix: str) -> None:
