@@ -422,7 +422,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/docs/oauth2-redirect.html"): DOCS_PAGE,
     # Litestar's page for unknown documentation paths.
     ("GET", "/docs/{path:str}"): Case("public", names_object=False, ok=404),
-    # SQL queries (issue 6, item 5): any signed-in user; the tables a query may read are checked inside.
+    # SQL queries: any signed-in user; the tables a query may read are checked inside.
     ("POST", f"{API}/sql"): Case("signed_in", body=lambda *_: {"query": "SELECT 42 AS answer"}, names_object=False),
 }
 # Litestar responds to OPTIONS on every path with the allowed methods.
