@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 # How long a stream trusts its last check of the caller's token, user and readable projects.
 ACCESS_CACHE_SECONDS = 1.0
-# Longest `max_seconds` a request may ask for: one day.
+# Maximum `max_seconds` of a request: one day.
 MAX_STREAM_SECONDS = 86_400.0
 # Browsers wait this long before they reconnect after a stream ended, in milliseconds.
 RETRY_MILLISECONDS = 3000
@@ -34,7 +34,7 @@ RETRY_MILLISECONDS = 3000
 
 @dataclass(frozen=True)
 class StreamRequest:
-    """What one client asked for: filters, where to resume and how long to stay connected."""
+    """The parameters of one stream request: filters, the id to resume after and the time to stay connected."""
 
     project_id: str | None
     types: frozenset[str]
@@ -97,14 +97,12 @@ class StreamLimits:
         """Count a new stream of `user_id` and return the function that releases it; raise 429 past a limit."""
         if sum(self.open_by_user.values()) >= self.total:
             raise TooManyRequestsException(
-                f"the service already has {self.total} open event streams (server.event_streams); "
-                "try again later",
+                f"the service already has {self.total} open event streams (server.event_streams); try again later",
                 headers={"Retry-After": "30"},
             )
         if self.open_by_user.get(user_id, 0) >= self.per_user:
             raise TooManyRequestsException(
-                f"you already have {self.per_user} open event streams (server.event_streams_per_user); "
-                "close one first",
+                f"you already have {self.per_user} open event streams (server.event_streams_per_user); close one first",
                 headers={"Retry-After": "30"},
             )
         self.open_by_user[user_id] = self.open_by_user.get(user_id, 0) + 1
@@ -125,7 +123,7 @@ class StreamLimits:
 
 
 class AccessExpiredError(Exception):
-    """Raised when the token of a stream's caller stopped being valid; the message says why."""
+    """Raised when the token of a stream's caller stopped being valid; its message gives the reason."""
 
 
 class StreamAccess:
@@ -164,7 +162,7 @@ def message_of(event: Event) -> ServerSentEventMessage:
 
 
 def gap_message(gap: Gap) -> ServerSentEventMessage:
-    """Return the `history.gap` event that tells a client it missed events; it has no id of its own."""
+    """Return the `history.gap` event, which warns a client that it missed events; it has no id of its own."""
     data = {
         "type": GAP_EVENT,
         "last_event_id": gap.last_event_id,
@@ -182,7 +180,12 @@ def comment(text: str) -> ServerSentEventMessage:
 
 
 class EventStream:
-    """One client's stream: the missed events first, then live ones, until it ends."""
+    """One client's stream: the missed events first, then live ones, until it ends.
+
+    NOTE: a client that stops reading while its TCP connection stays open blocks the send
+    of the current message, so its stream keeps its place in StreamLimits until the
+    connection breaks. The event log stops queueing for it once it falls behind.
+    """
 
     def __init__(
         self,
@@ -231,7 +234,7 @@ class EventStream:
             yield gap_message(self.gap)
         try:
             for event in self.missed:
-                if await self._wanted(event):
+                if await self._should_send(event):
                     self.sent += 1
                     yield message_of(event)
             async for message in self._live(started):
@@ -261,11 +264,11 @@ class EventStream:
                 yield comment("keep-alive")
                 continue
             for event in events:
-                if await self._wanted(event):
+                if await self._should_send(event):
                     self.sent += 1
                     yield message_of(event)
 
-    async def _wanted(self, event: Event) -> bool:
+    async def _should_send(self, event: Event) -> bool:
         if event.type not in self.request.types:
             return False
         if self.request.project_id is not None and event.project_id != self.request.project_id:

@@ -4,7 +4,7 @@ Writers publish an event right after the commit that makes a change visible. Eac
 gets the next id, and the log keeps the newest `history_size` events, so that a client
 that reconnects receives what it missed. Ids start at the Unix time of the log's creation
 in microseconds: an id of an earlier process is lower than every id of this one, so a
-client that reconnects after a restart is told that it may have missed events.
+client that reconnects after a restart gets a gap notice: it may have missed events.
 
 Publishing never blocks and never raises. Each subscriber has a bounded queue, and a
 subscriber whose queue is full is closed (its client reconnects with its last id), so a
@@ -98,7 +98,7 @@ class Gap(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class SubscriptionClosedError(Exception):
-    """Raised by Subscription.next once the log closed the subscription; the message says why."""
+    """Raised by Subscription.next once the log closed the subscription; its message gives the reason."""
 
 
 # (project id, workflow id or None, data collection tag) of a data collection.
@@ -143,7 +143,7 @@ class Subscription:
         try:
             self._loop.call_soon_threadsafe(self._wake.set)
         except RuntimeError:
-            # The loop is closed: nobody waits any more.
+            # The loop is closed, so no stream waits for this subscription any more.
             self.closed_reason = self.closed_reason or "the service is stopping"
             return
         self._wake_scheduled = True

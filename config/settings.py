@@ -54,7 +54,7 @@ class CatalogSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Relative paths start at the folder of depictio.toml.
     temp_directory: str = ""
     # Change events kept in memory for clients of `GET /events` that reconnect with
-    # Last-Event-ID; a client that missed older ones is told so. 0 keeps none.
+    # Last-Event-ID; a client that missed older ones gets a `history.gap` event. 0 keeps none.
     event_history: int = 1000
 
 

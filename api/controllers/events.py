@@ -89,7 +89,7 @@ class EventController(Controller):
         ] = None,
     ) -> ServerSentEvent:
         user = access.signed_in_user()
-        wanted = StreamRequest(
+        stream_request = StreamRequest(
             project_id=project_id,
             types=parse_types(types),
             last_event_id=parse_last_event_id(last_event_id_header, last_event_id),
@@ -105,12 +105,12 @@ class EventController(Controller):
         token = bearer_token(request)
         assert token is not None, "a signed-in request carries a bearer token"
         catalog: Catalog = access.catalog
-        subscription, missed, gap = catalog.events.subscribe(asyncio.get_running_loop(), wanted.last_event_id)
+        subscription, missed, gap = catalog.events.subscribe(asyncio.get_running_loop(), stream_request.last_event_id)
         stream = EventStream(
             subscription,
             missed,
             gap,
-            wanted,
+            stream_request,
             StreamAccess(catalog, access.policy, state.tokens, token, user),
             settings.server.event_keepalive_seconds,
             release,
@@ -119,8 +119,8 @@ class EventController(Controller):
             "event stream of user %s opened: project %s, %d event types, after id %s, %d missed events",
             user.id,
             project_id or "any",
-            len(wanted.types),
-            wanted.last_event_id,
+            len(stream_request.types),
+            stream_request.last_event_id,
             len(missed),
         )
         # The stream releases its place when it ends; the task covers a client gone before the first event.
