@@ -21,6 +21,7 @@ from api.auth import API_PREFIX, PUBLIC_PATHS, BearerAuthenticationMiddleware
 from api.controllers import CONTROLLERS, UPLOAD_CONTROLLERS, health
 from api.controllers.utils import service_version
 from api.errors import EXCEPTION_HANDLERS
+from api.events import StreamLimits
 from api.policy import Policy
 from api.ratelimit import LoginRateLimiter
 from api.security import ensure_admin
@@ -68,6 +69,9 @@ def create_app(
             )
             app.state.admin_id = user_id_for(settings.auth.admin_email)
             app.state.policy = Policy(default_owner=app.state.admin_id, public_read=settings.auth.public_read)
+            app.state.event_stream_limits = StreamLimits(
+                total=settings.server.event_streams, per_user=settings.server.event_streams_per_user
+            )
             # Start-up scans every project before the server accepts requests.
             if started is None:
                 await to_thread.run_sync(ingestor.start)
@@ -76,6 +80,7 @@ def create_app(
         finally:
             # A second Ctrl-C cancels the lifespan; the catalog must still be closed cleanly.
             with anyio.CancelScope(shield=True):
+                catalog.events.close()
                 await to_thread.run_sync(ingestor.stop)
                 await to_thread.run_sync(catalog.close)
             logger.info("depictiod stopped")

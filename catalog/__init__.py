@@ -5,6 +5,16 @@ from __future__ import annotations
 from catalog.build import BuildRequest, BuildResult, FileResult
 from catalog.dashboards import DashboardChanges, DashboardRecord, DashboardRepository
 from catalog.errors import CatalogError, ConflictError, NotFoundError, SchemaVersionError
+from catalog.events import (
+    EVENT_TYPES,
+    GAP_EVENT,
+    Event,
+    EventData,
+    EventLog,
+    Gap,
+    Subscription,
+    SubscriptionClosedError,
+)
 from catalog.external_tables import ExternalTableRecord, ExternalTableRepository
 from catalog.projects import ProjectRepository
 from catalog.readers import FORMATS, SourceFile
@@ -38,14 +48,20 @@ class Catalog:
 
     def __init__(self, path: str, settings: CatalogSettings | None = None) -> None:
         self.store = Store(path, settings)
+        # Change events, published after each commit; see catalog.events.
+        self.events = EventLog(
+            (settings or CatalogSettings(path=path)).event_history,
+            places=self._collection_place,
+            workflow_projects=self._workflow_project,
+        )
         self.projects = ProjectRepository(self.store)
         self.runs = RunRepository(self.store)
-        self.files = FileRepository(self.store)
-        self.tables = TableRepository(self.store)
+        self.files = FileRepository(self.store, self.events)
+        self.tables = TableRepository(self.store, self.events)
         self.users = UserRepository(self.store)
         self.tokens = TokenRepository(self.store)
         self.scans = ScanRepository(self.store)
-        self.registry = Registry(self.store)
+        self.registry = Registry(self.store, self.events)
         self.dashboards = DashboardRepository(self.store)
         self.external_tables = ExternalTableRepository(self.store)
         self.sql = SqlRepository(self.store)
@@ -61,11 +77,27 @@ class Catalog:
         return self.store.path
 
     def close(self) -> None:
+        self.events.close()
         self.store.close()
+
+    def _collection_place(self, collection_id: str) -> tuple[str, str | None, str] | None:
+        """Return (project id, workflow id, tag) of a data collection, for its events."""
+        row = self.store.query_one(
+            "SELECT project_id, workflow_id, tag FROM data_collections WHERE id = ?", [collection_id]
+        )
+        if row is None:
+            return None
+        return str(row[0]), None if row[1] is None else str(row[1]), str(row[2])
+
+    def _workflow_project(self, workflow_id: str) -> str | None:
+        row = self.store.query_one("SELECT project_id FROM workflows WHERE id = ?", [workflow_id])
+        return None if row is None else str(row[0])
 
 
 __all__ = [
+    "EVENT_TYPES",
     "FORMATS",
+    "GAP_EVENT",
     "SCHEMA_VERSION",
     "BuildRequest",
     "BuildResult",
@@ -78,9 +110,13 @@ __all__ = [
     "DashboardRecord",
     "DeleteCounts",
     "DriftNote",
+    "Event",
+    "EventData",
+    "EventLog",
     "ExternalTableRecord",
     "FileRecord",
     "FileResult",
+    "Gap",
     "NotFoundError",
     "ProjectRecord",
     "QueryResult",
@@ -92,6 +128,8 @@ __all__ = [
     "SourceFile",
     "SqlError",
     "SqlTimeoutError",
+    "Subscription",
+    "SubscriptionClosedError",
     "SyncCounts",
     "TableRecord",
     "TableSnapshot",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import msgspec
 
 from catalog.errors import ConflictError, NotFoundError
+from catalog.events import EventLog
 from catalog.records import FileRecord, RunRecord
 from catalog.runs_files import (
     _FILE_COLUMNS,
@@ -44,8 +45,9 @@ class DeleteCounts(msgspec.Struct, kw_only=True):
 
 
 class Registry:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, events: EventLog) -> None:
         self._store = store
+        self._events = events
 
     def upsert_runs(self, workflow_id: str, runs: list[RunRecord], update: bool) -> UpsertCounts:
         """Register runs of one workflow in one transaction.
@@ -56,8 +58,11 @@ class Registry:
         registration time and adds the new `scan_results` to the old ones.
         """
 
+        added: list[RunRecord] = []
+
         def work(connection: Connection) -> UpsertCounts:
             counts = UpsertCounts()
+            added.clear()
             ids = [run.id for run in runs]
             stored = {
                 row[0]: row[1:]
@@ -89,6 +94,7 @@ class Registry:
                 if previous is None:
                     counts.inserted += 1
                     written.append(run)
+                    added.append(run)
                 elif update:
                     counts.updated += 1
                     old_document = msgspec.json.decode(str(previous[3] or "{}"))
@@ -99,7 +105,9 @@ class Registry:
             _insert_records(connection, "runs", _RUN_COLUMNS, [_run_row(run) for run in written])
             return counts
 
-        return self._store.write(work)
+        counts = self._store.write(work)
+        self._events.runs_added(added)
+        return counts
 
     def upsert_files(self, files: list[FileRecord], update: bool) -> UpsertCounts:
         """Register files in one transaction.
@@ -110,8 +118,11 @@ class Registry:
         another collection has raises ConflictError.
         """
 
+        added: list[FileRecord] = []
+
         def work(connection: Connection) -> UpsertCounts:
             counts = UpsertCounts()
+            added.clear()
             collections = sorted({file.data_collection_id for file in files})
             present = {
                 str(row[0])
@@ -156,6 +167,7 @@ class Registry:
                     continue
                 if previous is None:
                     counts.inserted += 1
+                    added.append(file)
                 else:
                     counts.updated += 1
                     file = _kept_observations(file, previous)
@@ -167,7 +179,9 @@ class Registry:
             _insert_records(connection, "files", _FILE_COLUMNS, [_file_row(file) for file in written])
             return counts
 
-        return self._store.write(work)
+        counts = self._store.write(work)
+        self._events.files_added(added)
+        return counts
 
     def add_uploads(self, collection_id: str, files: list[FileRecord], replace: bool) -> list[FileRecord]:
         """Register files uploaded into a collection in one transaction; return the files it removed.
@@ -185,7 +199,9 @@ class Registry:
             _insert_records(connection, "files", _FILE_COLUMNS, [_file_row(file) for file in files])
             return removed
 
-        return self._store.write(work)
+        removed = self._store.write(work)
+        self._events.files_added(files)
+        return removed
 
     def clear_collection(self, collection_id: str) -> list[FileRecord]:
         """Remove the files that clients registered or uploaded into a collection; return them."""

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import msgspec
 import pyarrow
 
+from catalog.events import EventLog
 from catalog.records import FileRecord, RunRecord
 from catalog.store import Connection, Store
 
@@ -62,8 +63,9 @@ class RunRepository:
 
 
 class FileRepository:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, events: EventLog) -> None:
         self._store = store
+        self._events = events
 
     def get(self, file_id: str) -> FileRecord | None:
         row = self._store.query_one(f"SELECT {_FILE_COLUMNS} FROM files WHERE id = ?", [file_id])
@@ -146,6 +148,9 @@ class FileRepository:
                 connection.unregister("observed_files")
 
         self._store.write(work)
+        for file in files:
+            if file.status == "failed":
+                self._events.file_failed(file, file.error, file.error_line)
 
     def sync_workflow(self, workflow_id: str, runs: list[RunRecord], files: list[FileRecord]) -> SyncCounts:
         """Make the workflow's runs and files found by scans exactly `runs` and `files`, in one transaction.
@@ -155,13 +160,19 @@ class FileRepository:
         (origin other than `scan`) are left as they are.
         """
 
-        def work(connection: Connection) -> SyncCounts:
+        def work(connection: Connection) -> tuple[SyncCounts, list[RunRecord], list[FileRecord], list[FileRecord]]:
             counts = SyncCounts()
-            _sync_runs(connection, workflow_id, runs, counts)
-            _sync_files(connection, workflow_id, files, counts)
-            return counts
+            new_runs = _sync_runs(connection, workflow_id, runs, counts)
+            new_files, changed_files = _sync_files(connection, workflow_id, files, counts)
+            return counts, new_runs, new_files, changed_files
 
-        return self._store.write(work)
+        counts, new_runs, new_files, changed_files = self._store.write(work)
+        self._events.runs_added(new_runs)
+        self._events.files_added(new_files)
+        for file in changed_files:
+            if file.status == "failed":
+                self._events.file_failed(file, file.error, file.error_line)
+        return counts
 
 
 def _run_record(row: tuple[object, ...]) -> RunRecord:
@@ -198,7 +209,8 @@ def store_file_results(
         connection.unregister("file_results")
 
 
-def _sync_runs(connection: Connection, workflow_id: str, runs: list[RunRecord], counts: SyncCounts) -> None:
+def _sync_runs(connection: Connection, workflow_id: str, runs: list[RunRecord], counts: SyncCounts) -> list[RunRecord]:
+    """Write the runs that are new or changed and delete those gone; return the new ones."""
     compared = (
         "run_location",
         "workflow_config_id",
@@ -220,21 +232,27 @@ def _sync_runs(connection: Connection, workflow_id: str, runs: list[RunRecord], 
 
     # A run keeps its first registration time; an unchanged run is not written again.
     written = []
+    added = []
     for run in runs:
         previous = stored.get(run.id)
         if previous is not None and previous[1] == tuple(_run_row(run)[name] for name in compared):
             continue
         if previous is None:
             counts.runs_added += 1
+            added.append(run)
         else:
             run = msgspec.structs.replace(run, registration_time=previous[0])
         written.append(run)
 
     _delete_ids(connection, "runs", removed + [run.id for run in written])
     _insert_records(connection, "runs", _RUN_COLUMNS, [_run_row(run) for run in written])
+    return added
 
 
-def _sync_files(connection: Connection, workflow_id: str, files: list[FileRecord], counts: SyncCounts) -> None:
+def _sync_files(
+    connection: Connection, workflow_id: str, files: list[FileRecord], counts: SyncCounts
+) -> tuple[list[FileRecord], list[FileRecord]]:
+    """Write the files that are new or changed and delete those gone; return (new, changed)."""
     stored = {
         row[0]: (row[1], row[2], row[3])
         for row in connection.execute(
@@ -246,19 +264,23 @@ def _sync_files(connection: Connection, workflow_id: str, files: list[FileRecord
     removed = sorted(set(stored) - found)
     counts.files_removed += len(removed)
 
-    written = []
+    added = []
+    changed = []
     for file in files:
         previous = stored.get(file.id)
         if previous == (file.filesize, file.mtime_ns, file.content_hash):
             continue
         if previous is None:
             counts.files_added += 1
+            added.append(file)
         else:
             counts.files_changed += 1
-        written.append(file)
+            changed.append(file)
 
+    written = added + changed
     _delete_ids(connection, "files", removed + [file.id for file in written])
     _insert_records(connection, "files", _FILE_COLUMNS, [_file_row(file) for file in written])
+    return added, changed
 
 
 def _run_row(run: RunRecord) -> dict[str, object]:

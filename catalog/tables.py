@@ -10,7 +10,8 @@ import duckdb
 import msgspec
 
 from catalog.build import SCRATCH_SUFFIX, BuildRequest, BuildResult, build_table, table_name
-from catalog.records import ColumnSpec, DriftNote, TableRecord
+from catalog.events import EventLog
+from catalog.records import ColumnSpec, DriftNote, FileRecord, TableRecord
 from catalog.row_filters import (
     FilterError,
     RowFilter,
@@ -22,6 +23,7 @@ from catalog.row_filters import (
     quote_name,
     where_clause,
 )
+from catalog.runs_files import _FILE_COLUMNS, _file_record
 from catalog.schema import AGGREGATED_TABLE_COLUMNS, DATA_SCHEMA
 from catalog.store import Connection, Store
 
@@ -29,8 +31,9 @@ logger = logging.getLogger(__name__)
 
 
 class TableRepository:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, events: EventLog) -> None:
         self._store = store
+        self._events = events
 
     def get(self, collection_id: str) -> TableRecord | None:
         with self._store.read() as cursor:
@@ -149,9 +152,58 @@ class TableRepository:
                 cursor.execute("ROLLBACK")
 
     def build(self, request: BuildRequest) -> BuildResult:
-        """Bring the collection's table up to date with the request's files (see catalog.build)."""
+        """Bring the collection's table up to date with the request's files (see catalog.build).
+
+        Once the change is committed, publish `table.updated`, `schema.changed` when the
+        columns changed, and `file.failed` for each file that failed anew or for another reason.
+        """
+        collection_id = request.collection_id
+        file_ids = [source.file_id for source in request.files]
+        before = self._state(collection_id)
+        outcomes_before = self._file_outcomes(file_ids)
         reader_config = self._store.reader_config
-        return self._store.write_steps(lambda connection: build_table(connection, request, reader_config))
+        result = self._store.write_steps(lambda connection: build_table(connection, request, reader_config))
+
+        failed = {item.file_id: item for item in result.files if item.status == "failed"}
+        newly_failed = [
+            file_id for file_id, item in failed.items() if outcomes_before.get(file_id) != ("failed", item.error)
+        ]
+        for record in self._file_records(newly_failed):
+            self._events.file_failed(record, failed[record.id].error, failed[record.id].error_line)
+        if result.table is not None:
+            self._events.table_updated(
+                collection_id,
+                outcome="updated" if result.updated_in_place else "built",
+                rows=result.table.row_count,
+                rows_before=before[0] if before else None,
+                aggregation_version=result.table.aggregation_version,
+            )
+            after = self._state(collection_id)
+            self._events.schema_changed(collection_id, before[1] if before else {}, after[1] if after else {})
+        return result
+
+    def _state(self, collection_id: str) -> tuple[int, dict[str, str]] | None:
+        """Return the row count and the {column: type} of a collection's table, or None without a table."""
+        with self._store.read() as cursor:
+            record = _table_record(cursor, collection_id)
+            if record is None:
+                return None
+            return record.row_count, _column_types(cursor, collection_id)
+
+    def _file_outcomes(self, file_ids: list[str]) -> dict[str, tuple[str, str | None]]:
+        """Return {file id: (status, error)} of the files among `file_ids`."""
+        rows = self._store.query(
+            "SELECT id, status, error FROM files WHERE id IN (SELECT unnest(?::VARCHAR[]))", [file_ids]
+        )
+        return {str(file_id): (str(status), error) for file_id, status, error in rows}
+
+    def _file_records(self, file_ids: list[str]) -> list[FileRecord]:
+        if not file_ids:
+            return []
+        rows = self._store.query(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE id IN (SELECT unnest(?::VARCHAR[]))", [file_ids]
+        )
+        return [_file_record(row) for row in rows]
 
     def drop_scratch_tables(self) -> None:
         """Drop half-built tables that a killed process left behind; they are never served."""
@@ -170,7 +222,12 @@ class TableRepository:
         logger.info("dropped %d half-built tables left by an interrupted build", len(rows))
 
     def drop(self, collection_id: str) -> None:
-        """Remove a collection's table, for a collection that has no file left."""
+        """Remove a collection's table, for a collection that has no file left.
+
+        When a table was there, publish `table.updated` (outcome `dropped`) and
+        `schema.changed` once the change is committed.
+        """
+        before = self._state(collection_id)
 
         def work(connection: Connection) -> None:
             connection.execute(f"DROP TABLE IF EXISTS {table_name(collection_id)}")
@@ -179,6 +236,12 @@ class TableRepository:
             connection.execute("DELETE FROM table_files WHERE data_collection_id = ?", [collection_id])
 
         self._store.write(work)
+        if before is None:
+            return
+        self._events.table_updated(
+            collection_id, outcome="dropped", rows=0, rows_before=before[0], aggregation_version=None
+        )
+        self._events.schema_changed(collection_id, before[1], {})
 
 
 class RowsPage(msgspec.Struct, kw_only=True, frozen=True):

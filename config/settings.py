@@ -33,6 +33,12 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Largest request body of a table upload (`POST /datacollections/{id}/append` and
     # `/replace`), in MiB; a larger one gets 413.
     max_upload_mb: int = 100
+    # Open `GET /events` streams allowed in total and per user; one more gets 429.
+    event_streams: int = 100
+    event_streams_per_user: int = 5
+    # Seconds between keep-alive comments on an idle event stream, so that dead clients and
+    # idle-closing proxies are noticed.
+    event_keepalive_seconds: float = 15.0
 
 
 class CatalogSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -47,6 +53,9 @@ class CatalogSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Where DuckDB spills data that does not fit in memory. Empty means `<catalog path>.tmp`.
     # Relative paths start at the folder of depictio.toml.
     temp_directory: str = ""
+    # Change events kept in memory for clients of `GET /events` that reconnect with
+    # Last-Event-ID; a client that missed older ones gets a `history.gap` event. 0 keeps none.
+    event_history: int = 1000
 
 
 class AuthSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -298,6 +307,10 @@ def _kind_word(annotation: Any) -> str:
 # query may run at most one hour and return at most a million rows as JSON.
 _RANGES = (
     ("server", "max_upload_mb", 1, 102_400),
+    ("server", "event_streams", 0, 100_000),
+    ("server", "event_streams_per_user", 0, 100_000),
+    ("server", "event_keepalive_seconds", 0.1, 3_600),
+    ("catalog", "event_history", 0, 1_000_000),
     ("catalog", "threads", 0, 4_096),
     ("auth", "access_token_minutes", 1, 525_600),
     ("auth", "refresh_token_days", 1, 3_650),

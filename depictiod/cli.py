@@ -7,11 +7,12 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Iterator
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from catalog import Catalog, CatalogError
 from config import (
@@ -263,8 +264,8 @@ def _serve(arguments: argparse.Namespace, settings: Settings, projects: list[Pro
 
     app = create_app(settings, projects, catalog=catalog, ingestor=ingestor)
     logger.info("starting depictiod %s on http://%s:%d", settings.source_file, host, port)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, loop="auto", http="auto", log_config=None, lifespan="on")
+    server = _server_ending_event_streams(
+        uvicorn.Config(app, host=host, port=port, loop="auto", http="auto", log_config=None, lifespan="on"), catalog
     )
     # uvicorn installs its own signal handlers while it serves and, after a graceful
     # shutdown on Ctrl-C, raises the interrupt again. Outside that window a signal still
@@ -278,6 +279,22 @@ def _serve(arguments: argparse.Namespace, settings: Settings, projects: list[Pro
         _close(ingestor, catalog)
         return 130 if signals.received else 1
     return 0
+
+
+def _server_ending_event_streams(config: Any, catalog: Catalog) -> Any:
+    """Return a uvicorn server that ends the open event streams as soon as it starts shutting down.
+
+    uvicorn waits for every open response before it stops, and an event stream never ends
+    by itself, so without this a Ctrl-C would wait for the clients to disconnect.
+    """
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            catalog.events.close()
+            await super().shutdown(sockets)
+
+    return Server(config)
 
 
 def _close(ingestor: Ingestor, catalog: Catalog) -> None:

@@ -317,7 +317,9 @@ class Ingestor:
         started_at = utc_now()
         with ScanDeadline(self._stopping, seconds, report, f"scan-deadline-{workflow.name}"[:64]) as deadline:
             try:
-                return self._scan_workflow_steps(project, workflow, trigger, timings, deadline)
+                scan, tables = self._scan_workflow_steps(project, workflow, trigger, timings, deadline)
+                self._publish_scan_finished(project.id, scan, tables, trigger)
+                return scan, tables
             except ScanTimedOut:
                 logger.info(
                     "stopped the %s scan of workflow %s (%s) after %.1f s at its deadline; "
@@ -357,6 +359,40 @@ class Ingestor:
             self.catalog.scans.add(report)
         except CatalogError as error:
             logger.warning("scan report of workflow %s (%s) not stored: %s", workflow.name, workflow.id, error)
+        self.catalog.events.scan_finished(
+            project_id=project.id,
+            workflow_id=workflow.id,
+            scan_id=report.id,
+            trigger=trigger,
+            runs=0,
+            files_total=0,
+            files_new=0,
+            files_changed=0,
+            files_removed=0,
+            files_failed=0,
+            timed_out=True,
+        )
+
+    def _publish_scan_finished(
+        self, project_id: str | None, scan: WorkflowScan, tables: list[CollectionAggregate], trigger: str
+    ) -> None:
+        """Publish `scan.finished` once a workflow's files are registered and its tables updated."""
+        if project_id is None:
+            return
+        self.catalog.events.scan_finished(
+            project_id=project_id,
+            workflow_id=scan.workflow_id,
+            scan_id=scan.report_id,
+            trigger=trigger,
+            runs=scan.runs,
+            files_total=sum(collection.files for collection in scan.collections),
+            files_new=scan.counts.files_added,
+            files_changed=scan.counts.files_changed,
+            files_removed=scan.counts.files_removed,
+            # Aggregation skips empty files, so they are counted from the scan.
+            files_failed=sum(table.files_failed for table in tables)
+            + sum(collection.empty_files for collection in scan.collections),
+        )
 
     def _report_overrun(
         self, project: Project, workflow: Workflow, trigger: str, deadline_seconds: float, elapsed: float

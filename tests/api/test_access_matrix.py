@@ -424,6 +424,8 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/docs/{path:str}"): Case("public", names_object=False, ok=404),
     # SQL queries: any signed-in user; the tables a query may read are checked inside.
     ("POST", f"{API}/sql"): Case("signed_in", body=lambda *_: {"query": "SELECT 42 AS answer"}, names_object=False),
+    # Events: max_seconds=0 ends the stream after its first bytes, so the request returns.
+    ("GET", f"{API}/events"): Case("signed_in", query={"max_seconds": "0"}, names_object=False),
 }
 # Litestar responds to OPTIONS on every path with the allowed methods.
 OPTIONS_CASE = Case("public", names_object=False, ok=204)

@@ -1,0 +1,129 @@
+"""`GET /events`: a server-sent event stream of changes in the projects the caller may read."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated, Any
+
+from anyio import to_thread
+from litestar import Controller, Request, get
+from litestar.background_tasks import BackgroundTask
+from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
+from litestar.params import HeaderParameter, QueryParameter
+from litestar.response import ServerSentEvent
+
+from api.access import Access
+from api.auth import bearer_token
+from api.errors import ErrorBody
+from api.events import (
+    RETRY_MILLISECONDS,
+    EventStream,
+    StreamAccess,
+    StreamLimits,
+    StreamRequest,
+    parse_last_event_id,
+    parse_max_seconds,
+    parse_types,
+)
+from catalog import EVENT_TYPES, GAP_EVENT, Catalog, EventData
+from config import Settings
+
+logger = logging.getLogger(__name__)
+
+_DESCRIPTION = (
+    "A `text/event-stream` of changes in the projects that the caller may read. Each event has an "
+    "increasing `id`, an `event` type and JSON `data` (the EventData schema): "
+    f"{', '.join(f'`{name}`' for name in EVENT_TYPES)}. A client that reconnects with the "
+    "`Last-Event-ID` header (or the `last_event_id` query parameter; the header wins) first receives "
+    "the events it missed, from a history of the newest `catalog.event_history` events. When some of "
+    f"them are no longer there, or the id is from before the service started, the first event is "
+    f"`{GAP_EVENT}` and the client should reload its state. Access is checked again for every event, so a "
+    "permission change applies to open streams within about a second, and a revoked or expired token "
+    "ends the stream. Comments (`: keep-alive`) come every `server.event_keepalive_seconds` while "
+    "nothing happens. More than `server.event_streams` open streams in total, or "
+    "`server.event_streams_per_user` for one user, get 429. The stream ends when the service stops."
+)
+
+
+class EventController(Controller):
+    path = "/events"
+    tags = ["events"]
+
+    @get(
+        "/",
+        opt={"access": "signed_in"},
+        summary="Stream change events: runs, files, tables, schemas and scans (server-sent events)",
+        description=_DESCRIPTION,
+        media_type="text/event-stream",
+        responses={
+            200: ResponseSpec(
+                EventData,
+                media_type="text/event-stream",
+                description="Server-sent events; the `data` of each is an EventData object",
+            ),
+            429: ResponseSpec(ErrorBody, description="Too many open event streams, for the caller or in total"),
+        },
+    )
+    async def stream_events(
+        self,
+        request: Request[Any, Any, Any],
+        access: NamedDependency[Access],
+        project_id: Annotated[str | None, QueryParameter(description="only events of this project")] = None,
+        types: Annotated[
+            str | None, QueryParameter(description=f"event types separated by commas, of {', '.join(EVENT_TYPES)}")
+        ] = None,
+        last_event_id: Annotated[
+            str | None,
+            QueryParameter(description="resume after this event id, for clients that cannot set Last-Event-ID"),
+        ] = None,
+        last_event_id_header: Annotated[
+            str | None, HeaderParameter(name="Last-Event-ID", description="resume after this event id")
+        ] = None,
+        max_seconds: Annotated[
+            float | None,
+            QueryParameter(
+                description="end the stream after this many seconds; 0 sends the missed events and ends at once"
+            ),
+        ] = None,
+    ) -> ServerSentEvent:
+        user = access.signed_in_user()
+        stream_request = StreamRequest(
+            project_id=project_id,
+            types=parse_types(types),
+            last_event_id=parse_last_event_id(last_event_id_header, last_event_id),
+            max_seconds=parse_max_seconds(max_seconds),
+        )
+        if project_id is not None:
+            await to_thread.run_sync(access.project, project_id, "read")
+
+        state = request.app.state
+        settings: Settings = state.settings
+        limits: StreamLimits = state.event_stream_limits
+        release = limits.acquire(user.id)
+        token = bearer_token(request)
+        assert token is not None, "a signed-in request carries a bearer token"
+        catalog: Catalog = access.catalog
+        subscription, missed, gap = catalog.events.subscribe(asyncio.get_running_loop(), stream_request.last_event_id)
+        stream = EventStream(
+            subscription,
+            missed,
+            gap,
+            stream_request,
+            StreamAccess(catalog, access.policy, state.tokens, token, user),
+            settings.server.event_keepalive_seconds,
+            release,
+        )
+        logger.info(
+            "event stream of user %s opened: project %s, %d event types, after id %s, %d missed events",
+            user.id,
+            project_id or "any",
+            len(stream_request.types),
+            stream_request.last_event_id,
+            len(missed),
+        )
+        # The stream releases its place when it ends; the task covers a client gone before the first event.
+        return ServerSentEvent(
+            stream.messages(), retry_duration=RETRY_MILLISECONDS, background=BackgroundTask(stream.close)
+        )
