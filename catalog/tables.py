@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from contextlib import ExitStack
 from typing import Any
 
 import duckdb
 import msgspec
+import pyarrow as pa
 
 from catalog.build import SCRATCH_SUFFIX, BuildRequest, BuildResult, build_table, table_name
 from catalog.records import ColumnSpec, DriftNote, TableRecord
@@ -20,6 +22,7 @@ from catalog.row_filters import (
     quote_name,
     where_clause,
 )
+from catalog.row_stream import BATCH_ROWS, RowStream
 from catalog.schema import AGGREGATED_TABLE_COLUMNS, DATA_SCHEMA
 from catalog.store import Connection, Store
 
@@ -103,40 +106,65 @@ class TableRepository:
             try:
                 if _table_record(cursor, collection_id) is None:
                     return None
-                types = _column_types(cursor, collection_id)
-                columns = list(query.columns) if query.columns else list(types)
-                unknown = [column for column in columns if column not in types]
-                if unknown:
-                    raise FilterError(f"columns: unknown column {unknown[0]!r}; the table has {', '.join(types)}")
-                filtered, parameters = where_clause(list(query.filters), types)
-                order = order_clause(query.sort, types)
-                after, after_parameters = after_clause(query, types)
-                where = filtered
-                if after:
-                    where = f"{filtered} AND {after}" if filtered else f" WHERE {after}"
-                keys = [quote_name(column) for column, _ in query.sort]
-                selected = ", ".join([*(quote_name(column) for column in columns), *keys, "rowid"])
-                found = _run(
-                    cursor,
-                    f"SELECT {selected} FROM {table_name(collection_id)}{where}{order} LIMIT ?",
-                    [*parameters, *after_parameters, query.limit + 1],
-                ).fetchall()
+                select = _select_rows(cursor, collection_id, query, with_keys=True, limit=query.limit + 1)
+                columns = select.columns
+                found = _run(cursor, select.sql, select.parameters).fetchall()
                 page = found[: query.limit]
                 last = page[-1] if page and len(found) > query.limit else None
-                total = None
-                if query.count_total:
-                    counted = _run(
-                        cursor, f"SELECT count(*) FROM {table_name(collection_id)}{filtered}", parameters
-                    ).fetchone()
-                    total = int(counted[0]) if counted else 0
                 return RowsPage(
                     columns=columns,
                     rows=[row[: len(columns)] for row in page],
                     next_after=None if last is None else (tuple(last[len(columns) : -1]), int(last[-1])),
-                    total=total,
+                    total=_count(cursor, collection_id, select) if query.count_total else None,
                 )
             finally:
                 cursor.execute("ROLLBACK")
+
+    def rows_arrow(self, collection_id: str, query: RowsQuery) -> ArrowPage | None:
+        """Return the page of `rows()` as an Arrow table, with the column types of the aggregated table."""
+        with self._store.read() as cursor:
+            cursor.execute("BEGIN TRANSACTION")
+            try:
+                if _table_record(cursor, collection_id) is None:
+                    return None
+                select = _select_rows(cursor, collection_id, query, with_keys=True, limit=query.limit + 1)
+                found = _run(cursor, select.sql, select.parameters).to_arrow_table()
+                page = found.slice(0, query.limit)
+                next_after = None
+                if found.num_rows > query.limit:
+                    # The sort key values follow the chosen columns, and the row id comes last.
+                    last = [column[page.num_rows - 1].as_py() for column in page.columns[len(select.columns) :]]
+                    next_after = (tuple(last[:-1]), int(last[-1]))
+                return ArrowPage(
+                    table=page.select(list(range(len(select.columns)))),
+                    next_after=next_after,
+                    total=_count(cursor, collection_id, select) if query.count_total else None,
+                )
+            finally:
+                cursor.execute("ROLLBACK")
+
+    def stream_rows(self, collection_id: str, query: RowsQuery, limit: int | None = None) -> RowStream | None:
+        """Open a stream of every row that passes the filters of `query`, in its sort order; None when there is no table.
+
+        `query.limit` and `query.after` do not apply; `limit` caps the rows when given. The
+        caller must close the stream. Raise FilterError as `rows()` does, before any row is read.
+        """
+        cleanup = ExitStack()
+        try:
+            cursor = cleanup.enter_context(self._store.read())
+            cursor.execute("BEGIN TRANSACTION")
+            if _table_record(cursor, collection_id) is None:
+                cleanup.close()
+                return None
+            select = _select_rows(cursor, collection_id, msgspec.structs.replace(query, after=None), with_keys=False, limit=limit)
+            result = _run(cursor, select.sql, select.parameters)
+            try:
+                return RowStream(cursor, result.to_arrow_reader(BATCH_ROWS), cleanup)
+            except (duckdb.ConversionException, duckdb.InvalidInputException, duckdb.OutOfRangeException) as error:
+                raise FilterError(f"a filter value does not fit its column: {str(error).splitlines()[0]}") from None
+        except BaseException:
+            cleanup.close()
+            raise
 
     def build(self, request: BuildRequest) -> BuildResult:
         """Bring the collection's table up to date with the request's files (see catalog.build)."""
@@ -178,6 +206,62 @@ class RowsPage(msgspec.Struct, kw_only=True, frozen=True):
     next_after: tuple[tuple[Any, ...], int] | None
     # The number of rows that pass the filters, when asked for.
     total: int | None
+
+
+class ArrowPage(msgspec.Struct, kw_only=True, frozen=True):
+    # The chosen columns of the page's rows.
+    table: pa.Table
+    next_after: tuple[tuple[Any, ...], int] | None
+    total: int | None
+
+
+class _SelectRows(msgspec.Struct, kw_only=True, frozen=True):
+    sql: str
+    parameters: list[Any]
+    # The chosen columns, which come first in the result.
+    columns: list[str]
+    # The WHERE clause of the filters alone, without the cursor, and its parameters.
+    filtered: str
+    filter_parameters: list[Any]
+
+
+def _select_rows(
+    cursor: Connection, collection_id: str, query: RowsQuery, *, with_keys: bool, limit: int | None
+) -> _SelectRows:
+    """Build the SELECT of a page or an export: the chosen columns, the filters, the cursor and the sort order.
+
+    With `with_keys`, the sort key values and the row id follow the chosen columns, to build the next cursor.
+    """
+    types = _column_types(cursor, collection_id)
+    columns = list(query.columns) if query.columns else list(types)
+    unknown = [column for column in columns if column not in types]
+    if unknown:
+        raise FilterError(f"columns: unknown column {unknown[0]!r}; the table has {', '.join(types)}")
+    filtered, parameters = where_clause(list(query.filters), types)
+    order = order_clause(query.sort, types)
+    after, after_parameters = after_clause(query, types)
+    where = filtered
+    if after:
+        where = f"{filtered} AND {after}" if filtered else f" WHERE {after}"
+    selected = [quote_name(column) for column in columns]
+    if with_keys:
+        selected += [*(quote_name(column) for column, _ in query.sort), "rowid"]
+    sql = f"SELECT {', '.join(selected)} FROM {table_name(collection_id)}{where}{order}"
+    all_parameters = [*parameters, *after_parameters]
+    if limit is not None:
+        sql += " LIMIT ?"
+        all_parameters.append(limit)
+    return _SelectRows(
+        sql=sql, parameters=all_parameters, columns=columns, filtered=filtered, filter_parameters=parameters
+    )
+
+
+def _count(cursor: Connection, collection_id: str, select: _SelectRows) -> int:
+    """Return the number of rows that pass the filters of `select`, wherever its cursor stands."""
+    counted = _run(
+        cursor, f"SELECT count(*) FROM {table_name(collection_id)}{select.filtered}", select.filter_parameters
+    ).fetchone()
+    return int(counted[0]) if counted else 0
 
 
 class TableSnapshot(msgspec.Struct, kw_only=True, frozen=True):

@@ -5,6 +5,7 @@ from api.controllers.cli import CLIController
 from api.controllers.dashboards import DashboardController
 from api.controllers.datacollections import DataCollectionController, TableUploadController
 from api.controllers.deltatables import DeltaTableController
+from api.controllers.exports import ExportController
 from api.controllers.files import FileController
 from api.controllers.monitoring import MonitoringController
 from api.controllers.projects import ProjectController
@@ -21,6 +22,7 @@ CONTROLLERS = [
     DashboardController,
     DataCollectionController,
     DeltaTableController,
+    ExportController,
     FileController,
     MonitoringController,
     ProjectController,

@@ -422,6 +422,8 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/docs/oauth2-redirect.html"): DOCS_PAGE,
     # Litestar's page for unknown documentation paths.
     ("GET", "/docs/{path:str}"): Case("public", names_object=False, ok=404),
+    # Export: a collection's rows as a CSV, TSV, Parquet or Arrow download.
+    ("GET", f"{API}/datacollections/{{data_collection_id:str}}/export"): Case("read", query={"format": "csv"}),
 }
 # Litestar responds to OPTIONS on every path with the allowed methods.
 OPTIONS_CASE = Case("public", names_object=False, ok=204)
