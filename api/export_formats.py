@@ -2,7 +2,7 @@
 
 `export_response` turns a pyarrow RecordBatchReader into a Litestar `Stream`. Each record
 batch is written into a small in-memory sink whose bytes are sent and dropped before the
-next batch is read, so memory holds about one batch whatever the number of rows. Litestar
+next batch is read, so memory contains about one batch whatever the number of rows. Litestar
 runs each step of a sync iterator in a worker thread (`AsyncIteratorWrapper`), so a slow
 read does not block the event loop.
 """
@@ -41,8 +41,8 @@ class ExportFormat(msgspec.Struct, frozen=True, kw_only=True):
     extension: str
 
 
-# Parquet's media type is registered with IANA since 2024 (application/vnd.apache.parquet), and
-# the Arrow IPC stream format's since 2021 (application/vnd.apache.arrow.stream, file extension .arrows).
+# Both binary media types are registered with IANA: application/vnd.apache.parquet since 2024, and
+# application/vnd.apache.arrow.stream for the Arrow IPC stream format, whose files end in .arrows.
 FORMATS = {
     item.name: item
     for item in (
@@ -52,16 +52,16 @@ FORMATS = {
         ExportFormat(name="arrow", media_type="application/vnd.apache.arrow.stream", extension="arrows"),
     )
 }
-# The most characters of the file name stem in Content-Disposition.
+# The maximum length, in characters, of the file name stem in Content-Disposition.
 MAX_FILENAME_STEM = 100
 
 
 class ExportFormatError(Exception):
-    """Raised when a format is unknown, or cannot hold a column type of the rows; its message names the fix."""
+    """Raised when a format is unknown or cannot hold a column type of the rows. The message names the fix."""
 
 
 def export_format(name: str | None) -> ExportFormat:
-    """Return the format called `name`; raise ExportFormatError listing the formats for any other name."""
+    """Return the format called `name`, or raise ExportFormatError listing the formats for any other name."""
     if name is None:
         raise ExportFormatError(f"format: missing; use one of {', '.join(FORMATS)}")
     found = FORMATS.get(name.strip().lower())
@@ -139,15 +139,14 @@ def export_response(
     all_headers = dict(headers or {})
     if filename_stem is not None:
         all_headers["Content-Disposition"] = attachment(filename_stem, chosen.extension)
-    chunks = export.chunks()
 
     async def finish() -> None:
-        # Runs after the last chunk and after a disconnect, in a worker thread because
-        # ending a DuckDB transaction may wait.
-        await anyio.to_thread.run_sync(chunks.close)
+        # Runs after the last chunk and after a disconnect. On a disconnect, Litestar (2.x on
+        # asyncio) stops waiting for the step of the iterator that runs in a worker thread, so
+        # that step may still be reading a batch: `finish` waits for it, then closes the source.
         await anyio.to_thread.run_sync(export.finish)
 
-    return Stream(chunks, media_type=chosen.media_type, headers=all_headers, background=BackgroundTask(finish))
+    return Stream(export.chunks(), media_type=chosen.media_type, headers=all_headers, background=BackgroundTask(finish))
 
 
 class ExportAbortedError(RuntimeError):
@@ -182,7 +181,7 @@ class _ChunkSink(io.RawIOBase):
 
 
 def _open_writer(chosen: ExportFormat, schema: pa.Schema, sink: _ChunkSink) -> Any:
-    """Return a pyarrow writer of `chosen` on `sink`; raise ExportFormatError for a column type it cannot hold."""
+    """Return a pyarrow writer of `chosen` on `sink`, or raise ExportFormatError for a column type it cannot hold."""
     try:
         if chosen.name in ("csv", "tsv"):
             _check_text_types(schema, chosen)
@@ -199,10 +198,12 @@ def _open_writer(chosen: ExportFormat, schema: pa.Schema, sink: _ChunkSink) -> A
 
 
 def _check_text_types(schema: pa.Schema, chosen: ExportFormat) -> None:
-    """Reject binary and interval columns, which pyarrow's CSV writer fails on only when it meets a value."""
+    """Raise ExportFormatError naming the first nested, binary or interval column, which pyarrow's CSV writer cannot write."""
     for item in schema:
         kind = item.type
-        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
+        if pa.types.is_nested(kind):
+            problem = "nested"
+        elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
             problem = "binary"
         elif pa.types.is_interval(kind):
             problem = "interval"
@@ -231,7 +232,7 @@ class _Export:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def chunks(self) -> Generator[bytes, None, None]:
-        """Yield the encoded bytes batch by batch; call `finish` at the end or on an error."""
+        """Yield the encoded bytes batch by batch, and call `finish` at the end or on an error."""
         try:
             for batch in self.reader:
                 self.writer.write_batch(batch)
@@ -257,7 +258,7 @@ class _Export:
             self.finish()
 
     def finish(self) -> None:
-        """Release the rows' source and log the outcome; later calls do nothing."""
+        """Release the rows' source and log the outcome. Later calls do nothing."""
         with self.lock:
             if self.finished:
                 return

@@ -42,7 +42,7 @@ class RowStream:
         return self._reader.schema
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        """Yield the record batches in query order; raise RuntimeError when the stream is closed meanwhile."""
+        """Yield the record batches in query order, or raise RuntimeError when the stream was closed meanwhile."""
         while (batch := self._next_batch()) is not None:
             yield batch
 
@@ -62,7 +62,7 @@ class RowStream:
         return pa.RecordBatchReader.from_batches(self.schema, self.batches())
 
     def close(self) -> None:
-        """End the read transaction and close the cursor; later calls do nothing."""
+        """End the read transaction and close the cursor. Later calls do nothing."""
         with self._lock:
             if self._closed:
                 return

@@ -156,7 +156,9 @@ class TableRepository:
             if _table_record(cursor, collection_id) is None:
                 cleanup.close()
                 return None
-            select = _select_rows(cursor, collection_id, msgspec.structs.replace(query, after=None), with_keys=False, limit=limit)
+            select = _select_rows(
+                cursor, collection_id, msgspec.structs.replace(query, after=None), with_keys=False, limit=limit
+            )
             result = _run(cursor, select.sql, select.parameters)
             try:
                 return RowStream(cursor, result.to_arrow_reader(BATCH_ROWS), cleanup)
@@ -257,7 +259,7 @@ def _select_rows(
 
 
 def _count(cursor: Connection, collection_id: str, select: _SelectRows) -> int:
-    """Return the number of rows that pass the filters of `select`, wherever its cursor stands."""
+    """Return the number of rows that pass the filters of `select`, ignoring its cursor."""
     counted = _run(
         cursor, f"SELECT count(*) FROM {table_name(collection_id)}{select.filtered}", select.filter_parameters
     ).fetchone()

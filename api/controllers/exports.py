@@ -35,8 +35,7 @@ class _ExportOperation(Operation):
         responses["200"] = OpenAPIResponse(
             description="The rows in the chosen format, streamed as a download",
             content={
-                item.media_type: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
-                for item in FORMATS.values()
+                item.media_type: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)) for item in FORMATS.values()
             },
             headers={
                 "Content-Disposition": OpenAPIHeader(
@@ -164,7 +163,10 @@ def rows_in_format(
         headers["X-Total-Count"] = str(page.total)
     try:
         return export_response(
-            page.table.to_reader(), chosen.name, description=f"a page of data collection {collection_id}", headers=headers
+            page.table.to_reader(),
+            chosen.name,
+            description=f"a page of data collection {collection_id}",
+            headers=headers,
         )
     except ExportFormatError as error:
         raise ClientException(f"invalid request: {error}") from None
