@@ -2,7 +2,7 @@
 
 `export_response` turns a pyarrow RecordBatchReader into a Litestar `Stream`. Each record
 batch is written into a small in-memory sink whose bytes are sent and dropped before the
-next batch is read, so memory contains about one batch whatever the number of rows. Litestar
+next batch is read, so memory contains about one batch whatever the number of rows. Litestar 2.x
 runs each step of a sync iterator in a worker thread (`AsyncIteratorWrapper`), so a slow
 read does not block the event loop.
 """
