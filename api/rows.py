@@ -30,17 +30,7 @@ class RowsOut(msgspec.Struct, kw_only=True):
 def rows_query(request: Request[Any, Any, Any]) -> RowsQuery:
     """Return the page that a request names; raise 400 naming the parameter at fault."""
     query = request.query_params
-    try:
-        filters = parse_filters(list(query.multi_items()), RESERVED)
-    except FilterError as error:
-        raise ClientException(f"invalid filter: {error}") from None
-    repeated = sorted(name for name in RESERVED if len(query.getall(name, [])) > 1)
-    if repeated:
-        raise ClientException(f"invalid request: {repeated[0]} is given more than once; give it once")
-    columns = _names(query.get("columns"))
-    if columns and len(set(columns)) != len(columns):
-        raise ClientException("invalid request: columns: a column is listed twice; list each column once")
-    sort = tuple((name.removeprefix("-"), name.startswith("-")) for name in _names(query.get("sort")) or ())
+    selection = selection_query(request, RESERVED)
     limit_text = query.get("limit")
     try:
         limit = DEFAULT_ROWS if limit_text is None else int(limit_text)
@@ -53,14 +43,27 @@ def rows_query(request: Request[Any, Any, Any]) -> RowsQuery:
         raise ClientException("invalid request: total: must be true or false")
     cursor = query.get("next")
     after = decode_cursor(cursor) if cursor else None
-    return RowsQuery(
-        columns=tuple(columns) if columns else None,
-        filters=tuple(filters),
-        sort=sort,
-        limit=limit,
-        after=after,
-        count_total=total == "true",
-    )
+    return msgspec.structs.replace(selection, limit=limit, after=after, count_total=total == "true")
+
+
+def selection_query(request: Request[Any, Any, Any], reserved: set[str]) -> RowsQuery:
+    """Return the columns, filters and sort order that a request names; raise 400 naming the parameter at fault.
+
+    Query parameters other than `reserved` ones must be filters.
+    """
+    query = request.query_params
+    try:
+        filters = parse_filters(list(query.multi_items()), reserved)
+    except FilterError as error:
+        raise ClientException(f"invalid filter: {error}") from None
+    repeated = sorted(name for name in reserved if len(query.getall(name, [])) > 1)
+    if repeated:
+        raise ClientException(f"invalid request: {repeated[0]} is given more than once; give it once")
+    columns = _names(query.get("columns"))
+    if columns and len(set(columns)) != len(columns):
+        raise ClientException("invalid request: columns: a column is listed twice; list each column once")
+    sort = tuple((name.removeprefix("-"), name.startswith("-")) for name in _names(query.get("sort")) or ())
+    return RowsQuery(columns=columns, filters=tuple(filters), sort=sort)
 
 
 def _names(text: str | None) -> tuple[str, ...] | None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from contextlib import ExitStack
 from typing import Any
 
 import duckdb
 import msgspec
+import pyarrow as pa
 
 from catalog.build import SCRATCH_SUFFIX, BuildRequest, BuildResult, build_table, table_name
 from catalog.events import EventLog
@@ -23,6 +25,7 @@ from catalog.row_filters import (
     quote_name,
     where_clause,
 )
+from catalog.row_stream import BATCH_ROWS, RowStream
 from catalog.runs_files import _FILE_COLUMNS, _file_record
 from catalog.schema import AGGREGATED_TABLE_COLUMNS, DATA_SCHEMA
 from catalog.store import Connection, Store
@@ -110,46 +113,70 @@ class TableRepository:
                 record = _table_record(cursor, collection_id)
                 if record is None:
                     return None
-                table = table_name(collection_id)
-                types = _column_types(cursor, collection_id)
-                columns = list(query.columns) if query.columns else list(types)
-                unknown = [column for column in columns if column not in types]
-                if unknown:
-                    raise FilterError(f"columns: unknown column {unknown[0]!r}; the table has {', '.join(types)}")
-                filtered, parameters = where_clause(list(query.filters), types)
-                order = order_clause(query.sort, types)
-                digest = query.digest(collection_id)
-                by_file = set(types) >= _ROW_GROUP_COLUMNS
-                where, where_parameters = filtered, list(parameters)
-                if query.after is not None:
-                    if query.after.query != digest:
-                        raise FilterError(
-                            "next: the cursor belongs to another collection, filter or sort order; "
-                            "start again without it"
-                        )
-                    anchor = _locate(cursor, table, query.after, by_file, record.aggregation_version)
-                    after, after_parameters = after_clause(query.sort, table, anchor)
-                    where = f"{filtered} AND {after}" if filtered else f" WHERE {after}"
-                    where_parameters += after_parameters
-                selected = ", ".join([*(quote_name(column) for column in columns), "rowid"])
-                found = _run(
-                    cursor,
-                    f"SELECT {selected} FROM {table}{where}{order} LIMIT ?",
-                    [*where_parameters, query.limit + 1],
-                ).fetchall()
+                select = _select_rows(cursor, record, query, with_row_id=True, limit=query.limit + 1)
+                columns = select.columns
+                found = _run(cursor, select.sql, select.parameters).fetchall()
                 page = found[: query.limit]
                 position = None
                 if page and len(found) > query.limit:
-                    position = _position(cursor, table, int(page[-1][-1]), digest, by_file, record.aggregation_version)
-                total = None
-                if query.count_total:
-                    counted = _run(cursor, f"SELECT count(*) FROM {table}{filtered}", parameters).fetchone()
-                    total = int(counted[0]) if counted else 0
+                    position = _position(cursor, record, select, int(page[-1][-1]))
                 return RowsPage(
-                    columns=columns, rows=[row[: len(columns)] for row in page], next_after=position, total=total
+                    columns=columns,
+                    rows=[row[: len(columns)] for row in page],
+                    next_after=position,
+                    total=_count(cursor, collection_id, select) if query.count_total else None,
                 )
             finally:
                 cursor.execute("ROLLBACK")
+
+    def rows_arrow(self, collection_id: str, query: RowsQuery) -> ArrowPage | None:
+        """Return the page of `rows()` as an Arrow table, with the column types of the aggregated table."""
+        with self._store.read() as cursor:
+            cursor.execute("BEGIN TRANSACTION")
+            try:
+                record = _table_record(cursor, collection_id)
+                if record is None:
+                    return None
+                select = _select_rows(cursor, record, query, with_row_id=True, limit=query.limit + 1)
+                found = _run(cursor, select.sql, select.parameters).to_arrow_table()
+                page = found.slice(0, query.limit)
+                position = None
+                if found.num_rows > query.limit:
+                    # The row id follows the chosen columns.
+                    position = _position(cursor, record, select, int(page.columns[-1][page.num_rows - 1].as_py()))
+                return ArrowPage(
+                    table=page.select(list(range(len(select.columns)))),
+                    next_after=position,
+                    total=_count(cursor, collection_id, select) if query.count_total else None,
+                )
+            finally:
+                cursor.execute("ROLLBACK")
+
+    def stream_rows(self, collection_id: str, query: RowsQuery, limit: int | None = None) -> RowStream | None:
+        """Open a stream of every row that passes the filters of `query`, in its sort order; None when there is no table.
+
+        `query.limit` and `query.after` do not apply; `limit` caps the rows when given. The
+        caller must close the stream. Raise FilterError as `rows()` does, before any row is read.
+        """
+        cleanup = ExitStack()
+        try:
+            cursor = cleanup.enter_context(self._store.read())
+            cursor.execute("BEGIN TRANSACTION")
+            record = _table_record(cursor, collection_id)
+            if record is None:
+                cleanup.close()
+                return None
+            select = _select_rows(
+                cursor, record, msgspec.structs.replace(query, after=None), with_row_id=False, limit=limit
+            )
+            result = _run(cursor, select.sql, select.parameters)
+            try:
+                return RowStream(cursor, result.to_arrow_reader(BATCH_ROWS), cleanup)
+            except (duckdb.ConversionException, duckdb.InvalidInputException, duckdb.OutOfRangeException) as error:
+                raise FilterError(f"a filter value does not fit its column: {str(error).splitlines()[0]}") from None
+        except BaseException:
+            cleanup.close()
+            raise
 
     def build(self, request: BuildRequest) -> BuildResult:
         """Bring the collection's table up to date with the request's files (see catalog.build).
@@ -253,6 +280,82 @@ class RowsPage(msgspec.Struct, kw_only=True, frozen=True):
     total: int | None
 
 
+class ArrowPage(msgspec.Struct, kw_only=True, frozen=True):
+    # The chosen columns of the page's rows.
+    table: pa.Table
+    # The last row of the page, when more rows follow.
+    next_after: RowPosition | None
+    total: int | None
+
+
+class _SelectRows(msgspec.Struct, kw_only=True, frozen=True):
+    sql: str
+    parameters: list[Any]
+    # The chosen columns, which come first in the result.
+    columns: list[str]
+    # The WHERE clause of the filters alone, without the cursor, and its parameters.
+    filtered: str
+    filter_parameters: list[Any]
+    # What a cursor records of the query, and whether rows are named by file (see RowPosition).
+    digest: str
+    by_file: bool
+
+
+def _select_rows(
+    cursor: Connection, record: TableRecord, query: RowsQuery, *, with_row_id: bool, limit: int | None
+) -> _SelectRows:
+    """Build the SELECT of a page or an export: the chosen columns, the filters, the cursor and the sort order.
+
+    With `with_row_id`, the row id follows the chosen columns, to name the page's last row.
+    Raise FilterError for a cursor of another query, StaleCursorError when its row is gone.
+    """
+    collection_id = record.data_collection_id
+    table = table_name(collection_id)
+    types = _column_types(cursor, collection_id)
+    columns = list(query.columns) if query.columns else list(types)
+    unknown = [column for column in columns if column not in types]
+    if unknown:
+        raise FilterError(f"columns: unknown column {unknown[0]!r}; the table has {', '.join(types)}")
+    filtered, parameters = where_clause(list(query.filters), types)
+    order = order_clause(query.sort, types)
+    digest = query.digest(collection_id)
+    by_file = set(types) >= _ROW_GROUP_COLUMNS
+    where, all_parameters = filtered, list(parameters)
+    if query.after is not None:
+        if query.after.query != digest:
+            raise FilterError(
+                "next: the cursor belongs to another collection, filter or sort order; start again without it"
+            )
+        anchor = _locate(cursor, table, query.after, by_file, record.aggregation_version)
+        after, after_parameters = after_clause(query.sort, table, anchor)
+        where = f"{filtered} AND {after}" if filtered else f" WHERE {after}"
+        all_parameters += after_parameters
+    selected = [quote_name(column) for column in columns]
+    if with_row_id:
+        selected.append("rowid")
+    sql = f"SELECT {', '.join(selected)} FROM {table}{where}{order}"
+    if limit is not None:
+        sql += " LIMIT ?"
+        all_parameters.append(limit)
+    return _SelectRows(
+        sql=sql,
+        parameters=all_parameters,
+        columns=columns,
+        filtered=filtered,
+        filter_parameters=parameters,
+        digest=digest,
+        by_file=by_file,
+    )
+
+
+def _count(cursor: Connection, collection_id: str, select: _SelectRows) -> int:
+    """Return the number of rows that pass the filters of `select`, ignoring its cursor."""
+    counted = _run(
+        cursor, f"SELECT count(*) FROM {table_name(collection_id)}{select.filtered}", select.filter_parameters
+    ).fetchone()
+    return int(counted[0]) if counted else 0
+
+
 class TableSnapshot(msgspec.Struct, kw_only=True, frozen=True):
     record: TableRecord
     specs: list[ColumnSpec]
@@ -275,10 +378,11 @@ def _column_types(cursor: Connection, collection_id: str) -> dict[str, str]:
 _ROW_GROUP_COLUMNS = {"depictio_file_id", "aggregation_time"}
 
 
-def _position(cursor: Connection, table: str, row_id: int, digest: str, by_file: bool, version: int) -> RowPosition:
-    """Name the row `row_id` of `table` in a way that survives DuckDB's renumbering (see RowPosition)."""
-    if not by_file:
-        return RowPosition(query=digest, file_id=None, added=str(version), ordinal=row_id)
+def _position(cursor: Connection, record: TableRecord, select: _SelectRows, row_id: int) -> RowPosition:
+    """Name the row `row_id` of the table in a way that survives DuckDB's renumbering (see RowPosition)."""
+    if not select.by_file:
+        return RowPosition(query=select.digest, file_id=None, added=str(record.aggregation_version), ordinal=row_id)
+    table = table_name(record.data_collection_id)
     row = cursor.execute(
         f"SELECT depictio_file_id, CAST(aggregation_time AS VARCHAR), "
         f"(SELECT count(*) FROM {table} AS earlier WHERE earlier.depictio_file_id IS NOT DISTINCT FROM "
@@ -287,7 +391,7 @@ def _position(cursor: Connection, table: str, row_id: int, digest: str, by_file:
         [row_id],
     ).fetchone()
     assert row is not None, "the row was read in this transaction"
-    return RowPosition(query=digest, file_id=row[0], added=str(row[1]), ordinal=int(row[2]))
+    return RowPosition(query=select.digest, file_id=row[0], added=str(row[1]), ordinal=int(row[2]))
 
 
 def _locate(cursor: Connection, table: str, position: RowPosition, by_file: bool, version: int) -> int:

@@ -6,6 +6,7 @@ from api.controllers.dashboards import DashboardController
 from api.controllers.datacollections import DataCollectionController, TableUploadController
 from api.controllers.deltatables import DeltaTableController
 from api.controllers.events import EventController
+from api.controllers.exports import ExportController
 from api.controllers.files import FileController
 from api.controllers.monitoring import MonitoringController
 from api.controllers.projects import ProjectController
@@ -24,6 +25,7 @@ CONTROLLERS = [
     DataCollectionController,
     DeltaTableController,
     EventController,
+    ExportController,
     FileController,
     MonitoringController,
     ProjectController,

@@ -17,6 +17,8 @@ from litestar.status_codes import HTTP_409_CONFLICT
 from api.access import Access
 from api.collection_schemas import CollectionChangeOut, CollectionRenameIn, TableUploadIn, TableUploadOut
 from api.controllers.deltatables import json_value
+from api.controllers.exports import NOT_ACCEPTABLE_RESPONSE, RowsOperation, rows_in_format
+from api.export_formats import ExportFormat, negotiate, not_acceptable_detail
 from api.rows import RowsOut, encode_cursor, rows_query
 from api.schemas import rename_ids
 from api.table_uploads import (
@@ -67,14 +69,25 @@ class DataCollectionController(Controller):
             "sort. Filters are query "
             "parameters `column__operator=value`, combined with AND: eq, ne, lt, le, gt, ge, in (values "
             "separated by commas), contains, startswith, isnull (true or false). Unknown columns, "
-            "operators and parameters, and values that do not fit their column, are 400."
+            "operators and parameters, and values that do not fit their column, are 400. An Accept header of "
+            "text/csv, text/tab-separated-values, application/vnd.apache.parquet or "
+            "application/vnd.apache.arrow.stream returns the page in that format, with the next page's URL in "
+            'a `Link` header (rel="next") and `total` in `X-Total-Count`; JSON is the default, also for '
+            "`*/*`, and an Accept header that names none of these is 406."
         ),
+        operation_class=RowsOperation,
+        responses=NOT_ACCEPTABLE_RESPONSE,
     )
     def rows(
         self, request: Request[Any, Any, Any], access: NamedDependency[Access], data_collection_id: FromPath[str]
-    ) -> RowsOut:
+    ) -> Response[RowsOut]:
         record, _ = access.collection(data_collection_id)
+        chosen = negotiate(request.headers.get("Accept"))
+        if chosen is None:
+            raise HTTPException(status_code=406, detail=not_acceptable_detail())
         query = rows_query(request)
+        if isinstance(chosen, ExportFormat):
+            return rows_in_format(request, access, record.id, query, chosen)
         try:
             page = access.catalog.tables.rows(record.id, query)
         except FilterError as error:
@@ -83,7 +96,7 @@ class DataCollectionController(Controller):
             raise HTTPException(status_code=HTTP_409_CONFLICT, detail=str(error)) from None
         if page is None:
             raise NotFoundException(f"data collection {data_collection_id!r} has no aggregated table yet")
-        return RowsOut(
+        body = RowsOut(
             columns=page.columns,
             rows=[
                 {name: json_value(value) for name, value in zip(page.columns, row, strict=True)} for row in page.rows
@@ -91,6 +104,7 @@ class DataCollectionController(Controller):
             next=None if page.next_after is None else encode_cursor(page.next_after),
             total=page.total,
         )
+        return Response(body, headers={"Vary": "Accept"})
 
     tags = ["datacollections"]
 

@@ -426,6 +426,8 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", f"{API}/sql"): Case("signed_in", body=lambda *_: {"query": "SELECT 42 AS answer"}, names_object=False),
     # Events: max_seconds=0 ends the stream after its first bytes, so the request returns.
     ("GET", f"{API}/events"): Case("signed_in", query={"max_seconds": "0"}, names_object=False),
+    # Export: a collection's rows as a CSV, TSV, Parquet or Arrow download.
+    ("GET", f"{API}/datacollections/{{data_collection_id:str}}/export"): Case("read", query={"format": "csv"}),
 }
 # Litestar responds to OPTIONS on every path with the allowed methods.
 OPTIONS_CASE = Case("public", names_object=False, ok=204)
