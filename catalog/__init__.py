@@ -6,6 +6,8 @@ from catalog.build import BuildRequest, BuildResult, FileResult
 from catalog.dashboards import DashboardChanges, DashboardRecord, DashboardRepository
 from catalog.errors import CatalogError, ConflictError, NotFoundError, SchemaVersionError
 from catalog.external_tables import ExternalTableRecord, ExternalTableRepository
+from catalog.join_plans import JoinPlan, join_plans
+from catalog.joins import JoinOutcome, JoinRepository, JoinStatus
 from catalog.projects import ProjectRepository
 from catalog.readers import FORMATS, SourceFile
 from catalog.records import (
@@ -46,6 +48,7 @@ class Catalog:
         self.registry = Registry(self.store)
         self.dashboards = DashboardRepository(self.store)
         self.external_tables = ExternalTableRepository(self.store)
+        self.joins = JoinRepository(self.store)
         try:
             self.tables.drop_scratch_tables()
         except BaseException:
@@ -78,6 +81,10 @@ __all__ = [
     "ExternalTableRecord",
     "FileRecord",
     "FileResult",
+    "JoinOutcome",
+    "JoinPlan",
+    "JoinRepository",
+    "JoinStatus",
     "NotFoundError",
     "ProjectRecord",
     "Registry",
@@ -94,6 +101,7 @@ __all__ = [
     "WorkflowRecord",
     "email_key",
     "fingerprint",
+    "join_plans",
     "user_id_for",
     "utc_now",
 ]

@@ -176,7 +176,7 @@ def _scan(arguments: argparse.Namespace, settings: Settings, projects: list[Proj
     print(f"{'project':<32} {'collection':<32} {'files':>6} {'failed':>6} {'rows':>9}  outcome")
     for result in results:
         files = {c.collection_id: c for scan in result.workflows for c in scan.collections}
-        for table in result.tables:
+        for table in [*result.tables, *result.joins]:
             found = files.get(table.collection_id)
             count = found.files if found else 0
             failures = table.files_failed + (found.empty_files if found else 0) + int(table.outcome == "error")
