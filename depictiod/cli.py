@@ -138,10 +138,16 @@ def _notes(projects: list[Project]) -> list[str]:
     """List what a valid configuration still leaves without a table, so it is no surprise."""
     notes = []
     for project in projects:
+        joined = {join.id for join in project.joins if join.persist}
+        for join in project.joins:
+            if not join.persist:
+                notes.append(f"{project.name} / joins / {join.name}: persist is false, so depictiod does not build it")
         for workflow in project.workflows:
             for collection in workflow.data_collections:
                 config = collection.config
                 where = f"{project.name} / {workflow.name} / {collection.data_collection_tag}"
+                if collection.id in joined:
+                    continue  # The collection of a persisted join, which depictiod builds.
                 if config.source != "native":
                     notes.append(
                         f"{where}: source {config.source!r} collections are not built by depictiod yet; no table"
