@@ -72,7 +72,7 @@ def build_ingestion_report(catalog: Catalog, record: ProjectRecord) -> Ingestion
         triggered_by=triggered_by,
         data_collections=collections,
         runs=runs,
-        summary=_summary(collections, runs),
+        summary=_summary(collections, runs, joins),
         scanned_at=format_time(newest.finished_at) if newest is not None else None,
         client_ingestions=client_ingestions,
     )
@@ -240,7 +240,10 @@ def _runs_out(catalog: Catalog, workflow_id: str, report: ScanReport | None) -> 
     return runs
 
 
-def _summary(collections: list[IngestionCollectionOut], runs: list[IngestionRunOut]) -> IngestionSummaryOut:
+def _summary(
+    collections: list[IngestionCollectionOut], runs: list[IngestionRunOut], joins: set[str]
+) -> IngestionSummaryOut:
+    """Count the collections; `rows` leaves out the tables of `joins`, whose rows come from the other tables."""
     required = [item for item in collections if not item.optional]
     optional = [item for item in collections if item.optional]
     # An optional collection that fails or matches nothing does not lower the health: Depictio's
@@ -262,5 +265,5 @@ def _summary(collections: list[IngestionCollectionOut], runs: list[IngestionRunO
         runs=len(runs),
         files=sum(item.files_found for item in collections),
         files_failed=sum(item.files_failed for item in collections),
-        rows=sum(item.rows or 0 for item in collections),
+        rows=sum(item.rows or 0 for item in collections if item.data_collection_id not in joins),
     )

@@ -586,6 +586,7 @@ class IngestionSummaryOut(msgspec.Struct, kw_only=True):
     runs: int
     files: int
     files_failed: int
+    # Rows of the collections' tables, without the tables of joins, whose rows repeat the others'.
     rows: int
 
 
