@@ -132,7 +132,7 @@ def _joined_out(catalog: Catalog, collection: DataCollection, workflow_id: str |
     table = catalog.tables.get(collection.id)
     status = catalog.joins.status(collection.id)
     state: CollectionStatus = "pending"
-    warning = "the join has not run yet: it runs after the next scan of its sides' workflows"
+    warning: str | None = "the join has not run yet: it runs after the next scan of its sides' workflows"
     if status is not None and status.outcome == "error":
         state, warning = "failed", status.message
     elif status is not None and status.outcome in ("skipped", "dropped"):

@@ -97,10 +97,10 @@ def join_plans(project: Project) -> list[JoinPlan]:
             if found is None:
                 problem = f"{side} {reference!r} names no data collection of the project"
                 break
-        taken = next((c for c in _all_collections(project) if c.id == join.id and c.config.source != "joined"), None)
-        if taken is not None:
+        clashing = next((c for c in _all_collections(project) if c.id == join.id and c.config.source != "joined"), None)
+        if clashing is not None:
             problem = (
-                f"the join's id {join.id!r} is also the id of data collection {taken.data_collection_tag!r}; "
+                f"the join's id {join.id!r} is also the id of data collection {clashing.data_collection_tag!r}; "
                 "give the join an id of its own"
             )
         plans.append(

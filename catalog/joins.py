@@ -61,7 +61,7 @@ _NUMERIC_PREFIXES = (*INTEGER_TYPES, "FLOAT", "DOUBLE", "DECIMAL")
 _SQL_HOW = {"inner": "INNER JOIN", "left": "LEFT JOIN", "right": "RIGHT JOIN", "full": "FULL OUTER JOIN"}
 # Hidden column that carries a side's storage order into a roll-up.
 _ROW_COLUMN = "depictiod_row__"
-# Key in catalog_meta of a join's last outcome; the join id follows.
+# Prefix of the catalog_meta key that stores a join's last outcome, followed by the join id.
 _STATUS_KEY = "join_status:"
 
 Columns = list[tuple[str, str]]
@@ -90,7 +90,7 @@ class JoinOutcome(msgspec.Struct, kw_only=True, frozen=True):
     join_id: str
     name: str
     status: JoinStatus
-    # False when the inputs and the outcome are the same as at the previous run: nothing to log.
+    # False when the inputs and the outcome are the same as at the previous run, so there is nothing to log.
     changed: bool
     seconds: float = 0.0
 

@@ -105,7 +105,18 @@ def test_ingestion_report_shows_join(client: TestClient, admin: dict[str, str]) 
     assert joined["warning"] is None
 
 
-def test_stranger_cannot_read_joined_rows_of_private_project(client: TestClient, admin: dict[str, str]) -> None:
+def test_upload_into_joined_collection_rejected(client: TestClient, admin: dict[str, str]) -> None:
+    response = client.post(
+        f"{API}/datacollections/{JOINED_ID}/append",
+        files={"files": ("extra.csv", b"individual_id,island\nx,Dream\n", "text/csv")},
+        headers=admin,
+    )
+
+    assert response.status_code == 400
+    assert "only native table collections take uploaded files" in response.json()["detail"]
+
+
+def test_private_joined_rows_hidden(client: TestClient, admin: dict[str, str]) -> None:
     stranger = add_user(client, "stranger-joins@example.org", "stranger-password")
     response = client.post(
         f"{API}/projects/toggle_public_private/{BUNDLED_PROJECT_ID}", params={"is_public": "false"}, headers=admin
