@@ -20,7 +20,7 @@ from api.schemas import (
     IngestionRunOut,
     IngestionSummaryOut,
 )
-from catalog import Catalog, ProjectRecord, ScanReport, TableRecord, utc_now
+from catalog import Catalog, ProjectRecord, ScanReport, TableRecord, join_plans, utc_now
 from config import DataCollection
 from ingestor import TABLE_TYPES
 
@@ -41,13 +41,22 @@ def build_ingestion_report(catalog: Catalog, record: ProjectRecord) -> Ingestion
     latest = {report.workflow_id: report for report in catalog.scans.latest(record.id)}
     collections: list[IngestionCollectionOut] = []
     runs: list[IngestionRunOut] = []
+    joins = {plan.join_id for plan in join_plans(project)}
     for workflow in project.workflows:
         assert workflow.id is not None
         report = latest.get(workflow.id)
-        collections += [_collection_out(catalog, item, workflow.id, report) for item in workflow.data_collections]
+        for item in workflow.data_collections:
+            if item.id in joins:
+                collections.append(_joined_out(catalog, item, workflow.id))
+                continue
+            collections.append(_collection_out(catalog, item, workflow.id, report))
         runs += _runs_out(catalog, workflow.id, report)
-    # Collections outside every workflow are not scanned by depictiod.
-    collections += [_collection_out(catalog, item, None, None) for item in project.data_collections]
+    # Collections outside every workflow are not scanned by depictiod; joins are built all the same.
+    for item in project.data_collections:
+        if item.id in joins:
+            collections.append(_joined_out(catalog, item, None))
+            continue
+        collections.append(_collection_out(catalog, item, None, None))
 
     newest = max(latest.values(), key=lambda report: report.finished_at, default=None)
     triggered_by = str(newest.details.get("trigger", "schedule")) if newest is not None else None
@@ -63,7 +72,7 @@ def build_ingestion_report(catalog: Catalog, record: ProjectRecord) -> Ingestion
         triggered_by=triggered_by,
         data_collections=collections,
         runs=runs,
-        summary=_summary(collections, runs),
+        summary=_summary(collections, runs, joins),
         scanned_at=format_time(newest.finished_at) if newest is not None else None,
         client_ingestions=client_ingestions,
     )
@@ -114,6 +123,42 @@ def _collection_out(
             DriftOut(file_id=note.file_id, column=note.column, file_type=note.file_type, table_type=note.table_type)
             for note in (table.drift if table is not None else [])
         ],
+    )
+
+
+def _joined_out(catalog: Catalog, collection: DataCollection, workflow_id: str | None) -> IngestionCollectionOut:
+    """Return the state of a persisted join's collection: its table, and the outcome of the join's last run."""
+    assert collection.id is not None
+    table = catalog.tables.get(collection.id)
+    status = catalog.joins.status(collection.id)
+    state: CollectionStatus = "pending"
+    warning: str | None = "the join has not run yet: it runs after the next scan of its sides' workflows"
+    if status is not None and status.outcome == "error":
+        state, warning = "failed", status.message
+    elif status is not None and status.outcome in ("skipped", "dropped"):
+        warning = status.message
+    elif table is not None:
+        state, warning = "joined", status.warning if status is not None else None
+    return IngestionCollectionOut(
+        data_collection_id=collection.id,
+        data_collection_tag=collection.data_collection_tag,
+        type=collection.config.type,
+        workflow_id=workflow_id,
+        optional=collection.optional,
+        status=state,
+        warning=warning,
+        files_found=0,
+        files_new=0,
+        files_changed=0,
+        files_removed=0,
+        files_failed=0,
+        files_unsettled=0,
+        failures=[],
+        ingested=table is not None,
+        table_location=table.table_name if table is not None else None,
+        rows=table.row_count if table is not None else None,
+        table_version=table.aggregation_version if table is not None else None,
+        drift=[],
     )
 
 
@@ -195,7 +240,10 @@ def _runs_out(catalog: Catalog, workflow_id: str, report: ScanReport | None) -> 
     return runs
 
 
-def _summary(collections: list[IngestionCollectionOut], runs: list[IngestionRunOut]) -> IngestionSummaryOut:
+def _summary(
+    collections: list[IngestionCollectionOut], runs: list[IngestionRunOut], joins: set[str]
+) -> IngestionSummaryOut:
+    """Count the collections; `rows` leaves out the tables of `joins`, whose rows come from the other tables."""
     required = [item for item in collections if not item.optional]
     optional = [item for item in collections if item.optional]
     # An optional collection that fails or matches nothing does not lower the health: Depictio's
@@ -217,5 +265,5 @@ def _summary(collections: list[IngestionCollectionOut], runs: list[IngestionRunO
         runs=len(runs),
         files=sum(item.files_found for item in collections),
         files_failed=sum(item.files_failed for item in collections),
-        rows=sum(item.rows or 0 for item in collections),
+        rows=sum(item.rows or 0 for item in collections if item.data_collection_id not in joins),
     )

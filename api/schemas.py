@@ -495,7 +495,8 @@ class ScanTriggerOut(msgspec.Struct, kw_only=True):
 
 # The state of one data collection in an ingestion report:
 # - not_scanned: no scan of its workflow is recorded yet.
-# - not_built: depictiod does not build the collection (source transformed or joined, or outside every workflow).
+# - not_built: depictiod does not build the collection (source transformed, source joined without a join of
+#   the project, or outside every workflow).
 # - found_zero: the latest scan matched no file. `warning` names the locations, the pattern and what was there.
 # - waiting: every matching file was still being written; a later scan reads them.
 # - failed: files were found but none could be ingested.
@@ -503,8 +504,19 @@ class ScanTriggerOut(msgspec.Struct, kw_only=True):
 # - pending: files are registered but no table is built yet.
 # - updated: the latest scan added, changed or removed files, and none failed.
 # - unchanged: the latest scan found only files that were registered already, and none failed.
+# - joined: the table of a persisted join is built; `warning` contains its fan-out warning, if any.
+#   A join that failed is `failed`, and one that waits for a side's table is `pending`, with the reason.
 CollectionStatus = Literal[
-    "not_scanned", "not_built", "found_zero", "waiting", "failed", "partial", "pending", "updated", "unchanged"
+    "not_scanned",
+    "not_built",
+    "found_zero",
+    "waiting",
+    "failed",
+    "partial",
+    "pending",
+    "updated",
+    "unchanged",
+    "joined",
 ]
 
 
@@ -574,6 +586,7 @@ class IngestionSummaryOut(msgspec.Struct, kw_only=True):
     runs: int
     files: int
     files_failed: int
+    # Rows of the collections' tables, without the tables of joins, whose rows repeat the others'.
     rows: int
 
 

@@ -16,6 +16,8 @@ from catalog.events import (
     SubscriptionClosedError,
 )
 from catalog.external_tables import ExternalTableRecord, ExternalTableRepository
+from catalog.join_plans import JoinPlan, join_plans
+from catalog.joins import JoinOutcome, JoinRepository, JoinStatus
 from catalog.projects import ProjectRepository
 from catalog.readers import FORMATS, SourceFile
 from catalog.records import (
@@ -65,6 +67,7 @@ class Catalog:
         self.dashboards = DashboardRepository(self.store)
         self.external_tables = ExternalTableRepository(self.store)
         self.sql = SqlRepository(self.store)
+        self.joins = JoinRepository(self.store, self.events)
         try:
             self.tables.drop_scratch_tables()
         except BaseException:
@@ -117,6 +120,10 @@ __all__ = [
     "FileRecord",
     "FileResult",
     "Gap",
+    "JoinOutcome",
+    "JoinPlan",
+    "JoinRepository",
+    "JoinStatus",
     "NotFoundError",
     "ProjectRecord",
     "QueryResult",
@@ -139,6 +146,7 @@ __all__ = [
     "WorkflowRecord",
     "email_key",
     "fingerprint",
+    "join_plans",
     "user_id_for",
     "utc_now",
 ]

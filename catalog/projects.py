@@ -11,6 +11,8 @@ import msgspec
 from catalog import project_access
 from catalog.collection_changes import renamed_collection, without_collection
 from catalog.errors import ConflictError, NotFoundError
+from catalog.join_plans import with_joined_collections
+from catalog.joins import delete_status
 from catalog.records import CollectionRecord, ProjectRecord, WorkflowRecord
 from catalog.schema import DATA_SCHEMA
 from catalog.store import Connection, Store
@@ -209,7 +211,11 @@ class ProjectRepository:
 
 
 def _check_unique(connection: Connection, project: Project) -> None:
-    """Raise ConflictError when another project has the project's name or one of its workflow or collection ids."""
+    """Raise ConflictError when another project has the project's name or one of its workflow or collection ids.
+
+    The collections of the project's persisted joins count too.
+    """
+    project = with_joined_collections(project)
     row = connection.execute(
         "SELECT id FROM projects WHERE name = ? AND id <> ?", [project.name, project.id]
     ).fetchone()
@@ -252,8 +258,9 @@ def _project_record(row: tuple[object, ...]) -> ProjectRecord:
 
 
 def _upsert_project(connection: Connection, project: Project, source: str, placed_by: str | None = None) -> None:
-    """Store a project; `placed_by` None keeps the user recorded as having set its locations."""
+    """Store a project with a data collection for each persisted join; `placed_by` None keeps who set its locations."""
     assert project.id is not None, "config.load_project assigns every project an id"
+    project = with_joined_collections(project)
     now = _now()
     previous = connection.execute(
         "SELECT registration_time, document, placed_by, last_modified FROM projects WHERE id = ?", [project.id]
@@ -370,4 +377,5 @@ def _delete_collection_data(connection: Connection, collection_id: str) -> None:
     connection.execute("DELETE FROM column_specs WHERE data_collection_id = ?", [collection_id])
     connection.execute("DELETE FROM table_files WHERE data_collection_id = ?", [collection_id])
     connection.execute("DELETE FROM external_tables WHERE data_collection_id = ?", [collection_id])
+    delete_status(connection, collection_id)
     connection.execute(f'DROP TABLE IF EXISTS {DATA_SCHEMA}."dc_{collection_id}"')

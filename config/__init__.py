@@ -5,7 +5,9 @@ from config.ids import derive_id, is_object_id
 from config.load_project import TAG_PATTERN, compile_file_pattern, load_project, load_project_document
 from config.project import (
     DataCollection,
+    DataCollectionConfig,
     DataLocation,
+    Granularity,
     Join,
     Link,
     Permissions,
@@ -31,7 +33,9 @@ __all__ = [
     "ConfigError",
     "ConfigProblem",
     "DataCollection",
+    "DataCollectionConfig",
     "DataLocation",
+    "Granularity",
     "Join",
     "Link",
     "Permissions",

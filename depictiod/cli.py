@@ -139,10 +139,16 @@ def _notes(projects: list[Project]) -> list[str]:
     """List what a valid configuration still leaves without a table, so it is no surprise."""
     notes = []
     for project in projects:
+        joined = {join.id for join in project.joins if join.persist}
+        for join in project.joins:
+            if not join.persist:
+                notes.append(f"{project.name} / joins / {join.name}: persist is false, so depictiod does not build it")
         for workflow in project.workflows:
             for collection in workflow.data_collections:
                 config = collection.config
                 where = f"{project.name} / {workflow.name} / {collection.data_collection_tag}"
+                if collection.id in joined:
+                    continue  # The collection of a persisted join, which depictiod builds.
                 if config.source != "native":
                     notes.append(
                         f"{where}: source {config.source!r} collections are not built by depictiod yet; no table"
@@ -177,7 +183,7 @@ def _scan(arguments: argparse.Namespace, settings: Settings, projects: list[Proj
     print(f"{'project':<32} {'collection':<32} {'files':>6} {'failed':>6} {'rows':>9}  outcome")
     for result in results:
         files = {c.collection_id: c for scan in result.workflows for c in scan.collections}
-        for table in result.tables:
+        for table in [*result.tables, *result.joins]:
             found = files.get(table.collection_id)
             count = found.files if found else 0
             failures = table.files_failed + (found.empty_files if found else 0) + int(table.outcome == "error")

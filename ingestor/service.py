@@ -19,6 +19,7 @@ from config import DataCollection, Project, Settings, Workflow, WorkflowTimings,
 from ingestor.aggregate import CollectionAggregate, aggregate_collection
 from ingestor.deadline import ScanDeadline, ScanStopped, ScanTimedOut
 from ingestor.discover import IgnoreRules
+from ingestor.joins import run_joins
 from ingestor.progress import ProgressCallback, ScanProgress
 from ingestor.registered import check_registered_files
 from ingestor.scan import WorkflowScan, scan_workflow
@@ -41,6 +42,8 @@ class ProjectScan(msgspec.Struct, kw_only=True):
     workflows: list[WorkflowScan]
     tables: list[CollectionAggregate]
     seconds: float
+    # The outcome of each persisted join of the project, run after its tables.
+    joins: list[CollectionAggregate] = msgspec.field(default_factory=list)
 
     @property
     def unsettled(self) -> int:
@@ -215,7 +218,11 @@ class Ingestor:
                 return CollectionAggregate(
                     collection_id=collection.id, tag=collection.collection.data_collection_tag, outcome="empty"
                 )
-            return self._aggregate(project_name, current.collection)
+            aggregate = self._aggregate(project_name, current.collection)
+            for project in list(self.projects):
+                if project.id == current.project_id:
+                    run_joins(self.catalog, project)
+            return aggregate
         finally:
             self._scan_lock.release()
 
@@ -286,6 +293,8 @@ class Ingestor:
                 continue  # _scan_workflow logged it, and the next reconcile starts fresh.
             scans.append(scan)
             tables.extend(workflow_tables)
+        # Joins read the tables of any workflow of the project, so they run once all are built.
+        joins = run_joins(self.catalog, project)
 
         self.catalog.store.checkpoint()
         seconds = time.monotonic() - started
@@ -299,7 +308,9 @@ class Ingestor:
             sum(table.files_failed for table in tables),
             seconds,
         )
-        return ProjectScan(project_id=project.id, name=project.name, workflows=scans, tables=tables, seconds=seconds)
+        return ProjectScan(
+            project_id=project.id, name=project.name, workflows=scans, tables=tables, seconds=seconds, joins=joins
+        )
 
     def _timings(self, project: Project, workflow: Workflow) -> WorkflowTimings:
         return self.settings.ingest.timings(project.name, workflow.name)
@@ -541,6 +552,7 @@ class Ingestor:
             self.status.last_scan_started = utc_now().isoformat(sep=" ", timespec="seconds")
             try:
                 scan, tables = self._scan_workflow(project, workflow, trigger)
+                run_joins(self.catalog, project)
             except (ScanStopped, ScanTimedOut):
                 return  # A timeout is logged where it happens, and a stop needs no line.
             finally:
@@ -588,6 +600,11 @@ class Ingestor:
         self.register_projects()
         if self.settings.ingest.scan_on_start:
             self.scan_all("startup")
+        else:
+            # Tables stay as the catalog has them, but a join whose definition changed is built again.
+            with self._scan_lock:
+                for project in list(self.projects):
+                    run_joins(self.catalog, project)
         self.status.state = "idle"
         self._schedule_reconciles()
 

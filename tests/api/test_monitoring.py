@@ -199,6 +199,7 @@ def test_ingestion_report_lists_client_ingestions(client: TestClient, users: dic
     assert {item["data_collection_tag"] for item in report["data_collections"]} == {
         "physical_features",
         "demographic_data",
+        "joined_penguins_complete",
     }
 
 
