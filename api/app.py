@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -72,6 +73,7 @@ def create_app(
             app.state.event_stream_limits = StreamLimits(
                 total=settings.server.event_streams, per_user=settings.server.event_streams_per_user
             )
+            app.state.sql_slots = threading.BoundedSemaphore(settings.sql.max_concurrent)
             # Start-up scans every project before the server accepts requests.
             if started is None:
                 await to_thread.run_sync(ingestor.start)

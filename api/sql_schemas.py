@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -16,6 +16,8 @@ class SqlIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     query: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_QUERY_CHARS)]
     # 1 to `sql.max_rows`; by default `sql.max_rows`.
     limit: int | None = None
+    # json (the default) for an SqlOut body, or a streamed file: csv, tsv, parquet or arrow.
+    format: Literal["json", "csv", "tsv", "parquet", "arrow"] = "json"
 
 
 class SqlColumnOut(msgspec.Struct, kw_only=True):

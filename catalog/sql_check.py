@@ -61,6 +61,12 @@ DENIED_FUNCTIONS = frozenset(
         "json_execute_serialized_sql",
     }
 )
+# Functions whose result grows with a number they are given (a list of n items, a string of
+# n characters): one call can allocate gigabytes before the time limit can interrupt it,
+# outside DuckDB's memory limit. `range` and `generate_series` stay allowed as table functions.
+SIZED_FUNCTIONS = frozenset(
+    {"range", "generate_series", "repeat", "lpad", "rpad", "list_resize", "array_resize", "bar", "format", "printf"}
+)
 DENIED_PREFIXES = ("__internal", "duckdb_", "pragma_", "pg_", "read_", "parquet_")
 # Functions that DuckDB accepts in the select list but does not list in duckdb_functions().
 EXTRA_FUNCTIONS = frozenset({"unnest", "unlist"})
@@ -106,7 +112,8 @@ def allowed_functions(cursor: Connection) -> frozenset[str]:
         "WHERE function_type IN ('scalar', 'aggregate', 'macro') AND schema_name = 'main'"
     ).fetchall()
     names = {str(name).lower() for (name,) in rows} | EXTRA_FUNCTIONS
-    return frozenset(name for name in names if name not in DENIED_FUNCTIONS and not name.startswith(DENIED_PREFIXES))
+    denied = DENIED_FUNCTIONS | SIZED_FUNCTIONS
+    return frozenset(name for name in names if name not in denied and not name.startswith(DENIED_PREFIXES))
 
 
 def check_query(
@@ -203,9 +210,8 @@ class _Rewriter:
     def _walk_query_node(self, node: dict[str, Any], scope: dict[str, str]) -> None:
         """Rename the node's CTEs and walk its parts with the CTEs in scope.
 
-        A CTE is in scope in the CTEs after it and in the node's body, and in its own
-        definition only when that is recursive: a plain `WITH t AS (SELECT * FROM t)` reads
-        a table `t` in DuckDB. A name treated here as a CTE that DuckDB does not see as one
+        A CTE is in scope in the CTEs after it and in the node's body, not in its own
+        definition: `WITH t AS (SELECT * FROM t)` reads a table `t` in DuckDB. A name treated here as a CTE that DuckDB does not see as one
         names no table at all, so a wrong guess fails instead of reading a table.
         """
         inner = dict(scope)
@@ -214,11 +220,11 @@ class _Rewriter:
             self._cte_count += 1
             renamed = f"{_CTE_PREFIX}{self._cte_count}"
             definition = entry["value"]["query"]["node"]
-            recursive = definition.get("type") == "RECURSIVE_CTE_NODE"
-            if recursive and str(definition.get("cte_name", "")).casefold() == original.casefold():
-                definition["cte_name"] = renamed
+            if definition.get("type") == "RECURSIVE_CTE_NODE":
+                # Each step can double a string or a list, so a few steps outgrow memory before an interrupt.
+                raise SqlError("WITH RECURSIVE is not allowed; write the query without recursion")
             entry["key"] = renamed
-            self.walk(entry["value"], {**inner, original.casefold(): renamed} if recursive else inner)
+            self.walk(entry["value"], inner)
             inner[original.casefold()] = renamed
         for key, item in node.items():
             if key != "cte_map":

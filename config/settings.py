@@ -84,6 +84,10 @@ class SqlSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # The maximum and default number of rows that one query returns; a result with more
     # rows is cut there and marked truncated.
     max_rows: int = 10_000
+    # The largest answer of one query, in MiB of JSON; a larger one is 400.
+    max_response_mb: int = 64
+    # Queries that may run at once in the whole service; one more is 429.
+    max_concurrent: int = 2
 
 
 class WorkflowTimings(msgspec.Struct, kw_only=True, frozen=True):
@@ -325,6 +329,8 @@ _RANGES = (
     ("ingest", "missing_location_grace_seconds", 0, 604_800),
     ("sql", "timeout_seconds", 0.1, 3_600),
     ("sql", "max_rows", 1, 1_000_000),
+    ("sql", "max_response_mb", 1, 4_096),
+    ("sql", "max_concurrent", 1, 64),
 )
 # The keys of an [[ingest.workflow]] entry take the ranges of the [ingest] keys they override.
 _WORKFLOW_RANGES = [

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow
+import pyarrow.csv
+import pyarrow.ipc
+import pyarrow.parquet
 import pytest
 from litestar.testing import TestClient
 
@@ -35,7 +40,11 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     )
     iris.write_text(iris.read_text().replace("is_public: true", "is_public: false"))
     settings_path = write_settings(root, [penguins, iris])
-    environ = {"DEPICTIO_SQL_TIMEOUT_SECONDS": "1", "DEPICTIO_SQL_MAX_ROWS": str(MAX_ROWS)}
+    environ = {
+        "DEPICTIO_SQL_TIMEOUT_SECONDS": "1",
+        "DEPICTIO_SQL_MAX_ROWS": str(MAX_ROWS),
+        "DEPICTIO_SQL_MAX_RESPONSE_MB": "1",
+    }
     settings = load_settings(str(settings_path), environ=environ)
     with TestClient(create_app(settings, load_projects(settings.projects), admin_password=ADMIN_PASSWORD)) as client:
         yield client
@@ -126,15 +135,90 @@ def test_names_ignore_case_and_bare_table_alias(client: TestClient, viewer: dict
     assert result["rows"] == [["adelie_001"]]
 
 
-def test_recursive_cte_and_table_functions(client: TestClient, viewer: dict[str, str]) -> None:
+def test_cte_and_table_functions(client: TestClient, viewer: dict[str, str]) -> None:
     result = run(
         client,
         viewer,
-        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) "
+        "WITH r(n) AS (SELECT * FROM generate_series(1, 3)) "
         "SELECT n, (SELECT count(*) FROM range(n)) AS below, unnest([n]) AS same FROM r ORDER BY n",
     )
 
     assert result["rows"] == [[1, 1, 1], [2, 2, 2], [3, 3, 3]]
+
+
+@pytest.mark.parametrize("file_format", ["parquet", "arrow", "csv"])
+def test_answer_as_file(client: TestClient, viewer: dict[str, str], file_format: str) -> None:
+    query = f"SELECT individual_id, body_mass_g FROM {PENGUINS}.physical_features ORDER BY individual_id"
+    body = {"query": query, "format": file_format, "limit": 5}
+
+    response = client.post(f"{API}/sql", json=body, headers=viewer)
+
+    assert response.status_code == 200, response.text
+    assert "query." in response.headers["content-disposition"]
+    if file_format == "parquet":
+        table = pyarrow.parquet.read_table(io.BytesIO(response.content))
+    elif file_format == "arrow":
+        table = pyarrow.ipc.open_stream(response.content).read_all()
+    else:
+        table = pyarrow.csv.read_csv(io.BytesIO(response.content))
+    assert table.column_names == ["individual_id", "body_mass_g"]
+    assert table.column("individual_id").to_pylist() == [row[0] for row in run(client, viewer, query)["rows"][:5]]
+
+
+def test_file_answer_rejects_bad_query(client: TestClient, viewer: dict[str, str]) -> None:
+    response = client.post(f"{API}/sql", json={"query": "COPY x TO 'y'", "format": "csv"}, headers=viewer)
+
+    assert response.status_code == 400
+    assert "content-disposition" not in response.headers
+    assert run(client, viewer, "SELECT 1 AS one")["rows"] == [[1]]
+
+
+def test_answer_over_size_cap_rejected(client: TestClient, viewer: dict[str, str]) -> None:
+    # 40,000 digests of 32 characters: more than the 1 MiB that this app allows.
+    query = "SELECT string_agg(md5(CAST(i AS VARCHAR)), '') AS s FROM range(40000) AS t(i)"
+
+    response = client.post(f"{API}/sql", json={"query": query}, headers=viewer)
+
+    assert response.status_code == 400
+    assert "larger than 1 MiB" in response.json()["detail"]
+    assert run(client, viewer, "SELECT 1 AS one")["rows"] == [[1]]
+
+
+def test_queries_past_concurrency_cap_get_429(client: TestClient, viewer: dict[str, str]) -> None:
+    slots = client.app.state.sql_slots
+    taken = 0
+    while slots.acquire(blocking=False):
+        taken += 1
+    try:
+        response = client.post(f"{API}/sql", json={"query": "SELECT 1 AS one"}, headers=viewer)
+    finally:
+        for _ in range(taken):
+            slots.release()
+
+    assert taken == 2
+    assert response.status_code == 429
+    assert "sql.max_concurrent" in response.json()["detail"]
+    assert run(client, viewer, "SELECT 1 AS one")["rows"] == [[1]]
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT * FROM r", "RECURSIVE"),
+        ("SELECT len(range(100000000))", "'range'"),
+        ("SELECT unnest(generate_series(1, 5))", "'generate_series'"),
+        ("SELECT length(repeat('x', 3000000000))", "'repeat'"),
+        ("SELECT lpad('x', 2000000000, 'y')", "'lpad'"),
+        ("SELECT list_resize([1], 1000000000)", "'list_resize'"),
+        ("SELECT printf('%1000000000d', 1)", "'printf'"),
+        ("SELECT 1 AS a\x00; DROP TABLE users", "NUL"),
+    ],
+)
+def test_memory_amplifiers_rejected(client: TestClient, viewer: dict[str, str], query: str, named: str) -> None:
+    response = client.post(f"{API}/sql", json={"query": query}, headers=viewer)
+
+    assert response.status_code == 400, response.text
+    assert named in response.json()["detail"]
 
 
 def test_values_become_json(client: TestClient, viewer: dict[str, str]) -> None:
@@ -329,7 +413,7 @@ def test_anonymous_request_needs_sign_in(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(
-    "body", [{}, {"query": ""}, {"query": "SELECT 1", "limit": "ten"}, {"query": "SELECT 1", "format": "csv"}]
+    "body", [{}, {"query": ""}, {"query": "SELECT 1", "limit": "ten"}, {"query": "SELECT 1", "format": "xlsx"}]
 )
 def test_invalid_body(client: TestClient, viewer: dict[str, str], body: dict[str, Any]) -> None:
     response = client.post(SQL, json=body, headers=viewer)
@@ -348,7 +432,7 @@ def test_route_is_documented(client: TestClient) -> None:
     assert operation["summary"]
     assert "project.workflow.collection" in operation["description"]
     assert set(schemas[response_name]["properties"]) == {"columns", "rows", "row_count", "truncated"}
-    assert set(schemas[request_name]["properties"]) == {"query", "limit"}
+    assert set(schemas[request_name]["properties"]) == {"query", "limit", "format"}
 
 
 def test_project_collection_has_two_part_name(client: TestClient) -> None:

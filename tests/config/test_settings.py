@@ -121,6 +121,8 @@ OVERRIDES: list[tuple[str, str, Callable[[Settings], Any], Any]] = [
     ("DEPICTIO_INGEST_CLIENT_ROOTS", "/data/lab", lambda s: s.ingest.client_roots, ["/data/lab"]),
     ("DEPICTIO_SQL_TIMEOUT_SECONDS", "2.5", lambda s: s.sql.timeout_seconds, 2.5),
     ("DEPICTIO_SQL_MAX_ROWS", "500", lambda s: s.sql.max_rows, 500),
+    ("DEPICTIO_SQL_MAX_RESPONSE_MB", "8", lambda s: s.sql.max_response_mb, 8),
+    ("DEPICTIO_SQL_MAX_CONCURRENT", "4", lambda s: s.sql.max_concurrent, 4),
 ]
 
 
