@@ -735,6 +735,20 @@ TRACE = (
 )
 
 
+def test_quoted_fields_after_sample_are_read(start: StartHarness, data_dir: Path) -> None:
+    # Without quotes or backslashes in the sampled lines, files are read with RFC 4180
+    # quoting: quoted separators and doubled quotes further down still parse.
+    body = "".join(f"s{n:03},plain\n" for n in range(300))
+    write_file(data_dir / "run_1" / "t.csv", "sample,note\n" + body + 's300,"a, ""quoted"" note"\n')
+    harness = start([table_collection("t", r"t\.csv$")])
+
+    harness.scan()
+
+    assert harness.file("t", "t.csv").status != "failed"
+    assert harness.rows("t", "note", order_by="sample")[-1] == ('a, "quoted" note',)
+    assert len(harness.rows("t", "sample")) == 301
+
+
 def test_trace_values_with_units_stay_text(start: StartHarness, data_dir: Path) -> None:
     # Entry 21: nothing is coerced into a number and no row is dropped.
     write_file(data_dir / "run_1" / "pipeline_info" / "trace.txt", TRACE)
