@@ -11,18 +11,20 @@ from collections.abc import Callable
 from bench.results import Plan
 
 
-def timed_runs(action: Callable[[int], None], plan: Plan) -> list[float]:
+def timed_runs(action: Callable[[int], None], plan: Plan, prepare: Callable[[int], None] | None = None) -> list[float]:
     """Run `action(index)` for the warm-ups, then time each of the repeats; return the timed seconds.
 
     The index counts every run from 0, warm-ups included, so that a run can name what it adds.
+    `prepare(index)`, when given, runs before each action and is not timed.
     """
-    for index in range(plan.warmups):
-        action(index)
     samples = []
-    for index in range(plan.warmups, plan.warmups + plan.repeats):
+    for index in range(plan.warmups + plan.repeats):
+        if prepare is not None:
+            prepare(index)
         started = time.perf_counter()
         action(index)
-        samples.append(time.perf_counter() - started)
+        if index >= plan.warmups:
+            samples.append(time.perf_counter() - started)
     return samples
 
 

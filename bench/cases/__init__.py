@@ -7,7 +7,7 @@ from pathlib import Path
 
 import msgspec
 
-from bench.cases import many_files
+from bench.cases import big_file, incremental_run, many_files, rescan_unchanged
 from bench.results import Comparison, Plan, Side
 
 
@@ -27,5 +27,23 @@ CASES: dict[str, Case] = {
         generate=many_files.generate,
         sides={"depictiod": many_files.run_depictiod, "polars": many_files.run_polars, "duckdb": many_files.run_duckdb},
         compare=many_files.compare,
+    ),
+    "big_file": Case(
+        name="big_file",
+        generate=big_file.generate,
+        sides={"depictiod": big_file.run_depictiod, "duckdb": big_file.run_duckdb},
+        compare=big_file.compare,
+    ),
+    "rescan_unchanged": Case(
+        name="rescan_unchanged",
+        generate=rescan_unchanged.generate,
+        sides={"depictiod": rescan_unchanged.run_depictiod, "walk": rescan_unchanged.run_walk},
+        compare=rescan_unchanged.compare,
+    ),
+    "incremental_run": Case(
+        name="incremental_run",
+        generate=incremental_run.generate,
+        sides={"depictiod": incremental_run.run_depictiod, "rebuild": incremental_run.run_rebuild},
+        compare=incremental_run.compare,
     ),
 }
