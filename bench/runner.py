@@ -73,8 +73,8 @@ def format_side(side: Side) -> str:
             parts.append(f"{value:.3f} s")
         elif name.endswith("_ms"):
             parts.append(f"{name.removesuffix('_ms').replace('_', ' ')} {value:.1f} ms")
-        elif name.endswith("_rps"):
-            parts.append(f"{name.removesuffix('_rps').replace('_', ' ')} {value:,.0f} req/s")
+        elif name == "rps" or name.endswith("_rps"):
+            parts.append(f"{name.removesuffix('rps').replace('_', ' ')}{value:,.0f} req/s")
         else:
             parts.append(f"{name} {value:g}")
     return f"{side.tool}: {', '.join(parts)}; peak RSS {side.peak_rss_mib:,.0f} MiB"

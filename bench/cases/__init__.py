@@ -7,7 +7,7 @@ from pathlib import Path
 
 import msgspec
 
-from bench.cases import big_file, incremental_run, many_files, rescan_unchanged
+from bench.cases import api_throughput, big_file, event_latency, incremental_run, many_files, rescan_unchanged
 from bench.results import Comparison, Plan, Side
 
 
@@ -45,5 +45,17 @@ CASES: dict[str, Case] = {
         generate=incremental_run.generate,
         sides={"depictiod": incremental_run.run_depictiod, "rebuild": incremental_run.run_rebuild},
         compare=incremental_run.compare,
+    ),
+    "event_latency": Case(
+        name="event_latency",
+        generate=event_latency.generate,
+        sides={"depictiod": event_latency.run_depictiod, "duckdb": event_latency.run_duckdb},
+        compare=event_latency.compare,
+    ),
+    "api_throughput": Case(
+        name="api_throughput",
+        generate=api_throughput.generate,
+        sides={"depictiod": api_throughput.run_depictiod, "bare": api_throughput.run_bare},
+        compare=api_throughput.compare,
     ),
 }
