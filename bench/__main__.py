@@ -29,12 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown cases {unknown}; valid cases: {', '.join(CASES)}", file=sys.stderr)
         return 2
+    # At the tiny size each tool runs once, untimed warm-ups excluded, to keep the test suite quick.
     tiny = arguments.size == "tiny"
-    plan = Plan(
-        size=arguments.size,
-        repeats=arguments.repeats or (1 if tiny else 3),
-        warmups=arguments.warmups if arguments.warmups is not None else (0 if tiny else 1),
-    )
+    repeats = arguments.repeats or (1 if tiny else 3)
+    warmups = arguments.warmups
+    if warmups is None:
+        warmups = 0 if tiny else 1
+    plan = Plan(size=arguments.size, repeats=repeats, warmups=warmups)
     comparisons = []
     for name in arguments.names or list(CASES):
         try:

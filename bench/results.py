@@ -1,4 +1,4 @@
-"""What a benchmark run measures: the figures of each tool, and the comparisons against the targets."""
+"""Benchmark figures: those of each tool, and their comparisons with the targets."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import msgspec
 
 
 class Plan(msgspec.Struct, kw_only=True, frozen=True):
-    """How big a case's data is and how often each tool runs on it."""
+    """The size of a case's data and the number of runs of each tool on it."""
 
     # "tiny" for the test suite, "full" for the sizes that the targets are set for.
     size: str

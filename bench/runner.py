@@ -13,7 +13,7 @@ import msgspec
 from bench.cases import CASES, Case
 from bench.results import Comparison, Plan, Side
 
-# A side that runs longer than this is stopped; the full cases take a few minutes at most.
+# A side still running after this many seconds is stopped, so that one stuck side cannot hang the whole run.
 SIDE_TIMEOUT_SECONDS = 900
 
 
@@ -94,7 +94,7 @@ def print_table(comparisons: list[Comparison]) -> None:
     for row in comparisons:
         theirs = f"{row.reference} {_value(row.theirs, row.unit)}" if row.reference else "-"
         ratio = f"{row.ratio:.2f}" if row.ratio is not None else "-"
-        met = "-" if row.met is None else ("yes" if row.met else "no")
+        met = {None: "-", True: "yes", False: "no"}[row.met]
         print(
             f"| {row.case} | {row.metric} | {_value(row.ours, row.unit)} | {theirs} | {ratio} | {row.target} | {met} |"
         )

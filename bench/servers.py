@@ -21,7 +21,7 @@ STOP_DEADLINE_SECONDS = 30
 
 
 class ServerError(Exception):
-    """Raised when a server exits or does not answer in time; the message ends with its log."""
+    """Raised when a server exits or does not respond in time; the message ends with its log."""
 
 
 class Server:
@@ -83,7 +83,7 @@ def start_bare_app(folder: Path, key_file: Path, body_file: Path) -> Server:
 
 
 def wait_ready(server: Server, path: str, deadline_seconds: float) -> None:
-    """Wait until GET `path` answers, which `depictiod serve` does only after its start-up scan."""
+    """Wait until GET `path` gets a response, which `depictiod serve` sends only after its start-up scan."""
     deadline = time.monotonic() + deadline_seconds
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
@@ -93,7 +93,7 @@ def wait_ready(server: Server, path: str, deadline_seconds: float) -> None:
             return
         except httpx.TransportError:
             time.sleep(0.1)
-    raise ServerError(f"the server did not answer within {deadline_seconds:g} s:\n{server.log.read_text()}")
+    raise ServerError(f"the server did not respond within {deadline_seconds:g} s:\n{server.log.read_text()}")
 
 
 def sign_in(server: Server) -> str:

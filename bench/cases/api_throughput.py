@@ -69,7 +69,7 @@ def _load(port: int, paths: list[str], token: str, plan: Plan) -> LoadFigures:
         run_load(port, paths, token, CLIENTS, seconds / 5)
     figures = run_load(port, paths, token, CLIENTS, seconds)
     if figures.errors:
-        raise RuntimeError(f"{figures.errors} of {figures.requests} requests to {paths[0]} did not answer 200")
+        raise RuntimeError(f"{figures.errors} of {figures.requests} requests to {paths[0]} got a status other than 200")
     return figures
 
 
