@@ -114,11 +114,18 @@ class JoinRepository:
 
     def run(self, plan: JoinPlan) -> JoinOutcome:
         """Bring the join's table up to date with its sides' tables, record the outcome, and publish a change."""
+        before = self._store.query_one(
+            "SELECT row_count FROM aggregated_tables WHERE data_collection_id = ?", [plan.join_id]
+        )
         outcome = self._store.write_steps(lambda connection: run_join(connection, plan))
         status = outcome.status
         if outcome.changed and status.outcome in ("built", "dropped"):
             self._events.table_updated(
-                plan.join_id, outcome=status.outcome, rows=status.rows, rows_before=None, aggregation_version=None
+                plan.join_id,
+                outcome=status.outcome,
+                rows=status.rows,
+                rows_before=int(before[0]) if before else None,
+                aggregation_version=None,
             )
         return outcome
 
