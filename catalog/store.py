@@ -79,6 +79,15 @@ class Store:
                 f"cannot create the folder of the catalog {path!r}: {error.strerror}; set catalog.path to a writable folder"
             ) from None
         try:
+            # DuckDB creates only the last level of a spill folder, so <temp_directory>/catalog
+            # and <temp_directory>/reader need their parent.
+            os.makedirs(limits.temp_directory, exist_ok=True)
+        except OSError as error:
+            raise CatalogError(
+                f"cannot create the spill folder {limits.temp_directory!r} of the catalog: {error.strerror}; "
+                "set catalog.temp_directory to a writable folder"
+            ) from None
+        try:
             # No query on the catalog connection reads files, loads extensions or attaches
             # databases, because table builds read files in their own reader database. With
             # external access off, DuckDB rejects such reads whatever the SQL. Spilling to

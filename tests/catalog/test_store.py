@@ -13,6 +13,7 @@ import duckdb
 import pytest
 
 from catalog import SCHEMA_VERSION, Catalog, CatalogError, SchemaVersionError, UserRecord, store, user_id_for, utc_now
+from config import CatalogSettings
 
 # Seconds a helper process may take to open or lock a DuckDB file.
 PROCESS_DEADLINE = 30
@@ -107,6 +108,18 @@ def test_new_catalog_creates_missing_folder(tmp_path: Path) -> None:
     Catalog(str(path)).close()
 
     assert path.is_file()
+
+
+def test_catalog_spills_large_sorts(tmp_path: Path) -> None:
+    # DuckDB creates only the last level of <catalog>.tmp/catalog when it first spills.
+    path = tmp_path / "catalog.duckdb"
+    store_ = store.Store(str(path), CatalogSettings(path=str(path), memory_limit="64MiB", threads=1))
+    try:
+        sql = "SELECT count(*) FROM (SELECT md5(CAST(i AS VARCHAR)) AS h FROM range(3000000) AS t(i) ORDER BY h)"
+        assert store_.query(sql) == [(3_000_000,)]
+    finally:
+        store_.close()
+    assert (tmp_path / "catalog.duckdb.tmp").is_dir()
 
 
 def test_reopen_keeps_records(catalog_path: Path) -> None:
