@@ -52,6 +52,8 @@ FORMATS = {
         ExportFormat(name="arrow", media_type="application/vnd.apache.arrow.stream", extension="arrows"),
     )
 }
+# A weight as HTTP defines it: 0 to 1 with at most three decimals.
+_QUALITY = re.compile(r"0(\.\d{0,3})?|1(\.0{0,3})?")
 # The maximum length, in characters, of the file name stem in Content-Disposition.
 MAX_FILENAME_STEM = 100
 
@@ -76,7 +78,7 @@ def negotiate(accept_header: str | None) -> ExportFormat | str | None:
     JSON comes first among equals, so `*/*` and a missing header get JSON. A media type with
     `q=0` is one the client refuses.
     """
-    accepted = [part for part in (accept_header or "*/*").split(",") if part.strip() and not _refused(part)]
+    accepted = [part for part in (accept_header or "*/*").split(",") if part.strip() and _quality(part) > 0]
     if not accepted:
         return None
     served = [JSON_MEDIA_TYPE, *(item.media_type for item in FORMATS.values())]
@@ -88,15 +90,14 @@ def negotiate(accept_header: str | None) -> ExportFormat | str | None:
     return next(item for item in FORMATS.values() if item.media_type == best)
 
 
-def _refused(media_range: str) -> bool:
+def _quality(media_range: str) -> float:
+    """Return the `q` weight of one media range: 1 without one, 0 when it is not a valid weight (such as inf or nan)."""
     for parameter in media_range.split(";")[1:]:
         key, _, value = parameter.partition("=")
         if key.strip().lower() == "q":
-            try:
-                return float(value.strip()) <= 0
-            except ValueError:
-                return False
-    return False
+            text = value.strip()
+            return float(text) if _QUALITY.fullmatch(text) else 0
+    return 1
 
 
 def not_acceptable_detail() -> str:

@@ -328,6 +328,18 @@ def test_rows_unserved_accept_is_406(client: TestClient, admin: dict[str, str], 
         assert media_type in response.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("accept", "status"),
+    [("text/csv;q=inf", 406), ("text/csv;q=1e400", 406), ("text/csv;q=nan, application/json;q=0.5", 200)],
+)
+def test_rows_invalid_weights_ignored(client: TestClient, admin: dict[str, str], accept: str, status: int) -> None:
+    response = client.get(PENGUINS_ROWS, params={"limit": 2}, headers={**admin, "Accept": accept})
+
+    assert response.status_code == status, response.text
+    if status == 200:
+        assert response.headers["content-type"].startswith("application/json")
+
+
 def test_rows_bad_filter_is_400_in_any_format(client: TestClient, admin: dict[str, str]) -> None:
     response = client.get(PENGUINS_ROWS, params={"body_mass_g__gt": "heavy"}, headers={**admin, "Accept": "text/csv"})
 
