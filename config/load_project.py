@@ -638,6 +638,15 @@ def _check_joins(raw: dict[str, Any], project_id: str, problems: _Problems) -> N
     names: set[str] = set()
     for index, join in _indexed(raw.get("joins")):
         _check_join(join, f"joins[{index}]", known_tags, names, problems)
+        name = join.get("name")
+        if isinstance(name, str) and f"joined_{name}" in known_tags:
+            problems.append(
+                (
+                    f"joins[{index}].name",
+                    f"the join's table would take the tag 'joined_{name}', which a data collection of this "
+                    "project has; rename the join or the collection",
+                )
+            )
         join["id"] = _check_id(join, f"joins[{index}]", problems) or derive_id(
             "join", project_id, str(join.get("name"))
         )

@@ -358,6 +358,20 @@ def test_join_with_unknown_tag_lists_known_tags(project_dir: Path) -> None:
     assert "known tags: counts, samples" in problem.message
 
 
+def test_join_taking_collection_tag_is_reported(project_dir: Path) -> None:
+    project = valid_project()
+    _join(project)["name"] = "counts"
+    _single_dc(project)["data_collection_tag"] = "joined_counts"
+    _join(project)["left_dc"] = "joined_counts"
+    path = write_project(project_dir, project)
+
+    problem = problem_at(load_problems(path), "joins[0].name")
+
+    assert problem.file == str(path)
+    assert "would take the tag 'joined_counts'" in problem.message
+    assert "rename the join or the collection" in problem.message
+
+
 def test_join_accepts_workflow_qualified_tag(project_dir: Path) -> None:
     project = valid_project()
     _join(project)["right_dc"] = "rnaseq.counts"
