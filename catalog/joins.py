@@ -70,6 +70,18 @@ _STATUS_KEY = "join_status:"
 Columns = list[tuple[str, str]]
 
 
+# A join may give at most this many times the rows of its larger side, or MIN_ROW_CAP rows when
+# that is more. A many-to-many join grows with the product of its sides, and building it
+# holds the catalog writer, so past the cap it fails with a reason instead.
+MAX_FAN_OUT = 10
+MIN_ROW_CAP = 1_000_000
+
+
+def max_join_rows(left_rows: int, right_rows: int) -> int:
+    """Return the most rows that a join of sides of these sizes may give."""
+    return max(MAX_FAN_OUT * max(left_rows, right_rows), MIN_ROW_CAP)
+
+
 class JoinDefinitionError(Exception):
     """Raised when a join cannot run on its sides' tables as they are: a column or a function does not fit."""
 
@@ -241,7 +253,14 @@ def _build(connection: Connection, plan: JoinPlan, left: _Side, right: _Side, in
     connection.execute(f"DROP TABLE IF EXISTS {scratch}")
     try:
         stamps = [built_at] if BUILD_TIME_COLUMN in left_names and BUILD_TIME_COLUMN not in keys else []
-        connection.execute(f"CREATE TABLE {scratch} AS {query}", stamps)
+        cap = max_join_rows(left_rows, right_rows)
+        connection.execute(f"CREATE TABLE {scratch} AS {query} LIMIT ?", [*stamps, cap + 1])
+        if _count(connection, f"SELECT * FROM {scratch}") > cap:
+            raise JoinDefinitionError(
+                f"the join gives more than {cap:,} rows ({MAX_FAN_OUT} times its larger side, or "
+                f"{MIN_ROW_CAP:,}), so its keys {keys} match many rows on both sides; join on more columns, or "
+                "roll one side up with granularity"
+            )
         columns = [
             (str(name), str(kind))
             for name, kind in connection.execute(

@@ -308,6 +308,21 @@ def test_fan_out_is_warned_and_recorded(
     assert any("more than its larger input" in record.getMessage() for record in caplog.records)
 
 
+def test_runaway_fan_out_is_an_error(tmp_path: Path, harnesses: list[Harness]) -> None:
+    # 1,100 rows of one key on each side would give 1,210,000 rows, past the 1,000,000 cap.
+    write_file(tmp_path / "data" / "run_1" / "left.csv", "sample,size\n" + "s1,1\n" * 1100)
+    write_file(tmp_path / "data" / "run_1" / "right.csv", "sample,weight\n" + "s1,10\n" * 1100)
+    harness = _open(harnesses, tmp_path, _project(tmp_path, [_join("runaway")]))
+
+    harness.scan()
+
+    status = harness.catalog.joins.status(harness.join_id("runaway"))
+    assert status is not None
+    assert status.outcome == "error"
+    assert "more than 1,000,000 rows" in (status.message or "")
+    assert not harness.has_join_table("runaway")
+
+
 def test_full_join_has_no_fan_out_warning(tmp_path: Path, harnesses: list[Harness]) -> None:
     write_file(tmp_path / "data" / "run_1" / "left.csv", "sample,size\ns1,1\ns2,2\n")
     write_file(tmp_path / "data" / "run_1" / "right.csv", "sample,weight\ns3,10\ns4,20\n")
