@@ -36,6 +36,11 @@ _SETTLE_ROUNDS = 5
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+# Seconds that a stop waits for open responses, such as a download a client stopped
+# reading, before it cancels them.
+SHUTDOWN_GRACE_SECONDS = 10
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
     parser = _parser()
@@ -271,7 +276,17 @@ def _serve(arguments: argparse.Namespace, settings: Settings, projects: list[Pro
     app = create_app(settings, projects, catalog=catalog, ingestor=ingestor)
     logger.info("starting depictiod %s on http://%s:%d", settings.source_file, host, port)
     server = _server_ending_event_streams(
-        uvicorn.Config(app, host=host, port=port, loop="auto", http="auto", log_config=None, lifespan="on"), catalog
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            loop="auto",
+            http="auto",
+            log_config=None,
+            lifespan="on",
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+        ),
+        catalog,
     )
     # uvicorn installs its own signal handlers while it serves and, after a graceful
     # shutdown on Ctrl-C, raises the interrupt again. Outside that window a signal still

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from depictiod.cli import SHUTDOWN_GRACE_SECONDS
 from tests.e2e.test_live_server import (
     API,
     PASSWORD,
@@ -32,6 +34,7 @@ VISIBLE_TO_EVENT_SECONDS = 1.0
 WAIT_SECONDS = 60.0
 # A stopped service must end its streams itself; uvicorn alone would wait for the clients forever.
 PROMPT_STOP_SECONDS = 15.0
+PENGUINS_PROJECT = "6a0001000000000000000001"
 STREAMS_PER_USER = 2
 STREAMS_TOTAL = 3
 
@@ -226,3 +229,40 @@ def test_serve_stops_promptly_with_client_connected(tmp_path: Path) -> None:
     assert reader.ended.wait(STOP_DEADLINE_SECONDS)
     assert any("stopping" in line for line in reader.comments), reader.comments
     assert "Traceback" not in text
+
+
+def test_serve_stops_with_stalled_download(tmp_path: Path) -> None:
+    # A client that stops reading a large export holds its response open, and a stop waits
+    # for it at most SHUTDOWN_GRACE_SECONDS.
+    server = _start(tmp_path, {})
+    try:
+        headers = _sign_in(server)
+        run = tmp_path / "bundled" / "penguins" / "data" / "run_9_large"
+        run.mkdir()
+        rows = "".join(f"large_{n:06},40.1,18.0,190,3900\n" for n in range(300_000))
+        (run / "physical_features.csv").write_text(
+            "individual_id,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g\n" + rows
+        )
+        scan = httpx.post(f"{server.base_url}{API}/projects/{PENGUINS_PROJECT}/scan", headers=headers, timeout=120)
+        assert scan.status_code == 200, scan.text
+        address = server.base_url.removeprefix("http://")
+        host, port = address.split(":")
+        stalled = socket.create_connection((host, int(port)), timeout=10)
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.sendall(
+            (
+                f"GET {API}/datacollections/{BUNDLED_PHYSICAL_FEATURES_ID}/export?format=csv HTTP/1.1\r\n"
+                f"Host: {address}\r\nAuthorization: {headers['Authorization']}\r\n\r\n"
+            ).encode()
+        )
+        assert stalled.recv(12).startswith(b"HTTP/1.1 200")
+        stopped_at = time.monotonic()
+        server.process.send_signal(signal.SIGINT)
+        server.process.wait(timeout=SHUTDOWN_GRACE_SECONDS + PROMPT_STOP_SECONDS)
+        seconds = time.monotonic() - stopped_at
+        stalled.close()
+    finally:
+        _stop_server(server)
+
+    assert server.process.returncode == 0, server.log.read_text()
+    assert seconds < SHUTDOWN_GRACE_SECONDS + PROMPT_STOP_SECONDS
