@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 # Query parameters of the export route that are not filters.
 EXPORT_RESERVED = {"columns", "sort", "limit", "format"}
+# The largest LIMIT that DuckDB takes: a signed 64-bit integer.
+_MAX_LIMIT = 2**63 - 1
 
 
 @dataclass
@@ -111,8 +113,10 @@ def _limit(text: str | None) -> int | None:
         limit = int(text)
     except ValueError:
         raise ClientException(f"invalid request: limit: {text!r} is not a whole number") from None
-    if limit < 1:
-        raise ClientException(f"invalid request: limit: {limit}; ask for 1 row or more, or leave limit out")
+    if not 1 <= limit <= _MAX_LIMIT:
+        raise ClientException(
+            f"invalid request: limit: {text.strip()[:30]}; ask for 1 to {_MAX_LIMIT} rows, or leave limit out"
+        )
     return limit
 
 

@@ -229,6 +229,7 @@ def test_export_of_no_rows_has_a_header(client: TestClient, admin: dict[str, str
         ({"format": "csv", "offset": "3"}, "unknown parameter"),
         ({"format": "csv", "limit": "0"}, "limit"),
         ({"format": "csv", "limit": "all"}, "limit"),
+        ({"format": "csv", "limit": "9" * 30}, "ask for 1 to"),
     ],
 )
 def test_bad_export_is_400_without_rows(
