@@ -71,8 +71,8 @@ Columns = list[tuple[str, str]]
 
 
 # A join may give at most this many times the rows of its larger side, or MIN_ROW_CAP rows when
-# that is more. A many-to-many join grows with the product of its sides, and building it
-# holds the catalog writer, so past the cap it fails with a reason instead.
+# that is more. A many-to-many join grows with the product of its sides, and its build
+# blocks every other catalog write, so past the cap it fails with a reason instead.
 MAX_FAN_OUT = 10
 MIN_ROW_CAP = 1_000_000
 

@@ -25,9 +25,9 @@ from config import Settings
 
 logger = logging.getLogger(__name__)
 
-# Rows read and measured at a time, so an answer that is too large stops early.
+# Rows read and measured at a time, so a response that is too large stops early.
 _FETCH_ROWS = 1000
-# Rows in one record batch of a streamed file answer.
+# Rows in one record batch of a streamed file response.
 _BATCH_ROWS = 65_536
 
 _DESCRIPTION = (
