@@ -68,10 +68,11 @@ def parse_last_event_id(header: str | None, query: str | None) -> int | None:
         value = int(text.strip())
     except ValueError:
         raise ClientException(
-            f"invalid request: {name}: {text!r} is not an event id; send the `id` of the last event received"
+            f"invalid request: {name}: {text.strip()[:40]!r} is not an event id; send the `id` of the last event "
+            "received"
         ) from None
-    if value < 0:
-        raise ClientException(f"invalid request: {name}: {value} is negative; event ids are 0 or more")
+    if not 0 <= value < 2**63:
+        raise ClientException(f"invalid request: {name}: {text.strip()[:40]} is not an event id; ids are 0 to 2^63-1")
     return value
 
 

@@ -10,6 +10,7 @@ from anyio import to_thread
 from litestar import Controller, Request, get
 from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
+from litestar.exceptions import ClientException
 from litestar.openapi import ResponseSpec
 from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent
@@ -45,6 +46,10 @@ _DESCRIPTION = (
     "nothing happens. More than `server.event_streams` open streams in total, or "
     "`server.event_streams_per_user` for one user, get 429. The stream ends when the service stops."
 )
+
+
+# The query parameters of GET /events; any other is a mistake worth a 400.
+_QUERY_PARAMETERS = frozenset({"project_id", "types", "last_event_id", "max_seconds"})
 
 
 class EventController(Controller):
@@ -89,6 +94,11 @@ class EventController(Controller):
         ] = None,
     ) -> ServerSentEvent:
         user = access.signed_in_user()
+        unknown = sorted(set(request.query_params) - _QUERY_PARAMETERS)
+        if unknown:
+            raise ClientException(
+                f"invalid request: unknown parameter {unknown[0][:40]!r}; use {', '.join(sorted(_QUERY_PARAMETERS))}"
+            )
         stream_request = StreamRequest(
             project_id=project_id,
             types=parse_types(types),

@@ -167,6 +167,8 @@ def test_filters_by_project_and_type(client: TestClient, admin: dict[str, str]) 
         ({"last_event_id": "-1"}, {}, "last_event_id"),
         ({}, {"Last-Event-ID": "abc"}, "Last-Event-ID"),
         ({"max_seconds": "-5"}, {}, "max_seconds"),
+        ({"last_event_id": "9" * 5000}, {}, "9" * 40),
+        ({"typ": "table.updated"}, {}, "unknown parameter 'typ'"),
     ],
 )
 def test_invalid_parameters_get_400(
@@ -176,6 +178,7 @@ def test_invalid_parameters_get_400(
 
     assert response.status_code == 400, response.text
     assert named in response.json()["detail"]
+    assert len(response.json()["detail"]) < 300
 
 
 JOINED = "6a0001000000000000000005"
