@@ -37,7 +37,7 @@ from catalog.row_filters import quote_name
 from catalog.runs_files import utc_now
 from catalog.schema import DATA_SCHEMA
 from catalog.store import Connection, Store
-from catalog.tables import fingerprint
+from catalog.tables import fingerprint, table_state
 from catalog.widen import INTEGER_TYPES, common_type
 from config import Granularity
 
@@ -126,19 +126,19 @@ class JoinRepository:
 
     def run(self, plan: JoinPlan) -> JoinOutcome:
         """Bring the join's table up to date with its sides' tables, record the outcome, and publish a change."""
-        before = self._store.query_one(
-            "SELECT row_count FROM aggregated_tables WHERE data_collection_id = ?", [plan.join_id]
-        )
+        before = table_state(self._store, plan.join_id)
         outcome = self._store.write_steps(lambda connection: run_join(connection, plan))
         status = outcome.status
         if outcome.changed and status.outcome in ("built", "dropped"):
+            after = table_state(self._store, plan.join_id)
             self._events.table_updated(
                 plan.join_id,
                 outcome=status.outcome,
                 rows=status.rows,
-                rows_before=int(before[0]) if before else None,
+                rows_before=before[0] if before else None,
                 aggregation_version=None,
             )
+            self._events.schema_changed(plan.join_id, before[1] if before else {}, after[1] if after else {})
         return outcome
 
     def status(self, join_id: str) -> JoinStatus | None:

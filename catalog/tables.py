@@ -210,12 +210,7 @@ class TableRepository:
         return result
 
     def _state(self, collection_id: str) -> tuple[int, dict[str, str]] | None:
-        """Return the row count and the {column: type} of a collection's table, or None without a table."""
-        with self._store.read() as cursor:
-            record = _table_record(cursor, collection_id)
-            if record is None:
-                return None
-            return record.row_count, _column_types(cursor, collection_id)
+        return table_state(self._store, collection_id)
 
     def _file_outcomes(self, file_ids: list[str]) -> dict[str, tuple[str, str | None]]:
         """Return {file id: (status, error)} of the files among `file_ids`."""
@@ -376,6 +371,15 @@ def _column_types(cursor: Connection, collection_id: str) -> dict[str, str]:
 
 # Columns that every aggregated table has, which name the file and build of each row.
 _ROW_GROUP_COLUMNS = {"depictio_file_id", "aggregation_time"}
+
+
+def table_state(store: Store, collection_id: str) -> tuple[int, dict[str, str]] | None:
+    """Return the row count and the {column: type} of a collection's table, or None without a table."""
+    with store.read() as cursor:
+        record = _table_record(cursor, collection_id)
+        if record is None:
+            return None
+        return record.row_count, _column_types(cursor, collection_id)
 
 
 def _position(cursor: Connection, record: TableRecord, select: _SelectRows, row_id: int) -> RowPosition:
