@@ -8,7 +8,9 @@ import statistics
 import time
 from collections.abc import Callable
 
-from bench.results import Plan
+import duckdb
+
+from bench.results import Plan, Side
 
 
 def timed_runs(action: Callable[[int], None], plan: Plan, prepare: Callable[[int], None] | None = None) -> list[float]:
@@ -26,6 +28,24 @@ def timed_runs(action: Callable[[int], None], plan: Plan, prepare: Callable[[int
         if index >= plan.warmups:
             samples.append(time.perf_counter() - started)
     return samples
+
+
+def timed_side(tool: str, samples: list[float], rows: int | None, expected_rows: int | None) -> Side:
+    """Return the figures of a tool timed in this process: the median of `samples`, and the peak memory so far."""
+    return Side(
+        tool=tool,
+        figures={"seconds": median(samples)},
+        peak_rss_mib=own_peak_rss_mib(),
+        rows=rows,
+        expected_rows=expected_rows,
+        samples=samples,
+    )
+
+
+def count_rows(connection: duckdb.DuckDBPyConnection, table: str) -> int:
+    """Return the row count of `table`, a name written by the benchmark itself."""
+    found = connection.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return int(found[0]) if found else 0
 
 
 def median(samples: list[float]) -> float:

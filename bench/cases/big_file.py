@@ -12,7 +12,7 @@ import duckdb
 
 from bench.project import Collection, collection_id, open_ingestor, table_rows, write_project
 from bench.results import Comparison, Plan, Side, limit_row, ratio_row
-from bench.timing import median, own_peak_rss_mib, timed_runs
+from bench.timing import count_rows, timed_runs, timed_side
 
 # About 46 bytes a row, so the full file is about 1 GB.
 ROWS = {"tiny": 20_000, "full": 22_000_000}
@@ -58,14 +58,7 @@ def run_depictiod(root: Path, plan: Plan) -> Side:
         shutil.rmtree(folder)
 
     samples = timed_runs(first_scan, plan)
-    return Side(
-        tool="depictiod",
-        figures={"seconds": median(samples)},
-        peak_rss_mib=own_peak_rss_mib(),
-        rows=rows,
-        expected_rows=ROWS[plan.size],
-        samples=samples,
-    )
+    return timed_side("depictiod", samples, rows, ROWS[plan.size])
 
 
 def run_duckdb(root: Path, plan: Plan) -> Side:
@@ -78,21 +71,13 @@ def run_duckdb(root: Path, plan: Plan) -> Side:
         connection = duckdb.connect(str(target))
         try:
             connection.execute("CREATE TABLE measurements AS SELECT * FROM read_csv(?)", [str(_file(root))])
-            found = connection.execute("SELECT count(*) FROM measurements").fetchone()
-            rows = int(found[0]) if found else 0
+            rows = count_rows(connection, "measurements")
         finally:
             connection.close()
         target.unlink()
 
     samples = timed_runs(load, plan)
-    return Side(
-        tool="duckdb read_csv",
-        figures={"seconds": median(samples)},
-        peak_rss_mib=own_peak_rss_mib(),
-        rows=rows,
-        expected_rows=ROWS[plan.size],
-        samples=samples,
-    )
+    return timed_side("duckdb read_csv", samples, rows, ROWS[plan.size])
 
 
 def compare(sides: dict[str, Side]) -> list[Comparison]:

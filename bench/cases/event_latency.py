@@ -18,7 +18,7 @@ import msgspec
 from bench.project import Collection, collection_id, write_project
 from bench.results import Comparison, Plan, Side, limit_row
 from bench.servers import API, sign_in, start_depictiod, stop, wait_ready
-from bench.timing import own_peak_rss_mib, percentile
+from bench.timing import count_rows, own_peak_rss_mib, percentile
 
 
 class Size(msgspec.Struct, frozen=True):
@@ -127,8 +127,7 @@ def run_duckdb(root: Path, plan: Plan) -> Side:
             connection.execute(
                 f"CREATE TABLE {name} AS SELECT * FROM read_csv(?)", [str(root / "data" / name / "events.csv")]
             )
-            found = connection.execute(f"SELECT count(*) FROM {name}").fetchone()
-            rows = int(found[0]) if found else 0
+            rows = count_rows(connection, name)
             if index >= plan.warmups:
                 latencies.append(time.perf_counter() - closed)
     finally:

@@ -15,7 +15,7 @@ import msgspec
 
 from bench.project import WORKFLOW_ID, Collection, collection_id, open_ingestor, run_rows, table_rows, write_project
 from bench.results import Comparison, Plan, Side, ratio_row
-from bench.timing import median, own_peak_rss_mib, timed_runs
+from bench.timing import count_rows, timed_runs, timed_side
 
 
 class Size(msgspec.Struct, frozen=True):
@@ -67,14 +67,7 @@ def run_depictiod(root: Path, plan: Plan) -> Side:
 
         samples = timed_runs(ingest_run, plan, prepare=add_run)
         rows = table_rows(ingestor, COLLECTION.id)
-    return Side(
-        tool="depictiod",
-        figures={"seconds": median(samples)},
-        peak_rss_mib=own_peak_rss_mib(),
-        rows=rows,
-        expected_rows=(params.runs + plan.repeats) * new_rows,
-        samples=samples,
-    )
+    return timed_side("depictiod", samples, rows, (params.runs + plan.repeats) * new_rows)
 
 
 def run_rebuild(root: Path, plan: Plan) -> Side:
@@ -87,22 +80,14 @@ def run_rebuild(root: Path, plan: Plan) -> Side:
         nonlocal rows, expected
         files = sorted(str(path) for path in (root / "data").glob("run_*/sample_*.csv"))
         connection.execute("CREATE OR REPLACE TABLE samples AS SELECT * FROM read_csv(?, filename = true)", [files])
-        found = connection.execute("SELECT count(*) FROM samples").fetchone()
-        rows = int(found[0]) if found else 0
+        rows = count_rows(connection, "samples")
         expected = len(files) * params.rows_per_file
 
     try:
         samples = timed_runs(rebuild, plan)
     finally:
         connection.close()
-    return Side(
-        tool="duckdb full rebuild",
-        figures={"seconds": median(samples)},
-        peak_rss_mib=own_peak_rss_mib(),
-        rows=rows,
-        expected_rows=expected,
-        samples=samples,
-    )
+    return timed_side("duckdb full rebuild", samples, rows, expected)
 
 
 def compare(sides: dict[str, Side]) -> list[Comparison]:

@@ -14,7 +14,7 @@ import msgspec
 
 from bench.project import Collection, collection_id, open_ingestor, table_rows, write_project
 from bench.results import Comparison, Plan, Side, ratio_row
-from bench.timing import median, own_peak_rss_mib, timed_runs
+from bench.timing import count_rows, timed_runs, timed_side
 
 
 class Size(msgspec.Struct, frozen=True):
@@ -115,14 +115,7 @@ def run_depictiod(root: Path, plan: Plan) -> Side:
         shutil.rmtree(folder)
 
     samples = timed_runs(first_scan, plan)
-    return Side(
-        tool="depictiod",
-        figures={"seconds": median(samples)},
-        peak_rss_mib=own_peak_rss_mib(),
-        rows=rows,
-        expected_rows=_expected_rows(plan.size),
-        samples=samples,
-    )
+    return timed_side("depictiod", samples, rows, _expected_rows(plan.size))
 
 
 def run_polars(root: Path, plan: Plan) -> Side:
@@ -147,20 +140,13 @@ def run_polars(root: Path, plan: Plan) -> Side:
                 connection.register("frame", frame.to_arrow())
                 connection.execute(f"CREATE TABLE {schema.collection.tag} AS SELECT * FROM frame")
                 connection.unregister("frame")
-                rows += _count(connection, schema.collection.tag)
+                rows += count_rows(connection, schema.collection.tag)
         finally:
             connection.close()
         target.unlink()
 
     samples = timed_runs(load, plan)
-    return Side(
-        tool="polars scan_csv",
-        figures={"seconds": median(samples)},
-        peak_rss_mib=own_peak_rss_mib(),
-        rows=rows,
-        expected_rows=_expected_rows(plan.size),
-        samples=samples,
-    )
+    return timed_side("polars scan_csv", samples, rows, _expected_rows(plan.size))
 
 
 def run_duckdb(root: Path, plan: Plan) -> Side:
@@ -181,25 +167,13 @@ def run_duckdb(root: Path, plan: Plan) -> Side:
                     f"CREATE TABLE {schema.collection.tag} AS SELECT * FROM read_csv(?{types}, filename = true)",
                     [files],
                 )
-                rows += _count(connection, schema.collection.tag)
+                rows += count_rows(connection, schema.collection.tag)
         finally:
             connection.close()
         target.unlink()
 
     samples = timed_runs(load, plan)
-    return Side(
-        tool="duckdb read_csv(list)",
-        figures={"seconds": median(samples)},
-        peak_rss_mib=own_peak_rss_mib(),
-        rows=rows,
-        expected_rows=_expected_rows(plan.size),
-        samples=samples,
-    )
-
-
-def _count(connection: duckdb.DuckDBPyConnection, table: str) -> int:
-    found = connection.execute(f"SELECT count(*) FROM {table}").fetchone()
-    return int(found[0]) if found else 0
+    return timed_side("duckdb read_csv(list)", samples, rows, _expected_rows(plan.size))
 
 
 def compare(sides: dict[str, Side]) -> list[Comparison]:

@@ -12,7 +12,7 @@ import msgspec
 
 from bench.project import WORKFLOW_ID, Collection, collection_id, open_ingestor, table_rows, write_project
 from bench.results import Comparison, Plan, Side, ratio_row
-from bench.timing import median, own_peak_rss_mib, timed_runs
+from bench.timing import timed_runs, timed_side
 
 
 class Size(msgspec.Struct, frozen=True):
@@ -56,14 +56,7 @@ def run_depictiod(root: Path, plan: Plan) -> Side:
 
         samples = timed_runs(reconcile, msgspec.structs.replace(plan, warmups=0))
         rows = table_rows(ingestor, COLLECTION.id)
-    return Side(
-        tool="depictiod",
-        figures={"seconds": median(samples)},
-        peak_rss_mib=own_peak_rss_mib(),
-        rows=rows,
-        expected_rows=_expected(plan.size),
-        samples=samples,
-    )
+    return timed_side("depictiod", samples, rows, _expected(plan.size))
 
 
 def _walk(folder: str) -> int:
@@ -90,14 +83,7 @@ def run_walk(root: Path, plan: Plan) -> Side:
         files = _walk(str(root / "data"))
 
     samples = timed_runs(walk, plan)
-    return Side(
-        tool="os.scandir + stat",
-        figures={"seconds": median(samples)},
-        peak_rss_mib=own_peak_rss_mib(),
-        rows=files,
-        expected_rows=_expected(plan.size),
-        samples=samples,
-    )
+    return timed_side("os.scandir + stat", samples, files, _expected(plan.size))
 
 
 def compare(sides: dict[str, Side]) -> list[Comparison]:
