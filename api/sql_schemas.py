@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-# The longest query text accepted, in characters.
+# The maximum length of the query text, in characters.
 MAX_QUERY_CHARS = 100_000
 
 

@@ -3,8 +3,9 @@
 Writers publish an event right after the commit that makes a change visible. Each event
 gets the next id, and the log keeps the newest `history_size` events, so that a client
 that reconnects receives what it missed. Ids start at the Unix time of the log's creation
-in microseconds: an id of an earlier process is lower than every id of this one, so a
-client that reconnects after a restart gets a gap notice: it may have missed events.
+in microseconds, so an id of an earlier process is lower than every id of this one. A
+client that reconnects after a restart therefore gets a gap notice, because it may have
+missed events.
 
 Publishing never blocks and never raises. Each subscriber has a bounded queue, and a
 subscriber whose queue is full is closed (its client reconnects with its last id), so a

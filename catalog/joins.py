@@ -358,7 +358,7 @@ def _rolled_up_side(connection: Connection, left_sql: str, right_sql: str, keys:
 
 
 def _rollup(side: _Side, side_sql: str, keys: list[str], others: Columns, granularity: Granularity) -> str:
-    """Return a SELECT of one row per key of the side, each other column reduced as `granularity` says."""
+    """Return a SELECT of one row per key of the side, each other column reduced by the functions of `granularity`."""
     overrides = {}
     for override in granularity.column_overrides:
         column, function = override.get("column"), override.get("function")

@@ -291,7 +291,7 @@ class _SelectRows(msgspec.Struct, kw_only=True, frozen=True):
     # The WHERE clause of the filters alone, without the cursor, and its parameters.
     filtered: str
     filter_parameters: list[Any]
-    # What a cursor records of the query, and whether rows are named by file (see RowPosition).
+    # The digest that a cursor records of the query, and whether rows are named by file (see RowPosition).
     digest: str
     by_file: bool
 

@@ -84,7 +84,7 @@ class SqlSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # The maximum and default number of rows that one query returns; a result with more
     # rows is cut there and marked truncated.
     max_rows: int = 10_000
-    # The largest answer of one query, in MiB of JSON; a larger one is 400.
+    # The maximum size of one query's JSON response, in MiB. A larger response is 400.
     max_response_mb: int = 64
     # Queries that may run at once in the whole service; one more is 429.
     max_concurrent: int = 2

@@ -181,7 +181,7 @@ def _fetch(result: QueryResult, count: int, max_mb: int) -> list[list[Any]]:
         size += len(msgspec.json.encode(converted))
         if size > max_mb * 2**20:
             raise SqlError(
-                f"the answer is larger than {max_mb} MiB (sql.max_response_mb); select fewer columns or rows, "
+                f"the response is larger than {max_mb} MiB (sql.max_response_mb); select fewer columns or rows, "
                 "or aggregate"
             )
         rows += converted

@@ -218,7 +218,7 @@ def test_cursor_survives_removed_run(client: TestClient, admin: dict[str, str]) 
     # A checkpoint that compacts deleted rows renumbers the rows after them. DuckDB compacts
     # whole row groups (122,880 rows by default), so the removed run is larger than one.
     removed = add_run(client, "run_5_removed", "".join(f"removed_{n},40.0,18.0,190,4000\n" for n in range(130_000)))
-    kept = add_run(client, "run_6_kept", "".join(f"kept_{n:03},40.0,18.0,190,4000\n" for n in range(50)))
+    kept_run = add_run(client, "run_6_kept", "".join(f"kept_{n:03},40.0,18.0,190,4000\n" for n in range(50)))
     try:
         first = client.get(ROWS, params={"limit": 10, "individual_id__startswith": "kept_"}, headers=admin).json()
         remove_run(client, removed)
@@ -228,7 +228,7 @@ def test_cursor_survives_removed_run(client: TestClient, admin: dict[str, str]) 
         names = [row["individual_id"] for row in first["rows"] + rest]
         assert names == [f"kept_{n:03}" for n in range(50)]
     finally:
-        remove_run(client, kept)
+        remove_run(client, kept_run)
 
 
 def test_cursor_at_removed_file_409(client: TestClient, admin: dict[str, str]) -> None:

@@ -186,16 +186,16 @@ def test_answer_over_size_cap_rejected(client: TestClient, viewer: dict[str, str
 
 def test_queries_past_concurrency_cap_get_429(client: TestClient, viewer: dict[str, str]) -> None:
     slots = client.app.state.sql_slots
-    taken = 0
+    held_slots = 0
     while slots.acquire(blocking=False):
-        taken += 1
+        held_slots += 1
     try:
         response = client.post(f"{API}/sql", json={"query": "SELECT 1 AS one"}, headers=viewer)
     finally:
-        for _ in range(taken):
+        for _ in range(held_slots):
             slots.release()
 
-    assert taken == 2
+    assert held_slots == 2
     assert response.status_code == 429
     assert "sql.max_concurrent" in response.json()["detail"]
     assert run(client, viewer, "SELECT 1 AS one")["rows"] == [[1]]

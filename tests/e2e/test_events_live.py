@@ -232,8 +232,8 @@ def test_serve_stops_promptly_with_client_connected(tmp_path: Path) -> None:
 
 
 def test_serve_stops_with_stalled_download(tmp_path: Path) -> None:
-    # A client that stops reading a large export holds its response open, and a stop waits
-    # for it at most SHUTDOWN_GRACE_SECONDS.
+    # A client that stops reading a large export keeps its response open. A stop waits for
+    # it at most SHUTDOWN_GRACE_SECONDS.
     server = _start(tmp_path, {})
     try:
         headers = _sign_in(server)

@@ -114,7 +114,7 @@ def test_bundled_penguins_join_has_every_penguin(tmp_path: Path, harnesses: list
 
 def test_penguins_without_measurements_leave_join(tmp_path: Path, harnesses: list[Harness]) -> None:
     # Depictio's own penguins example has no physical_features row for the two penguins
-    # measured not at all; the inner join then keeps the other 342 with both sides' columns.
+    # without measurements. The inner join then keeps the other 342, with both sides' columns.
     shutil.copytree(REPOSITORY / "examples", tmp_path / "examples")
     for path in (tmp_path / "examples" / "penguins" / "data").glob("run_*/physical_features.csv"):
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
