@@ -17,6 +17,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from api.security import InvalidAccountError
 from catalog import CatalogError, ConflictError, NotFoundError
+from catalog.row_filters import StaleCursorError
 from config import Settings
 from ingestor.uploads import UploadStorageError
 
@@ -77,6 +78,10 @@ def handle_conflict(request: Request[Any, Any, Any], exception: ConflictError) -
     return error_response(409, str(exception))
 
 
+def handle_stale_cursor(request: Request[Any, Any, Any], exception: StaleCursorError) -> Response[ErrorBody]:
+    return error_response(409, str(exception))
+
+
 def handle_invalid_account(request: Request[Any, Any, Any], exception: InvalidAccountError) -> Response[ErrorBody]:
     return error_response(400, str(exception))
 
@@ -98,6 +103,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     HTTPException: handle_http_exception,
     NotFoundError: handle_not_found,
     ConflictError: handle_conflict,
+    StaleCursorError: handle_stale_cursor,
     InvalidAccountError: handle_invalid_account,
     RecursionError: handle_recursion,
     UploadStorageError: handle_upload_storage,

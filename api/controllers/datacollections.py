@@ -12,7 +12,6 @@ from litestar.enums import MediaType, RequestEncodingType
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
 from litestar.openapi import ResponseSpec
 from litestar.params import Body, FromPath, JSONBody
-from litestar.status_codes import HTTP_409_CONFLICT
 
 from api.access import Access
 from api.collection_schemas import CollectionChangeOut, CollectionRenameIn, TableUploadIn, TableUploadOut
@@ -28,7 +27,7 @@ from api.table_uploads import (
     store_uploads,
     table_response,
 )
-from catalog.row_filters import FilterError, StaleCursorError
+from catalog.row_filters import FilterError
 from config import TAG_PATTERN
 from ingestor import Ingestor
 
@@ -92,8 +91,6 @@ class DataCollectionController(Controller):
             page = access.catalog.tables.rows(record.id, query)
         except FilterError as error:
             raise ClientException(f"invalid request: {error}") from None
-        except StaleCursorError as error:
-            raise HTTPException(status_code=HTTP_409_CONFLICT, detail=str(error)) from None
         if page is None:
             raise NotFoundException(f"data collection {data_collection_id!r} has no aggregated table yet")
         body = RowsOut(

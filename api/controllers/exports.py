@@ -9,17 +9,16 @@ from urllib.parse import urlencode
 
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
-from litestar.exceptions import ClientException, HTTPException, NotFoundException
+from litestar.exceptions import ClientException, NotFoundException
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIHeader, OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import FromPath
-from litestar.status_codes import HTTP_409_CONFLICT
 
 from api.access import Access
 from api.errors import ErrorBody
 from api.export_formats import FORMATS, ExportFormat, ExportFormatError, export_format, export_response
 from api.rows import encode_cursor, selection_query
-from catalog.row_filters import FilterError, RowsQuery, StaleCursorError
+from catalog.row_filters import FilterError, RowsQuery
 
 logger = logging.getLogger(__name__)
 
@@ -158,8 +157,6 @@ def rows_in_format(
         page = access.catalog.tables.rows_arrow(collection_id, query)
     except FilterError as error:
         raise ClientException(f"invalid request: {error}") from None
-    except StaleCursorError as error:
-        raise HTTPException(status_code=HTTP_409_CONFLICT, detail=str(error)) from None
     if page is None:
         raise NotFoundException(f"data collection {collection_id!r} has no aggregated table yet")
 
