@@ -16,7 +16,7 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from api.security import InvalidAccountError
-from catalog import CatalogError, ConflictError, NotFoundError
+from catalog import BackupTargetError, BackupWriteError, CatalogError, ConflictError, NotFoundError
 from catalog.row_filters import StaleCursorError
 from config import Settings
 from ingestor.uploads import UploadStorageError
@@ -70,6 +70,15 @@ def handle_upload_storage(request: Request[Any, Any, Any], exception: UploadStor
     return error_response(503, str(exception))
 
 
+def handle_backup_target(request: Request[Any, Any, Any], exception: BackupTargetError) -> Response[ErrorBody]:
+    return error_response(400, str(exception))
+
+
+def handle_backup_write(request: Request[Any, Any, Any], exception: BackupWriteError) -> Response[ErrorBody]:
+    # BackupRepository.write logs the failure with the catalog's path.
+    return error_response(503, str(exception))
+
+
 def handle_not_found(request: Request[Any, Any, Any], exception: NotFoundError) -> Response[ErrorBody]:
     return error_response(404, str(exception))
 
@@ -107,5 +116,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     InvalidAccountError: handle_invalid_account,
     RecursionError: handle_recursion,
     UploadStorageError: handle_upload_storage,
+    BackupTargetError: handle_backup_target,
+    BackupWriteError: handle_backup_write,
     Exception: handle_unexpected,
 }

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from api.backup_schemas import LastBackupOut
 from api.external_table_schemas import ExternalTableOut
 from api.monitoring_schemas import ClientIngestionOut
 
@@ -408,6 +409,8 @@ class StatusOut(msgspec.Struct, kw_only=True):
     status: str
     version: str
     ingest: IngestStatusOut
+    # Null until the first backup of the catalog (see `POST /utils/backup`).
+    last_backup: LastBackupOut | None = None
 
 
 class HealthOut(msgspec.Struct, kw_only=True):

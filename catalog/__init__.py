@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from catalog.backup import (
+    BackupManifest,
+    BackupRepository,
+    BackupResult,
+    BackupTargetError,
+    BackupWriteError,
+    LastBackup,
+    ProtectedFolder,
+)
 from catalog.build import BuildRequest, BuildResult, FileResult
 from catalog.dashboards import DashboardChanges, DashboardRecord, DashboardRepository
-from catalog.errors import CatalogError, ConflictError, NotFoundError, SchemaVersionError
+from catalog.errors import CatalogError, CatalogLockedError, ConflictError, NotFoundError, SchemaVersionError
 from catalog.events import (
     EVENT_TYPES,
     GAP_EVENT,
@@ -34,6 +43,14 @@ from catalog.records import (
     WorkflowRecord,
 )
 from catalog.registry import DeleteCounts, Registry, UpsertCounts
+from catalog.restore import (
+    BEFORE_RESTORE_SUFFIX,
+    InvalidBackupError,
+    RestoreError,
+    RestoreResult,
+    restore_backup,
+    verify_backup,
+)
 from catalog.runs_files import FileRepository, RunRepository, SyncCounts, utc_now
 from catalog.scans import ScanRepository
 from catalog.schema import SCHEMA_VERSION
@@ -68,6 +85,7 @@ class Catalog:
         self.external_tables = ExternalTableRepository(self.store)
         self.sql = SqlRepository(self.store)
         self.joins = JoinRepository(self.store, self.events)
+        self.backups = BackupRepository(self.store)
         try:
             self.tables.drop_scratch_tables()
         except BaseException:
@@ -98,14 +116,21 @@ class Catalog:
 
 
 __all__ = [
+    "BEFORE_RESTORE_SUFFIX",
     "EVENT_TYPES",
     "FORMATS",
     "GAP_EVENT",
     "SCHEMA_VERSION",
+    "BackupManifest",
+    "BackupRepository",
+    "BackupResult",
+    "BackupTargetError",
+    "BackupWriteError",
     "BuildRequest",
     "BuildResult",
     "Catalog",
     "CatalogError",
+    "CatalogLockedError",
     "CollectionRecord",
     "ColumnSpec",
     "ConflictError",
@@ -120,15 +145,20 @@ __all__ = [
     "FileRecord",
     "FileResult",
     "Gap",
+    "InvalidBackupError",
     "JoinOutcome",
     "JoinPlan",
     "JoinRepository",
     "JoinStatus",
+    "LastBackup",
     "NotFoundError",
     "ProjectRecord",
+    "ProtectedFolder",
     "QueryResult",
     "QuerySources",
     "Registry",
+    "RestoreError",
+    "RestoreResult",
     "RunRecord",
     "ScanReport",
     "SchemaVersionError",
@@ -147,6 +177,8 @@ __all__ = [
     "email_key",
     "fingerprint",
     "join_plans",
+    "restore_backup",
     "user_id_for",
     "utc_now",
+    "verify_backup",
 ]

@@ -7,6 +7,14 @@ class CatalogError(Exception):
     """Raised when the catalog file cannot be opened or used."""
 
 
+class CatalogLockedError(CatalogError):
+    """Raised when another process, such as a running service, holds the lock of the catalog file."""
+
+    def __init__(self, message: str, pid: int) -> None:
+        super().__init__(message)
+        self.pid = pid
+
+
 class SchemaVersionError(CatalogError):
     """Raised when the catalog file was written by a depictiod with another schema version."""
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from catalog.errors import CatalogError, SchemaVersionError
+from catalog.errors import CatalogError, CatalogLockedError, SchemaVersionError
 from catalog.limits import resolve_limits
 from catalog.schema import MIGRATIONS, SCHEMA_VERSION, STATEMENTS
 from config import CatalogSettings
@@ -101,7 +101,7 @@ class Store:
                 },
             )
         except duckdb.Error as error:
-            raise CatalogError(_open_error_message(path, error)) from None
+            raise _open_error(path, error) from None
         logger.info(
             "opened catalog %s: DuckDB memory limit %.1f MiB for the catalog and %.1f MiB for reading files, "
             "%d threads each, spill folder %s",
@@ -233,16 +233,25 @@ class Store:
         logger.info("closed catalog %s", self.path)
 
 
-def _open_error_message(path: str, error: duckdb.Error) -> str:
+def _open_error(path: str, error: duckdb.Error) -> CatalogError:
     """Return why the catalog cannot be opened, with the PID of the process that locks the file."""
-    holder = _LOCK_HOLDER.search(str(error))
+    holder = lock_holder(error)
     if holder is not None:
-        program, pid = holder.groups()
-        return (
+        program, pid = holder
+        return CatalogLockedError(
             f"cannot open the catalog {path!r}: it is in use by PID {pid} ({program}). If a depictiod service is "
-            "running on it, stop it first or send the request to its API"
+            "running on it, stop it first or send the request to its API",
+            pid,
         )
-    return (
+    return CatalogError(
         f"cannot open the catalog {path!r}: {str(error).splitlines()[0]}. If a depictiod service is "
         "running on it, stop it first or send the request to its API"
     )
+
+
+def lock_holder(error: duckdb.Error) -> tuple[str, int] | None:
+    """Return (program, PID) of the process named by DuckDB's error when another one locks the file, else None."""
+    found = _LOCK_HOLDER.search(str(error))
+    if found is None:
+        return None
+    return found.group(1), int(found.group(2))

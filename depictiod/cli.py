@@ -1,4 +1,4 @@
-"""The `depictiod` command: check, scan, serve and manage users."""
+"""The `depictiod` command: check, scan, serve, manage users, back up and restore."""
 
 from __future__ import annotations
 
@@ -57,8 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         # Managing users needs no project file, so a broken one does not block it.
         # `check` reports a missing location as a problem. The service starts without it, and
         # its scans report the location until it is back (an unmounted share, say).
-        allow_missing = arguments.command in ("serve", "scan")
-        projects = [] if arguments.command == "users" else load_projects(settings.projects, None, allow_missing)
+        # A backup checks that its folder is outside the workflow locations, and a missing one contains nothing.
+        allow_missing = arguments.command in ("serve", "scan", "backup")
+        # Restoring a catalog needs no project file, so a broken one does not block it either.
+        without_projects = arguments.command in ("users", "restore")
+        projects = [] if without_projects else load_projects(settings.projects, None, allow_missing)
         problems = check_workflow_overrides(settings, projects)
         if problems:
             raise ConfigError(problems)
@@ -66,7 +69,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"depictiod: {error}", file=sys.stderr)
         return 1
 
-    handlers = {"check": _check, "scan": _scan, "serve": _serve, "users": _users}
+    handlers = {
+        "check": _check,
+        "scan": _scan,
+        "serve": _serve,
+        "users": _users,
+        "backup": _backup,
+        "restore": _restore,
+    }
     try:
         return handlers[arguments.command](arguments, settings, projects)
     except CatalogError as error:
@@ -95,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument("--host", help="address to listen on; overrides server.host")
             command.add_argument("--port", type=int, help="TCP port to listen on; overrides server.port")
     _add_users_parser(commands)
+    _add_backup_parsers(commands)
     return parser
 
 
@@ -121,6 +132,34 @@ def _add_users_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     for action in actions.choices.values():
         # --config may follow the action too; SUPPRESS keeps a value given before the action.
         action.add_argument("--config", default=argparse.SUPPRESS, help=config_help)
+
+
+def _add_backup_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    config_help = "path of the settings file (default: depictio.toml)"
+    backup = commands.add_parser(
+        "backup",
+        help="write a consistent backup of the catalog into a new or empty folder, even while the service runs",
+        description=(
+            "While a service holds the catalog, the backup is written by that service, which needs an "
+            "administrator's token (--token-file, or the environment variable DEPICTIO_TOKEN). Otherwise the "
+            "command opens the catalog itself."
+        ),
+    )
+    backup.add_argument("--to", required=True, help="the backup folder: new, or empty; its parent must exist")
+    backup.add_argument("--config", default="depictio.toml", help=config_help)
+    backup.add_argument("--token-file", help="file whose first line is an administrator's token for the service")
+    backup.add_argument("--url", help="address of the running service (default: http://<server.host>:<server.port>)")
+    restore = commands.add_parser(
+        "restore",
+        help="check a backup and put it in place of the catalog, while no service runs on it",
+        description=(
+            "The replaced catalog file, its WAL and its uploads folder are kept under their names "
+            "followed by .before-restore."
+        ),
+    )
+    restore.add_argument("--from", dest="source", required=True, help="the backup folder")
+    restore.add_argument("--config", default="depictio.toml", help=config_help)
+    restore.add_argument("--check", action="store_true", help="only check the backup; change nothing")
 
 
 def _configure_logging(level: str) -> None:
@@ -235,6 +274,18 @@ def _users(arguments: argparse.Namespace, settings: Settings, projects: list[Pro
     from depictiod.users import run_users_command
 
     return run_users_command(arguments, settings)
+
+
+def _backup(arguments: argparse.Namespace, settings: Settings, projects: list[Project]) -> int:
+    from depictiod.backup import run_backup
+
+    return run_backup(arguments, settings, projects)
+
+
+def _restore(arguments: argparse.Namespace, settings: Settings, projects: list[Project]) -> int:
+    from depictiod.backup import run_restore
+
+    return run_restore(arguments, settings)
 
 
 def _serve(arguments: argparse.Namespace, settings: Settings, projects: list[Project]) -> int:

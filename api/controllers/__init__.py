@@ -1,6 +1,7 @@
 """Route handlers, one controller per Depictio resource."""
 
 from api.controllers.auth import AuthController
+from api.controllers.backup import BackupController
 from api.controllers.cli import CLIController
 from api.controllers.dashboards import DashboardController
 from api.controllers.datacollections import DataCollectionController, TableUploadController
@@ -36,6 +37,7 @@ CONTROLLERS = [
     UserController,
     UtilsController,
     WorkflowController,
+    BackupController,
 ]
 # Routes that take uploaded files; the app mounts them with the upload size limit.
 UPLOAD_CONTROLLERS = [TableUploadController]

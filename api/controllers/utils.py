@@ -12,9 +12,10 @@ from litestar import Controller, Request, Response, get
 from litestar.openapi import ResponseSpec
 
 from api.auth import bearer_token
-from api.schemas import HealthOut, IngestStatusOut, LocationWatchOut, StatusOut
+from api.backup_schemas import LastBackupOut
+from api.schemas import TIME_FORMAT, HealthOut, IngestStatusOut, LocationWatchOut, StatusOut
 from api.tokens import InvalidTokenError, TokenService
-from catalog import Catalog, CatalogError
+from catalog import Catalog, CatalogError, LastBackup
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +35,16 @@ class UtilsController(Controller):
         "/status",
         security=[],
         opt={"access": "public"},
-        summary="Service status and ingestion state; locations and the last error for administrators only",
+        summary=(
+            "Service status, ingestion state and the time of the last backup; locations, the last error "
+            "and the backup's folder for administrators only"
+        ),
     )
     async def status(self, request: Request[Any, Any, Any]) -> StatusOut:
         ingest = request.app.state.ingestor.status
         # The route is public, but folder paths, workflow ids and errors name private projects.
         detailed = await to_thread.run_sync(_is_admin_request, request)
+        last_backup = await to_thread.run_sync(_last_backup, request.app.state.catalog)
         return StatusOut(
             status="online",
             version=service_version(),
@@ -57,7 +62,21 @@ class UtilsController(Controller):
                 if detailed
                 else [],
             ),
+            last_backup=None
+            if last_backup is None
+            else LastBackupOut(
+                time=last_backup.time.strftime(TIME_FORMAT), path=last_backup.path if detailed else None
+            ),
         )
+
+
+def _last_backup(catalog: Catalog) -> LastBackup | None:
+    """Return the catalog's last backup; None when the catalog cannot be read, so the status still answers."""
+    try:
+        return catalog.backups.last()
+    except (duckdb.Error, CatalogError) as error:
+        logger.warning("the time of the last backup cannot be read: %s", str(error).splitlines()[0])
+        return None
 
 
 def _is_admin_request(request: Request[Any, Any, Any]) -> bool:

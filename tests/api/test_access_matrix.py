@@ -428,7 +428,21 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", f"{API}/events"): Case("signed_in", query={"max_seconds": "0"}, names_object=False),
     # Export: a collection's rows as a CSV, TSV, Parquet or Arrow download.
     ("GET", f"{API}/datacollections/{{data_collection_id:str}}/export"): Case("read", query={"format": "csv"}),
+    # Backup and restore: each call that passes the rule writes a backup into a new folder.
+    ("POST", f"{API}/utils/backup"): Case("admin", body=lambda *_: {"to": _new_backup_folder()}, names_object=False),
 }
+# Backups must be outside the catalog's folder, so they go to a folder of their own (see _backup_root).
+_backup_folders: list[Path] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _backup_root(tmp_path_factory: pytest.TempPathFactory) -> None:
+    _backup_folders[:] = [tmp_path_factory.mktemp("matrix-backups")]
+
+
+def _new_backup_folder() -> str:
+    root = _backup_folders[0]
+    return str(root / f"backup-{len(list(root.iterdir()))}")
 # Litestar responds to OPTIONS on every path with the allowed methods.
 OPTIONS_CASE = Case("public", names_object=False, ok=204)
 

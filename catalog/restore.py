@@ -1,0 +1,297 @@
+"""Checking a backup of the catalog, and putting it in place of the catalog.
+
+A restore copies the backup next to the catalog and checks the copy (sizes and xxh3-128
+digests against the manifest, then the schema version and the row count of every table
+with DuckDB) before it replaces anything. The replaced catalog file, its WAL and its
+uploads folder are kept under their names with `.before-restore` appended.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+
+import duckdb
+import msgspec
+
+from catalog.backup import (
+    DATABASE_NAME,
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    UPLOADS_FOLDER,
+    WAL_SUFFIX,
+    BackupManifest,
+    LastBackup,
+    set_last_backup,
+    utc_naive,
+)
+from catalog.backup_files import BackupFile, copy_file, describe_file, sync_path
+from catalog.build import quote
+from catalog.schema import MIGRATIONS, SCHEMA_VERSION
+from catalog.store import lock_holder
+
+logger = logging.getLogger(__name__)
+
+BEFORE_RESTORE_SUFFIX = ".before-restore"
+
+
+class InvalidBackupError(Exception):
+    """Raised when a backup folder is incomplete, damaged, or of a format or schema this depictiod cannot read."""
+
+
+class RestoreError(Exception):
+    """Raised when a valid backup cannot be put in place; the catalog was left as it was."""
+
+
+class RestoreResult(msgspec.Struct, kw_only=True, frozen=True):
+    manifest: BackupManifest
+    catalog_path: str
+    # The files and folders that the restore moved aside, under their new names.
+    replaced: list[str]
+
+
+def read_manifest(folder: str) -> BackupManifest:
+    """Read and check the manifest.json of a backup folder; raise InvalidBackupError when it is not usable."""
+    path = os.path.join(folder, MANIFEST_NAME)
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except FileNotFoundError:
+        raise InvalidBackupError(
+            f"{folder!r} contains no {MANIFEST_NAME}: it is not a depictiod backup, or its backup was interrupted"
+        ) from None
+    except OSError as error:
+        raise InvalidBackupError(f"the manifest {path!r} cannot be read: {error.strerror}") from None
+    try:
+        manifest = msgspec.json.decode(raw, type=BackupManifest)
+    except msgspec.DecodeError as error:
+        raise InvalidBackupError(f"the manifest {path!r} is invalid: {error}") from None
+
+    if manifest.format != FORMAT or manifest.format_version != FORMAT_VERSION:
+        raise InvalidBackupError(
+            f"the manifest {path!r} has format {manifest.format!r} version {manifest.format_version}; this "
+            f"depictiod reads {FORMAT!r} version {FORMAT_VERSION}"
+        )
+    version = manifest.schema_version
+    if version != SCHEMA_VERSION and version not in MIGRATIONS:
+        raise InvalidBackupError(
+            f"the backup {folder!r} has catalog schema version {version}, but this depictiod uses version "
+            f"{SCHEMA_VERSION}; restore it with the depictiod release that wrote it ({manifest.depictiod_version})"
+        )
+    for entry in manifest.files:
+        if not _is_safe_name(entry.path):
+            raise InvalidBackupError(f"the manifest {path!r} names the file {entry.path!r}, outside the backup folder")
+    if not any(entry.path == DATABASE_NAME for entry in manifest.files):
+        raise InvalidBackupError(f"the manifest {path!r} lists no {DATABASE_NAME}")
+    return manifest
+
+
+def verify_backup(folder: str) -> BackupManifest:
+    """Check a backup where it is, without changing anything; return its manifest or raise InvalidBackupError."""
+    manifest = read_manifest(folder)
+    for entry in manifest.files:
+        _check_entry(_describe_or_fail(folder, entry), entry, folder)
+    check_database(os.path.join(folder, DATABASE_NAME), manifest, folder)
+    return manifest
+
+
+def restore_backup(folder: str, catalog_path: str, uploads_folder: str) -> RestoreResult:
+    """Put the backup in `folder` in place of the catalog at `catalog_path` and its `uploads_folder`.
+
+    Raise InvalidBackupError when the backup fails a check, and RestoreError when a process
+    holds the catalog or a file of an earlier restore is in the way. Neither changes the catalog.
+    """
+    folder = os.path.realpath(folder)
+    catalog_path = os.path.abspath(catalog_path)
+    uploads_folder = os.path.abspath(uploads_folder)
+    manifest = read_manifest(folder)
+    _check_not_in_use(catalog_path)
+    moves = [(path, path + BEFORE_RESTORE_SUFFIX) for path in (catalog_path, catalog_path + WAL_SUFFIX, uploads_folder)]
+    for _, aside in moves:
+        if os.path.lexists(aside):
+            raise RestoreError(
+                f"{aside!r} already exists, left by an earlier restore; move it away or delete it, then run restore again"
+            )
+
+    catalog_folder = os.path.dirname(catalog_path)
+    os.makedirs(catalog_folder, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(catalog_path)}.restore-", dir=catalog_folder)
+    try:
+        _stage(folder, manifest, staging)
+        staged_database = os.path.join(staging, DATABASE_NAME)
+        check_database(staged_database, manifest, folder)
+        _adapt(staged_database, manifest, folder, uploads_folder)
+        _check_not_in_use(catalog_path)
+        replaced = _swap(
+            moves, [(staged_database, catalog_path), (os.path.join(staging, UPLOADS_FOLDER), uploads_folder)]
+        )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    logger.info(
+        "restored catalog %s from the backup %s made at %s; %d uploaded files; replaced files kept as %s",
+        catalog_path,
+        folder,
+        manifest.created_at.isoformat(),
+        manifest.uploads,
+        ", ".join(replaced) or "none",
+    )
+    return RestoreResult(manifest=manifest, catalog_path=catalog_path, replaced=replaced)
+
+
+def check_database(path: str, manifest: BackupManifest, folder: str) -> None:
+    """Open a backup's catalog file read-only and check its schema version and the rows of every table."""
+    try:
+        connection = duckdb.connect(
+            path, read_only=True, config={"enable_external_access": False, "autoinstall_known_extensions": False}
+        )
+    except duckdb.Error as error:
+        raise InvalidBackupError(
+            f"the catalog file of the backup {folder!r} cannot be opened: {str(error).splitlines()[0]}"
+        ) from None
+    try:
+        _check_contents(connection, manifest, folder)
+    except duckdb.Error as error:
+        raise InvalidBackupError(
+            f"the catalog file of the backup {folder!r} cannot be read: {str(error).splitlines()[0]}"
+        ) from None
+    finally:
+        connection.close()
+
+
+def _check_contents(connection: duckdb.DuckDBPyConnection, manifest: BackupManifest, folder: str) -> None:
+    rows = connection.execute("SELECT value FROM catalog_meta WHERE key = 'schema_version'").fetchall()
+    found = rows[0][0] if rows else "missing"
+    if found != str(manifest.schema_version):
+        raise InvalidBackupError(
+            f"the catalog file of the backup {folder!r} has schema version {found}, but its manifest says "
+            f"{manifest.schema_version}"
+        )
+    for table in manifest.tables:
+        counted = connection.execute(f"SELECT count(*) FROM {quote(table.schema)}.{quote(table.table)}").fetchall()
+        if counted[0][0] != table.rows:
+            raise InvalidBackupError(
+                f"table {table.schema}.{table.table} of the backup {folder!r} has {counted[0][0]} rows, but its "
+                f"manifest says {table.rows}"
+            )
+
+
+def _describe_or_fail(folder: str, entry: BackupFile) -> BackupFile:
+    """Return the entry of a backup file as it is on disk; raise InvalidBackupError when it is missing."""
+    try:
+        return describe_file(os.path.join(folder, *entry.path.split("/")), entry.path)
+    except FileNotFoundError:
+        raise InvalidBackupError(
+            f"the backup {folder!r} lacks the file {entry.path!r} that its manifest lists"
+        ) from None
+    except OSError as error:
+        raise InvalidBackupError(
+            f"file {entry.path!r} of the backup {folder!r} cannot be read: {error.strerror}"
+        ) from None
+
+
+def _check_entry(found: BackupFile, expected: BackupFile, folder: str) -> None:
+    if found.size != expected.size:
+        raise InvalidBackupError(
+            f"file {expected.path!r} of the backup {folder!r} has {found.size} bytes, but its manifest says "
+            f"{expected.size}: the file is truncated or was changed"
+        )
+    if found.xxh3_128 != expected.xxh3_128:
+        raise InvalidBackupError(
+            f"file {expected.path!r} of the backup {folder!r} has the xxh3-128 digest {found.xxh3_128}, but its "
+            f"manifest says {expected.xxh3_128}: the file is damaged or was changed"
+        )
+
+
+def _stage(folder: str, manifest: BackupManifest, staging: str) -> None:
+    """Copy every file of the backup into `staging`, checking each against the manifest."""
+    for entry in manifest.files:
+        source = os.path.join(folder, *entry.path.split("/"))
+        target = os.path.join(staging, *entry.path.split("/"))
+        os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+        try:
+            copied = copy_file(source, target, entry.path, entry.mtime_ns)
+        except FileNotFoundError:
+            raise InvalidBackupError(
+                f"the backup {folder!r} lacks the file {entry.path!r} that its manifest lists"
+            ) from None
+        except OSError as error:
+            raise RestoreError(f"copying {entry.path!r} of the backup {folder!r} failed: {error.strerror}") from None
+        _check_entry(copied, entry, folder)
+
+
+def _adapt(path: str, manifest: BackupManifest, folder: str, uploads_folder: str) -> None:
+    """Point the uploaded files at the new uploads folder, and record the restored backup as the last one.
+
+    Closing the connection checkpoints the file, so no WAL is left beside it.
+    """
+    connection = duckdb.connect(path, config={"enable_external_access": False})
+    try:
+        old_root = manifest.uploads_folder.rstrip(os.sep) + os.sep
+        new_root = uploads_folder.rstrip(os.sep) + os.sep
+        connection.execute("BEGIN TRANSACTION")
+        if old_root != new_root and any(entry.path.startswith(UPLOADS_FOLDER + "/") for entry in manifest.files):
+            connection.execute(
+                "UPDATE files SET file_location = ? || substr(file_location, ?) "
+                "WHERE origin = 'upload' AND starts_with(file_location, ?)",
+                [new_root, len(old_root) + 1, old_root],
+            )
+        set_last_backup(connection, LastBackup(time=utc_naive(manifest.created_at), path=folder))
+        connection.execute("COMMIT")
+        connection.execute("CHECKPOINT")
+    finally:
+        connection.close()
+
+
+def _swap(moves: list[tuple[str, str]], installs: list[tuple[str, str]]) -> list[str]:
+    """Move the old catalog aside and the staged one in; undo the moves done when one fails."""
+    done: list[tuple[str, str]] = []
+    try:
+        for source, target in moves:
+            if os.path.lexists(source):
+                os.rename(source, target)
+                done.append((source, target))
+        for source, target in installs:
+            if os.path.lexists(source):
+                os.rename(source, target)
+                done.append((source, target))
+    except OSError as error:
+        stranded = []
+        for source, target in reversed(done):
+            try:
+                os.rename(target, source)
+            except OSError as undo_error:
+                logger.error("could not move %s back to %s: %s", target, source, undo_error.strerror)
+                stranded.append(f"{target} (was {source})")
+        outcome = "every file was moved back" if not stranded else "move these back by hand: " + ", ".join(stranded)
+        raise RestoreError(f"putting the restored catalog in place failed: {error.strerror}; {outcome}") from None
+    for folder in {os.path.dirname(target) for _, target in done}:
+        sync_path(folder)
+    return [target for source, target in done if (source, target) in moves]
+
+
+def _check_not_in_use(catalog_path: str) -> None:
+    """Raise RestoreError when another process, such as a running service, holds the catalog file."""
+    if not os.path.exists(catalog_path):
+        return
+    try:
+        connection = duckdb.connect(catalog_path, read_only=True)
+    except duckdb.Error as error:
+        holder = lock_holder(error)
+        if holder is None:
+            # A damaged catalog cannot be opened either, and replacing it is what a restore is for.
+            logger.warning("the catalog %s cannot be opened (%s); restoring over it", catalog_path, error)
+            return
+        program, pid = holder
+        raise RestoreError(
+            f"cannot restore into the catalog {catalog_path!r}: it is in use by PID {pid} ({program}); stop the "
+            "depictiod service first, then run restore again"
+        ) from None
+    connection.close()
+
+
+def _is_safe_name(name: str) -> bool:
+    parts = name.split("/")
+    return bool(name) and not name.startswith("/") and all(part not in ("", ".", "..") for part in parts)
