@@ -1,0 +1,282 @@
+"""Backups of a real catalog file: what they contain, the damage their checks find, and restores."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.security import hash_password
+from catalog import (
+    SCHEMA_VERSION,
+    BackupTargetError,
+    Catalog,
+    InvalidBackupError,
+    RestoreError,
+    UserRecord,
+    restore_backup,
+    user_id_for,
+    utc_now,
+    verify_backup,
+)
+from catalog.store import Connection
+
+ROWS = 5000
+
+
+def _add_user(catalog: Catalog, email: str) -> None:
+    catalog.users.add(
+        UserRecord(
+            id=user_id_for(email),
+            email=email,
+            password_hash=hash_password("backup-test-password"),
+            is_admin=False,
+            is_active=True,
+            registration_date=utc_now(),
+            last_login=None,
+        )
+    )
+
+
+def _emails(path: Path) -> list[str]:
+    catalog = Catalog(str(path))
+    try:
+        return sorted(user.email for user in catalog.users.list())
+    finally:
+        catalog.close()
+
+
+@pytest.fixture
+def catalog_path(tmp_path: Path) -> Iterator[Path]:
+    """A closed catalog with one user and a data table of ROWS rows."""
+    path = tmp_path / "service" / "catalog.duckdb"
+    catalog = Catalog(str(path))
+
+    def add_table(connection: Connection) -> None:
+        connection.execute(f"CREATE TABLE data.dc_numbers AS SELECT range AS n FROM range({ROWS})")
+
+    try:
+        _add_user(catalog, "first@example.org")
+        catalog.store.write(add_table)
+    finally:
+        catalog.close()
+    yield path
+
+
+def _back_up(catalog_path: Path, folder: Path) -> None:
+    catalog = Catalog(str(catalog_path))
+    try:
+        catalog.backups.write(str(folder), str(catalog_path) + ".uploads", [])
+    finally:
+        catalog.close()
+
+
+@pytest.fixture
+def backup(catalog_path: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "backup"
+    _back_up(catalog_path, folder)
+    return folder
+
+
+def _edit_manifest(folder: Path, change: Any) -> None:
+    path = folder / "manifest.json"
+    manifest = json.loads(path.read_text())
+    change(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+def _flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_backup_lists_every_table(backup: Path) -> None:
+    manifest = verify_backup(str(backup))
+
+    rows = {f"{table.schema}.{table.table}": table.rows for table in manifest.tables}
+    assert rows["data.dc_numbers"] == ROWS
+    assert rows["main.users"] == 1
+    assert manifest.schema_version == SCHEMA_VERSION
+    assert manifest.checkpointed is True
+    assert [entry.path for entry in manifest.files] == ["catalog.duckdb"]
+    assert not (backup / ".manifest.json.partial").exists()
+
+
+def test_backup_records_last_backup(catalog_path: Path, backup: Path) -> None:
+    catalog = Catalog(str(catalog_path))
+    try:
+        last = catalog.backups.last()
+    finally:
+        catalog.close()
+
+    assert last is not None
+    assert last.path == str(backup)
+
+
+def test_concurrent_backups_to_one_folder(catalog_path: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "shared-backup"
+    outcomes: list[str] = []
+    catalog = Catalog(str(catalog_path))
+
+    def back_up() -> None:
+        try:
+            catalog.backups.write(str(folder), str(catalog_path) + ".uploads", [])
+            outcomes.append("written")
+        except BackupTargetError as error:
+            outcomes.append(str(error))
+
+    try:
+        threads = [threading.Thread(target=back_up) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    finally:
+        catalog.close()
+
+    assert sorted(outcomes)[1] == "written"
+    assert "is not empty" in sorted(outcomes)[0]
+    verify_backup(str(folder))
+
+
+def test_verify_rejects_changed_byte(backup: Path) -> None:
+    _flip_byte(backup / "catalog.duckdb")
+
+    with pytest.raises(InvalidBackupError, match=r"xxh3-128 digest .* the file is damaged or was changed"):
+        verify_backup(str(backup))
+
+
+def test_verify_rejects_truncated_file(backup: Path) -> None:
+    database = backup / "catalog.duckdb"
+    os.truncate(database, database.stat().st_size // 2)
+
+    with pytest.raises(InvalidBackupError, match="the file is truncated or was changed"):
+        verify_backup(str(backup))
+
+
+def test_verify_rejects_missing_file(backup: Path) -> None:
+    (backup / "catalog.duckdb").unlink()
+
+    with pytest.raises(InvalidBackupError, match=r"lacks the file 'catalog\.duckdb'"):
+        verify_backup(str(backup))
+
+
+def test_verify_rejects_missing_manifest(backup: Path) -> None:
+    (backup / "manifest.json").unlink()
+
+    with pytest.raises(InvalidBackupError, match=r"contains no manifest\.json"):
+        verify_backup(str(backup))
+
+
+def test_verify_rejects_garbled_manifest(backup: Path) -> None:
+    (backup / "manifest.json").write_text('{"format": "depictiod-backup"')
+
+    with pytest.raises(InvalidBackupError, match=r"manifest .* is invalid"):
+        verify_backup(str(backup))
+
+
+def test_verify_rejects_newer_schema(backup: Path) -> None:
+    _edit_manifest(backup, lambda manifest: manifest.update(schema_version=SCHEMA_VERSION + 1))
+
+    with pytest.raises(InvalidBackupError, match=f"schema version {SCHEMA_VERSION + 1}"):
+        verify_backup(str(backup))
+
+
+def test_verify_rejects_path_outside_backup(backup: Path) -> None:
+    _edit_manifest(backup, lambda manifest: manifest["files"][0].update(path="../catalog.duckdb"))
+
+    with pytest.raises(InvalidBackupError, match="outside the backup folder"):
+        verify_backup(str(backup))
+
+
+def test_verify_rejects_row_count_mismatch(backup: Path) -> None:
+    def change(manifest: dict[str, Any]) -> None:
+        for table in manifest["tables"]:
+            if table["table"] == "dc_numbers":
+                table["rows"] = ROWS + 1
+
+    _edit_manifest(backup, change)
+
+    with pytest.raises(InvalidBackupError, match=f"has {ROWS} rows, but its manifest says {ROWS + 1}"):
+        verify_backup(str(backup))
+
+
+def test_restore_keeps_replaced_catalog(catalog_path: Path, backup: Path) -> None:
+    catalog = Catalog(str(catalog_path))
+    try:
+        _add_user(catalog, "later@example.org")
+    finally:
+        catalog.close()
+
+    result = restore_backup(str(backup), str(catalog_path), str(catalog_path) + ".uploads")
+
+    before = Path(str(catalog_path) + ".before-restore")
+    assert result.replaced == [str(before)]
+    assert _emails(catalog_path) == ["first@example.org"]
+    assert _emails(before) == ["first@example.org", "later@example.org"]
+    assert not Path(str(catalog_path) + ".wal").exists()
+    assert [path.name for path in catalog_path.parent.iterdir() if ".restore-" in path.name] == []
+
+
+def test_restore_into_new_path(catalog_path: Path, backup: Path, tmp_path: Path) -> None:
+    target = tmp_path / "new" / "catalog.duckdb"
+
+    result = restore_backup(str(backup), str(target), str(target) + ".uploads")
+
+    assert result.replaced == []
+    assert _emails(target) == ["first@example.org"]
+
+
+def test_restore_rejects_damage_and_changes_nothing(catalog_path: Path, backup: Path) -> None:
+    original = catalog_path.read_bytes()
+    _flip_byte(backup / "catalog.duckdb")
+
+    with pytest.raises(InvalidBackupError, match="damaged"):
+        restore_backup(str(backup), str(catalog_path), str(catalog_path) + ".uploads")
+
+    assert catalog_path.read_bytes() == original
+    assert sorted(path.name for path in catalog_path.parent.iterdir()) == ["catalog.duckdb", "catalog.duckdb.tmp"]
+
+
+def test_restore_refuses_earlier_leftover(catalog_path: Path, backup: Path) -> None:
+    leftover = Path(str(catalog_path) + ".before-restore")
+    leftover.write_text("an earlier catalog\n")
+
+    with pytest.raises(RestoreError, match="already exists, left by an earlier restore"):
+        restore_backup(str(backup), str(catalog_path), str(catalog_path) + ".uploads")
+
+    assert leftover.read_text() == "an earlier catalog\n"
+
+
+def test_restore_refuses_catalog_in_use(catalog_path: Path, backup: Path) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; connection = duckdb.connect(sys.argv[1]); print('open', flush=True); sys.stdin.read()",
+            str(catalog_path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "open"
+
+        with pytest.raises(RestoreError, match=f"in use by PID {holder.pid}"):
+            restore_backup(str(backup), str(catalog_path), str(catalog_path) + ".uploads")
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=60)
+
+    assert not Path(str(catalog_path) + ".before-restore").exists()
