@@ -114,6 +114,8 @@ class BackupWriteError(Exception):
 
 
 class _Snapshot(NamedTuple):
+    # When the copy started, which is the moment of the catalog's state that it contains.
+    taken_at: datetime
     checkpointed: bool
     schema_version: int
     tables: list[TableRows]
@@ -180,13 +182,12 @@ class BackupRepository:
             return None
         try:
             return msgspec.json.decode(str(row[0]), type=LastBackup)
-        except msgspec.ValidationError:
-            logger.warning("catalog %s holds an unreadable last backup record: %.200r", self._store.path, row[0])
+        except msgspec.DecodeError:
+            logger.warning("catalog %s contains an invalid last backup record: %.200r", self._store.path, row[0])
             return None
 
     def _write_files(self, folder: str, uploads_folder: str) -> BackupManifest:
         started = time.monotonic()
-        created_at = datetime.now(UTC).replace(microsecond=0)
         snapshot = self._store.write_steps(
             partial(_take_snapshot, database_path=self._store.path, folder=folder, uploads_folder=uploads_folder)
         )
@@ -199,7 +200,7 @@ class BackupRepository:
         manifest = BackupManifest(
             format=FORMAT,
             format_version=FORMAT_VERSION,
-            created_at=created_at,
+            created_at=snapshot.taken_at,
             depictiod_version=_package_version(),
             duckdb_version=duckdb.__version__,
             schema_version=snapshot.schema_version,
@@ -218,7 +219,9 @@ class BackupRepository:
 
 def check_backup_target(target: str, protected: Sequence[ProtectedFolder]) -> str:
     """Return the real path of the backup folder `target`; raise BackupTargetError when it may not take a backup."""
-    if "\0" in target or not os.path.isabs(target):
+    if "\0" in target:
+        raise BackupTargetError(f"the backup folder {target!r} contains a NUL character")
+    if not os.path.isabs(target):
         raise BackupTargetError(f"the backup folder {target!r} is not an absolute path; give the full path")
     folder = os.path.realpath(target)
     for place in protected:
@@ -254,12 +257,15 @@ def table_rows(connection: duckdb.DuckDBPyConnection) -> list[TableRows]:
 def _take_snapshot(connection: Connection, database_path: str, folder: str, uploads_folder: str) -> _Snapshot:
     """Copy the catalog file and the uploaded files that it lists; runs on the writer thread, so no write interleaves."""
     started = time.monotonic()
+    taken_at = datetime.now(UTC).replace(microsecond=0)
     checkpointed = True
     try:
         connection.execute("CHECKPOINT")
     except duckdb.Error as error:
         # The file and its WAL together still hold every commit, and no commit can come
         # between their copies, so the backup takes both.
+        # NOTE: no test reaches this branch: DuckDB 1.5.5 checkpointed in every case tried,
+        # even with other transactions open. Restoring such a backup is tested.
         checkpointed = False
         logger.warning(
             "CHECKPOINT before the backup of catalog %s failed (%s); the backup includes the WAL",
@@ -280,6 +286,7 @@ def _take_snapshot(connection: Connection, database_path: str, folder: str, uplo
     ).fetchall()
     uploads, missing = _copy_uploads([str(row[0]) for row in locations], uploads_folder, folder)
     return _Snapshot(
+        taken_at=taken_at,
         checkpointed=checkpointed,
         schema_version=int(version[0][0]),
         tables=tables,

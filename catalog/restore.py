@@ -55,6 +55,8 @@ class RestoreResult(msgspec.Struct, kw_only=True, frozen=True):
 
 def read_manifest(folder: str) -> BackupManifest:
     """Read and check the manifest.json of a backup folder; raise InvalidBackupError when it is not usable."""
+    if not os.path.isdir(folder):
+        raise InvalidBackupError(f"the backup folder {folder!r} does not exist or is not a folder")
     path = os.path.join(folder, MANIFEST_NAME)
     try:
         with open(path, "rb") as handle:
@@ -101,8 +103,8 @@ def verify_backup(folder: str) -> BackupManifest:
 def restore_backup(folder: str, catalog_path: str, uploads_folder: str) -> RestoreResult:
     """Put the backup in `folder` in place of the catalog at `catalog_path` and its `uploads_folder`.
 
-    Raise InvalidBackupError when the backup fails a check, and RestoreError when a process
-    holds the catalog or a file of an earlier restore is in the way. Neither changes the catalog.
+    Raise InvalidBackupError when the backup fails a check, and RestoreError when another process
+    has the catalog open or a file of an earlier restore is in the way. Neither changes the catalog.
     """
     folder = os.path.realpath(folder)
     catalog_path = os.path.abspath(catalog_path)
@@ -116,20 +118,11 @@ def restore_backup(folder: str, catalog_path: str, uploads_folder: str) -> Resto
                 f"{aside!r} already exists, left by an earlier restore; move it away or delete it, then run restore again"
             )
 
-    catalog_folder = os.path.dirname(catalog_path)
-    os.makedirs(catalog_folder, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(catalog_path)}.restore-", dir=catalog_folder)
     try:
-        _stage(folder, manifest, staging)
-        staged_database = os.path.join(staging, DATABASE_NAME)
-        check_database(staged_database, manifest, folder)
-        _adapt(staged_database, manifest, folder, uploads_folder)
-        _check_not_in_use(catalog_path)
-        replaced = _swap(
-            moves, [(staged_database, catalog_path), (os.path.join(staging, UPLOADS_FOLDER), uploads_folder)]
-        )
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        replaced = _stage_and_swap(folder, manifest, catalog_path, uploads_folder, moves)
+    except (OSError, duckdb.Error) as error:
+        reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+        raise RestoreError(f"restoring {folder!r} failed: {reason}; the catalog was not changed") from None
     logger.info(
         "restored catalog %s from the backup %s made at %s; %d uploaded files; replaced files kept as %s",
         catalog_path,
@@ -139,6 +132,27 @@ def restore_backup(folder: str, catalog_path: str, uploads_folder: str) -> Resto
         ", ".join(replaced) or "none",
     )
     return RestoreResult(manifest=manifest, catalog_path=catalog_path, replaced=replaced)
+
+
+def _stage_and_swap(
+    folder: str, manifest: BackupManifest, catalog_path: str, uploads_folder: str, moves: list[tuple[str, str]]
+) -> list[str]:
+    """Copy and check the backup in a folder beside the catalog, then swap it in; return the paths moved aside."""
+    catalog_folder = os.path.dirname(catalog_path)
+    os.makedirs(catalog_folder, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(catalog_path)}.restore-", dir=catalog_folder)
+    try:
+        _stage(folder, manifest, staging)
+        staged_database = os.path.join(staging, DATABASE_NAME)
+        check_database(staged_database, manifest, folder)
+        _adapt(staged_database, manifest, folder, uploads_folder)
+        # NOTE: a service that starts between this check and the renames below would open the
+        # old catalog file; the window is as short as the renames.
+        _check_not_in_use(catalog_path)
+        installs = [(staged_database, catalog_path), (os.path.join(staging, UPLOADS_FOLDER), uploads_folder)]
+        return _swap(moves, installs)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def check_database(path: str, manifest: BackupManifest, folder: str) -> None:
@@ -166,15 +180,15 @@ def _check_contents(connection: duckdb.DuckDBPyConnection, manifest: BackupManif
     found = rows[0][0] if rows else "missing"
     if found != str(manifest.schema_version):
         raise InvalidBackupError(
-            f"the catalog file of the backup {folder!r} has schema version {found}, but its manifest says "
+            f"the catalog file of the backup {folder!r} has schema version {found}, but the manifest records "
             f"{manifest.schema_version}"
         )
     for table in manifest.tables:
         counted = connection.execute(f"SELECT count(*) FROM {quote(table.schema)}.{quote(table.table)}").fetchall()
         if counted[0][0] != table.rows:
             raise InvalidBackupError(
-                f"table {table.schema}.{table.table} of the backup {folder!r} has {counted[0][0]} rows, but its "
-                f"manifest says {table.rows}"
+                f"table {table.schema}.{table.table} of the backup {folder!r} has {counted[0][0]} rows, but the "
+                f"manifest records {table.rows}"
             )
 
 
@@ -195,13 +209,13 @@ def _describe_or_fail(folder: str, entry: BackupFile) -> BackupFile:
 def _check_entry(found: BackupFile, expected: BackupFile, folder: str) -> None:
     if found.size != expected.size:
         raise InvalidBackupError(
-            f"file {expected.path!r} of the backup {folder!r} has {found.size} bytes, but its manifest says "
+            f"file {expected.path!r} of the backup {folder!r} has {found.size} bytes, but the manifest records "
             f"{expected.size}: the file is truncated or was changed"
         )
     if found.xxh3_128 != expected.xxh3_128:
         raise InvalidBackupError(
-            f"file {expected.path!r} of the backup {folder!r} has the xxh3-128 digest {found.xxh3_128}, but its "
-            f"manifest says {expected.xxh3_128}: the file is damaged or was changed"
+            f"file {expected.path!r} of the backup {folder!r} has the xxh3-128 digest {found.xxh3_128}, but the "
+            f"manifest records {expected.xxh3_128}: the file is damaged or was changed"
         )
 
 
@@ -225,7 +239,7 @@ def _stage(folder: str, manifest: BackupManifest, staging: str) -> None:
 def _adapt(path: str, manifest: BackupManifest, folder: str, uploads_folder: str) -> None:
     """Point the uploaded files at the new uploads folder, and record the restored backup as the last one.
 
-    Closing the connection checkpoints the file, so no WAL is left beside it.
+    The CHECKPOINT at the end writes every change into the file, so no WAL is left beside it.
     """
     connection = duckdb.connect(path, config={"enable_external_access": False})
     try:
@@ -268,12 +282,15 @@ def _swap(moves: list[tuple[str, str]], installs: list[tuple[str, str]]) -> list
         outcome = "every file was moved back" if not stranded else "move these back by hand: " + ", ".join(stranded)
         raise RestoreError(f"putting the restored catalog in place failed: {error.strerror}; {outcome}") from None
     for folder in {os.path.dirname(target) for _, target in done}:
-        sync_path(folder)
+        try:
+            sync_path(folder)
+        except OSError as error:
+            logger.warning("the renames in %s could not be flushed to disk: %s", folder, error.strerror)
     return [target for source, target in done if (source, target) in moves]
 
 
 def _check_not_in_use(catalog_path: str) -> None:
-    """Raise RestoreError when another process, such as a running service, holds the catalog file."""
+    """Raise RestoreError when another process, such as a running service, has the catalog file open."""
     if not os.path.exists(catalog_path):
         return
     try:
@@ -282,7 +299,8 @@ def _check_not_in_use(catalog_path: str) -> None:
         holder = lock_holder(error)
         if holder is None:
             # A damaged catalog cannot be opened either, and replacing it is what a restore is for.
-            logger.warning("the catalog %s cannot be opened (%s); restoring over it", catalog_path, error)
+            reason = str(error).splitlines()[0]
+            logger.warning("the catalog %s cannot be opened (%s); restoring over it", catalog_path, reason)
             return
         program, pid = holder
         raise RestoreError(

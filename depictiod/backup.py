@@ -1,8 +1,8 @@
 """`depictiod backup` and `depictiod restore`.
 
-DuckDB lets one process open the catalog file, so while a service runs, `backup` asks it
-over its API (`POST /utils/backup`, with an administrator's token) to write the backup.
-Otherwise it opens the catalog itself. `restore` needs the service stopped.
+DuckDB lets one process open the catalog file, so while a service runs, `backup` sends it
+`POST /utils/backup` with an administrator's token, and the service writes the backup.
+Otherwise the command opens the catalog itself. `restore` needs the service stopped.
 """
 
 from __future__ import annotations
@@ -136,13 +136,13 @@ def _request_backup(url: str, token: str, target: str) -> BackupOut:
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise _BackupCommandError(
-            f"no depictiod service answers at {url} ({reason}); pass --url with the address of the service that "
+            f"no depictiod service responds at {url} ({reason}); pass --url with the address of the service that "
             "holds the catalog"
         ) from None
     try:
         return msgspec.json.decode(body, type=BackupOut)
     except msgspec.DecodeError as error:
-        raise _BackupCommandError(f"the service at {url} sent an invalid answer: {error}") from None
+        raise _BackupCommandError(f"the service at {url} sent an invalid response: {error}") from None
 
 
 def _error_detail(body: bytes) -> str:

@@ -71,7 +71,7 @@ class UtilsController(Controller):
 
 
 def _last_backup(catalog: Catalog) -> LastBackup | None:
-    """Return the catalog's last backup; None when the catalog cannot be read, so the status still answers."""
+    """Return the catalog's last backup; None when the catalog cannot be read, so the status route still responds."""
     try:
         return catalog.backups.last()
     except (duckdb.Error, CatalogError) as error:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import msgspec
 import pytest
 
 from api.security import hash_password
@@ -26,6 +30,8 @@ from catalog import (
     utc_now,
     verify_backup,
 )
+from catalog.backup import FORMAT, FORMAT_VERSION, BackupManifest, table_rows
+from catalog.backup_files import describe_file
 from catalog.store import Connection
 
 ROWS = 5000
@@ -205,7 +211,7 @@ def test_verify_rejects_row_count_mismatch(backup: Path) -> None:
 
     _edit_manifest(backup, change)
 
-    with pytest.raises(InvalidBackupError, match=f"has {ROWS} rows, but its manifest says {ROWS + 1}"):
+    with pytest.raises(InvalidBackupError, match=f"has {ROWS} rows, but the manifest records {ROWS + 1}"):
         verify_backup(str(backup))
 
 
@@ -280,3 +286,66 @@ def test_restore_refuses_catalog_in_use(catalog_path: Path, backup: Path) -> Non
         holder.wait(timeout=60)
 
     assert not Path(str(catalog_path) + ".before-restore").exists()
+
+
+def test_restore_replays_wal_of_backup(catalog_path: Path, tmp_path: Path) -> None:
+    # A backup whose CHECKPOINT failed has the catalog's write-ahead log beside the file. The
+    # same pair is left by a process killed before it checkpointed, which makes the fixture.
+    writer = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, os, sys\n"
+            "connection = duckdb.connect(sys.argv[1], config={'checkpoint_threshold': '1TB'})\n"
+            "connection.execute('INSERT INTO data.dc_numbers VALUES (-1)')\n"
+            "os._exit(0)\n",
+            str(catalog_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert writer.returncode == 0, writer.stderr
+    wal = Path(str(catalog_path) + ".wal")
+    assert wal.stat().st_size > 0
+    folder = tmp_path / "backup-with-wal"
+    folder.mkdir()
+    shutil.copyfile(catalog_path, folder / "catalog.duckdb")
+    shutil.copyfile(wal, folder / "catalog.duckdb.wal")
+    connection = duckdb.connect(str(folder / "catalog.duckdb"), read_only=True)
+    try:
+        tables = table_rows(connection)
+    finally:
+        connection.close()
+    manifest = BackupManifest(
+        format=FORMAT,
+        format_version=FORMAT_VERSION,
+        created_at=datetime.now(UTC).replace(microsecond=0),
+        depictiod_version="test",
+        duckdb_version=duckdb.__version__,
+        schema_version=SCHEMA_VERSION,
+        catalog_path=str(catalog_path),
+        uploads_folder=str(catalog_path) + ".uploads",
+        checkpointed=False,
+        files=[
+            describe_file(str(folder / "catalog.duckdb"), "catalog.duckdb"),
+            describe_file(str(folder / "catalog.duckdb.wal"), "catalog.duckdb.wal"),
+        ],
+        tables=tables,
+        missing_uploads=[],
+        writes_paused_seconds=0.0,
+        seconds=0.0,
+    )
+    (folder / "manifest.json").write_bytes(msgspec.json.encode(manifest))
+    target = tmp_path / "restored" / "catalog.duckdb"
+
+    verify_backup(str(folder))
+    restore_backup(str(folder), str(target), str(target) + ".uploads")
+
+    assert not Path(str(target) + ".wal").exists()
+    restored = duckdb.connect(str(target), read_only=True)
+    try:
+        rows = restored.execute("SELECT count(*), min(n) FROM data.dc_numbers").fetchall()
+    finally:
+        restored.close()
+    assert rows == [(ROWS + 1, -1)]

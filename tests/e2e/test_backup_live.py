@@ -44,6 +44,8 @@ MEASURES_ID = "6b0000000000000000000003"
 FIRST_RUNS = 5
 ADDED_RUNS = 60
 ROWS_PER_FILE = 200
+# Seconds between two added runs: the runs keep coming for about 6 s, while the backups run.
+PUBLISH_INTERVAL_SECONDS = 0.1
 BACKUPS_DURING_INGEST = 3
 INGEST_DEADLINE_SECONDS = 90
 
@@ -176,7 +178,7 @@ def test_backup_during_ingest_is_consistent(tmp_path: Path) -> None:
         def publish_runs() -> None:
             for run in range(FIRST_RUNS, FIRST_RUNS + ADDED_RUNS):
                 _publish_run(root, run)
-                time.sleep(0.05)
+                time.sleep(PUBLISH_INTERVAL_SECONDS)
 
         def scan_again() -> None:
             while not stop.is_set():
