@@ -221,6 +221,10 @@ def check_backup_target(target: str, protected: Sequence[ProtectedFolder]) -> st
     """Return the real path of the backup folder `target`; raise BackupTargetError when it may not take a backup."""
     if "\0" in target:
         raise BackupTargetError(f"the backup folder {target!r} contains a NUL character")
+    try:
+        os.fsencode(target)
+    except UnicodeEncodeError:
+        raise BackupTargetError(f"the backup folder {target!r} is not a valid file name in this encoding") from None
     if not os.path.isabs(target):
         raise BackupTargetError(f"the backup folder {target!r} is not an absolute path; give the full path")
     folder = os.path.realpath(target)

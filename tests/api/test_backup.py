@@ -122,6 +122,7 @@ def test_backup_keeps_catalog_locked(service: TestClient, admin: dict[str, str],
     ("place", "message"),
     [
         ("relative", "is not an absolute path"),
+        ("NUL character", "contains a NUL character"),
         ("catalog folder", "the catalog's folder"),
         ("uploads folder", "the uploads folder"),
         ("workflow location", "a location of workflow 'penguin_species_analysis'"),
@@ -140,6 +141,7 @@ def test_backup_rejects_folder(
     (tmp_path / "plain-file").write_text("kept\n")
     targets = {
         "relative": "backups/today",
+        "NUL character": str(tmp_path / "back\0up"),
         "catalog folder": str(catalog_path.parent / "backups"),
         "uploads folder": str(catalog_path) + ".uploads/backup",
         "workflow location": str(catalog_path.parent / "bundled" / "penguins" / "data" / "backup"),
