@@ -443,6 +443,8 @@ def _backup_root(tmp_path_factory: pytest.TempPathFactory) -> None:
 def _new_backup_folder() -> str:
     root = _backup_folders[0]
     return str(root / f"backup-{len(list(root.iterdir()))}")
+
+
 # Litestar responds to OPTIONS on every path with the allowed methods.
 OPTIONS_CASE = Case("public", names_object=False, ok=204)
 

@@ -252,7 +252,7 @@ def test_restore_rejects_damage_and_changes_nothing(catalog_path: Path, backup: 
     assert sorted(path.name for path in catalog_path.parent.iterdir()) == ["catalog.duckdb", "catalog.duckdb.tmp"]
 
 
-def test_restore_refuses_earlier_leftover(catalog_path: Path, backup: Path) -> None:
+def test_restore_rejects_earlier_leftover(catalog_path: Path, backup: Path) -> None:
     leftover = Path(str(catalog_path) + ".before-restore")
     leftover.write_text("an earlier catalog\n")
 
@@ -262,7 +262,7 @@ def test_restore_refuses_earlier_leftover(catalog_path: Path, backup: Path) -> N
     assert leftover.read_text() == "an earlier catalog\n"
 
 
-def test_restore_refuses_catalog_in_use(catalog_path: Path, backup: Path) -> None:
+def test_restore_rejects_catalog_in_use(catalog_path: Path, backup: Path) -> None:
     holder = subprocess.Popen(
         [
             sys.executable,

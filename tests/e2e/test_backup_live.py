@@ -62,9 +62,9 @@ COLLECTIONS = [
 DASHBOARD_ID = "6c0000000000000000000001"
 UPLOAD = "individual_id,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g\nuploaded_001,40.1,18.2,190,3800\n"
 
-# GET routes whose answers may differ after a restore, and why.
+# GET routes whose responses may differ after a restore, and why.
 NOT_COMPARED = {
-    # A stream of changes from now on, not a stored answer.
+    # A stream of changes from now on, not a stored response.
     f"{API}/events",
     # The service's own scans since it started, and the time of its last backup.
     f"{API}/utils/status",
@@ -281,19 +281,19 @@ def _api_get_routes() -> set[str]:
     }
 
 
-def _answers(
+def _responses(
     server: LiveServer, headers: dict[str, str], routes: dict[str, list[tuple[str, dict[str, str]]]]
 ) -> dict[str, Any]:
     """Read every request of `routes`; return [status, body] by request, with JSON bodies decoded."""
-    answers: dict[str, Any] = {}
+    responses: dict[str, Any] = {}
     with httpx.Client(base_url=f"{server.base_url}{API}/", headers=headers, timeout=30) as client:
         for requests in routes.values():
             for path, query in requests:
                 response = client.get(path, params=query)
                 is_json = response.headers.get("content-type", "").startswith("application/json")
-                answers[f"{path}?{query}"] = [response.status_code, response.json() if is_json else response.text]
-        answers["/health"] = httpx.get(f"{server.base_url}/health", timeout=30).json()
-    return answers
+                responses[f"{path}?{query}"] = [response.status_code, response.json() if is_json else response.text]
+        responses["/health"] = httpx.get(f"{server.base_url}/health", timeout=30).json()
+    return responses
 
 
 def _prepare_service(server: LiveServer, headers: dict[str, str]) -> None:
@@ -324,7 +324,7 @@ def test_every_read_route_is_compared() -> None:
     assert sorted(_api_get_routes() - set(NOT_COMPARED)) == sorted(routes)
 
 
-def test_restored_catalog_serves_same_answers(tmp_path: Path) -> None:
+def test_restored_catalog_serves_same_responses(tmp_path: Path) -> None:
     first_root = tmp_path / "first"
     first_root.mkdir()
     projects = copy_bundled_examples(first_root)
@@ -340,7 +340,7 @@ def test_restored_catalog_serves_same_answers(tmp_path: Path) -> None:
             f"{first.base_url}{API}/projects/get/from_id", params={"project_id": PENGUINS_PROJECT_ID}, headers=headers
         )
         routes = _read_routes(project.json()["name"], runs.json()[0]["_id"])
-        before = _answers(first, headers, routes)
+        before = _responses(first, headers, routes)
         scans_before = httpx.get(f"{first.base_url}{API}/scans", params={"limit": 500}, headers=headers).json()
         result = _run(
             "backup",
@@ -364,16 +364,16 @@ def test_restored_catalog_serves_same_answers(tmp_path: Path) -> None:
     second = _start_server(second_root, projects)
     try:
         _wait_until_healthy(second)
-        after = _answers(second, headers, routes)
+        after = _responses(second, headers, routes)
         scans_after = httpx.get(f"{second.base_url}{API}/scans", params={"limit": 500}, headers=headers).json()
         status = httpx.get(f"{second.base_url}{API}/utils/status", headers=headers, timeout=30).json()
     finally:
         _stop_server(second)
 
     # Uploaded files moved with the catalog, and a dashboard export carries the time of its
-    # request; every other byte of every answer is the same.
-    for answers in (before, after):
-        answers[f"dashboards/{DASHBOARD_ID}/json?{{}}"][1].pop("_export_timestamp")
+    # request; every other byte of every response is the same.
+    for responses in (before, after):
+        responses[f"dashboards/{DASHBOARD_ID}/json?{{}}"][1].pop("_export_timestamp")
     moved = json.loads(
         json.dumps(before).replace(f"{first_root}/catalog.duckdb.uploads", f"{second_root}/catalog.duckdb.uploads")
     )
@@ -395,7 +395,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServ
         _stop_server(server)
 
 
-def test_restore_refuses_running_service(running: tuple[LiveServer, Path], tmp_path: Path) -> None:
+def test_restore_rejects_running_service(running: tuple[LiveServer, Path], tmp_path: Path) -> None:
     server, settings = running
     backup = tmp_path / "backup"
     written = _run(
@@ -403,11 +403,11 @@ def test_restore_refuses_running_service(running: tuple[LiveServer, Path], tmp_p
     )
     assert written.returncode == 0, written.stderr
 
-    refused = _run("restore", "--config", str(settings), "--from", str(backup))
+    rejected = _run("restore", "--config", str(settings), "--from", str(backup))
 
-    assert refused.returncode == 1
-    assert f"in use by PID {server.process.pid}" in refused.stderr
-    assert "stop the depictiod service first" in refused.stderr
+    assert rejected.returncode == 1
+    assert f"in use by PID {server.process.pid}" in rejected.stderr
+    assert "stop the depictiod service first" in rejected.stderr
     assert httpx.get(f"{server.base_url}/health", timeout=30).status_code == 200
     assert not settings.with_name("catalog.duckdb.before-restore").exists()
 
@@ -455,13 +455,13 @@ def test_restore_command_rejects_damaged_backup(stopped: tuple[Path, Path], tmp_
     original = catalog.read_bytes()
 
     checked = _run("restore", "--config", str(settings), "--from", str(backup), "--check")
-    refused = _run("restore", "--config", str(settings), "--from", str(backup))
+    rejected = _run("restore", "--config", str(settings), "--from", str(backup))
 
     expected = "damaged or was changed" if damage == "changed byte" else "truncated or was changed"
     assert checked.returncode == 1
     assert expected in checked.stderr
-    assert refused.returncode == 1
-    assert expected in refused.stderr
+    assert rejected.returncode == 1
+    assert expected in rejected.stderr
     assert catalog.read_bytes() == original
 
 
