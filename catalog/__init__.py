@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from catalog.build import BuildRequest, BuildResult, FileResult
 from catalog.dashboards import DashboardChanges, DashboardRecord, DashboardRepository
-from catalog.errors import CatalogError, ConflictError, NotFoundError, SchemaVersionError
+from catalog.errors import CatalogError, CatalogUnwritableError, ConflictError, NotFoundError, SchemaVersionError
 from catalog.events import (
     EVENT_TYPES,
     GAP_EVENT,
@@ -106,6 +106,7 @@ __all__ = [
     "BuildResult",
     "Catalog",
     "CatalogError",
+    "CatalogUnwritableError",
     "CollectionRecord",
     "ColumnSpec",
     "ConflictError",
