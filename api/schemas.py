@@ -402,6 +402,9 @@ class IngestStatusOut(msgspec.Struct, kw_only=True):
     # Workflow scans that ran past ingest.reconcile_deadline_seconds since the start.
     scans_timed_out: int
     locations: list[LocationWatchOut]
+    # Why the catalog cannot be written while ingestion is paused (state `paused`), else None.
+    # Administrators also see DuckDB's message, which names the file.
+    write_error: str | None = None
 
 
 class StatusOut(msgspec.Struct, kw_only=True):

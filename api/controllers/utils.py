@@ -34,7 +34,7 @@ class UtilsController(Controller):
         "/status",
         security=[],
         opt={"access": "public"},
-        summary="Service status and ingestion state; locations and the last error for administrators only",
+        summary="Service status and ingestion state; locations, the last error and file paths for administrators only",
     )
     async def status(self, request: Request[Any, Any, Any]) -> StatusOut:
         ingest = request.app.state.ingestor.status
@@ -56,8 +56,17 @@ class UtilsController(Controller):
                 ]
                 if detailed
                 else [],
+                write_error=_write_error(request, detailed),
             ),
         )
+
+
+def _write_error(request: Request[Any, Any, Any], detailed: bool) -> str | None:
+    """Return why the catalog cannot be written: the cause, with DuckDB's message for administrators only."""
+    if detailed:
+        return request.app.state.ingestor.status.write_error
+    failure = request.app.state.catalog.store.write_failure
+    return None if failure is None else failure.summary
 
 
 def _is_admin_request(request: Request[Any, Any, Any]) -> bool:
