@@ -26,7 +26,7 @@ import duckdb
 from catalog.errors import CatalogError, CatalogUnwritableError, SchemaVersionError
 from catalog.limits import resolve_limits
 from catalog.schema import MIGRATIONS, SCHEMA_VERSION, STATEMENTS
-from catalog.write_faults import classify_write_error, is_invalidated
+from catalog.write_faults import classify_write_error, is_invalidated, is_read_only_file_system
 from catalog.write_state import WriteListener, WriteState
 from config import CatalogSettings
 
@@ -246,6 +246,11 @@ class Store:
         """Why writes fail now, or None while they work."""
         return self._writes.failure
 
+    @property
+    def write_attempts(self) -> int:
+        """Attempts to write again since writes started to fail; the count of the last failure once they work."""
+        return self._writes.attempts
+
     def add_write_listener(self, listener: WriteListener) -> None:
         """Call `listener` with the reason when writes start to fail, and with None when they work again.
 
@@ -270,7 +275,7 @@ class Store:
             failure = classify_write_error(error)
             if failure is None:
                 raise
-            self._reopen_if_invalidated()
+            self._reopen_after(failure)
             self._writes.fail(failure)
             if failure is error:
                 raise
@@ -305,20 +310,33 @@ class Store:
             if failure is None:
                 logger.warning("writing to catalog %s failed again: %s", self.path, str(error).splitlines()[0])
                 return False
-            self._reopen_if_invalidated()
+            self._reopen_after(failure)
             self._writes.fail(failure)
             return False
         self._writes.recover()
         return True
 
+    def _reopen_after(self, failure: CatalogUnwritableError) -> None:
+        """Open the file again when DuckDB invalidated the database, or when its file system turned read-only.
+
+        Either way reads keep working. A file system that turned read-only must be mounted
+        again to be written, so only a connection opened after that can write to it.
+        """
+        if is_read_only_file_system(failure) and not self.read_only:
+            self._reopen_logged()
+            return
+        self._reopen_if_invalidated()
+
     def _reopen_if_invalidated(self) -> None:
-        """Open the file again when DuckDB invalidated the database, so that reads keep working."""
         try:
             self._write_connection.execute("SELECT 1").fetchall()
             return
         except duckdb.Error as error:
             if not is_invalidated(error):
                 return
+        self._reopen_logged()
+
+    def _reopen_logged(self) -> None:
         try:
             self._reopen()
         except duckdb.Error as error:

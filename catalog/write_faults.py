@@ -23,6 +23,7 @@ import duckdb
 
 from catalog.errors import CatalogUnwritableError
 
+_READ_ONLY = "the file system is read-only"
 # The strerror texts of the errno values that mean "this file cannot be written now", with
 # the words the service status uses for each.
 _CAUSES = (
@@ -30,7 +31,7 @@ _CAUSES = (
     ("Disk quota exceeded", "the disk quota is used up"),
     # EFBIG: the file system's largest file size or the process's RLIMIT_FSIZE.
     ("File too large", "a file size limit is reached"),
-    ("Read-only file system", "the file system is read-only"),
+    ("Read-only file system", _READ_ONLY),
     ("Input/output error", "the disk reported an I/O error"),
 )
 _INVALIDATED = "database has been invalidated"
@@ -60,6 +61,11 @@ def classify_write_error(error: BaseException) -> CatalogUnwritableError | None:
 def is_invalidated(error: BaseException) -> bool:
     """Tell whether `error` means that DuckDB invalidated the database, so it must be opened again."""
     return isinstance(error, duckdb.FatalException) or _INVALIDATED in str(error)
+
+
+def is_read_only_file_system(failure: CatalogUnwritableError) -> bool:
+    """Tell whether `failure` came from a read-only file system (EROFS)."""
+    return failure.summary == _READ_ONLY
 
 
 def _detail(error: duckdb.Error) -> str:

@@ -45,6 +45,11 @@ class WriteState:
         """Why writes fail now, or None while they work."""
         return self._failure
 
+    @property
+    def attempts(self) -> int:
+        """Attempts to write again since writes started to fail; the count of the last failure once they work."""
+        return self._attempts
+
     def check(self) -> None:
         """Raise CatalogUnwritableError while writes fail."""
         failure = self._failure
