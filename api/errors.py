@@ -75,7 +75,7 @@ UNWRITABLE_RETRY_AFTER_SECONDS = 30
 
 
 def handle_unwritable(request: Request[Any, Any, Any], exception: CatalogUnwritableError) -> Response[ErrorBody]:
-    # The catalog logged the failure once at ERROR; the rejected request gets one line.
+    # The catalog logged the failure once at ERROR, so the rejected request gets one INFO line.
     logger.info(
         "request %s %s rejected: the catalog cannot be written: %s", request.method, request.url.path, exception.summary
     )

@@ -457,7 +457,7 @@ class ScanReportOut(msgspec.Struct, kw_only=True):
     project_id: str
     # None for a client ingestion, which covers the whole project.
     workflow_id: str | None
-    # startup, schedule, event, overflow, watch-restart, api, command or client.
+    # startup, schedule, event, overflow, watch-restart, resume, api, command or client.
     trigger: str
     started_at: str
     finished_at: str

@@ -605,7 +605,7 @@ class TableBuilder:
                 finally:
                     self.connection.unregister("source_batch")
         except CatalogUnwritableError:
-            raise  # Not the file's fault; the scratch table goes with the failed build.
+            raise  # Not the file's fault. The scratch table goes with the failed build.
         except BaseException as error:
             self._write_scratch(
                 f"DELETE FROM {self.scratch} WHERE depictio_file_id IN (SELECT unnest(?::VARCHAR[]))", [file_ids]
@@ -614,10 +614,11 @@ class TableBuilder:
             raise
 
     def _write_scratch(self, sql: str, parameters: list[Any] | None = None) -> None:
-        """Run `sql` on the catalog; raise CatalogUnwritableError when the file system rejects the write.
+        """Run `sql` on the catalog, and raise CatalogUnwritableError when the file system rejects the write.
 
-        The callers count a duckdb.Error as a failure of the file being read. A catalog that
-        cannot be written must not be, or the file would stay failed once writes work again.
+        The callers count a duckdb.Error as a failure of the file being read. A rejected write
+        is not the file's failure, and counted as one, it would keep the file failed once
+        writes work again.
         """
         try:
             self.connection.execute(sql, parameters or [])

@@ -34,8 +34,8 @@ class ConflictError(CatalogError):
 class CatalogUnwritableError(CatalogError):
     """Raised when the catalog file cannot be written now (disk full, read-only file system, I/O error).
 
-    Reads still work. The store retries writing in the background and tells its listeners
-    when writes work again.
+    Reads still work. The store retries writing in the background and notifies its
+    listeners when writes work again.
     """
 
     def __init__(self, summary: str, detail: str) -> None:

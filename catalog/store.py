@@ -3,6 +3,10 @@
 Every write runs on the thread named `catalog-writer`, one transaction at a time, so
 writes from the API and from ingestion never conflict. Reads use their own cursors and
 see only committed data.
+
+When the file system rejects a write (a full disk, a read-only file system), writes raise
+CatalogUnwritableError until a background attempt succeeds, and reads go on. See
+catalog.write_faults for what DuckDB does in each case.
 """
 
 from __future__ import annotations
@@ -210,7 +214,7 @@ class Store:
         try:
             result = work(connection)
         except BaseException:
-            # On an invalidated database ROLLBACK fails too; the error of `work` is the one to raise.
+            # ROLLBACK fails too on an invalidated database, and the error of `work` is the one to raise.
             with contextlib.suppress(duckdb.Error):
                 connection.execute("ROLLBACK")
             raise
@@ -236,7 +240,7 @@ class Store:
         try:
             self.write_steps(lambda connection: connection.execute("CHECKPOINT"))
         except CatalogUnwritableError:
-            # Logged once when writes started to fail; a successful retry checkpoints.
+            # Logged once when writes started to fail. The attempt that succeeds checkpoints.
             return
         except duckdb.Error as error:
             logger.warning("checkpoint of catalog %s failed: %s", self.path, str(error).splitlines()[0])
@@ -248,7 +252,7 @@ class Store:
 
     @property
     def write_attempts(self) -> int:
-        """Attempts to write again since writes started to fail; the count of the last failure once they work."""
+        """Attempts to write again since writes started to fail, or the count of the last failure once they work."""
         return self._writes.attempts
 
     def add_write_listener(self, listener: WriteListener) -> None:
@@ -268,7 +272,7 @@ class Store:
         self._writes.check()
 
     def _guarded(self, run: Callable[[], T]) -> T:
-        """Call `run` on the writer thread; turn a write the file system rejected into CatalogUnwritableError."""
+        """Call `run` on the writer thread, and turn a write that the file system rejected into CatalogUnwritableError."""
         try:
             return run()
         except BaseException as error:
@@ -282,7 +286,7 @@ class Store:
             raise failure from error
 
     def _attempt_write(self) -> bool:
-        """Try one small write and a checkpoint on the writer thread; return True when both worked."""
+        """Try one small write and a checkpoint on the writer thread, and return True when both worked."""
         try:
             return self._writer.submit(self._write_and_checkpoint).result()
         except RuntimeError:
@@ -341,7 +345,7 @@ class Store:
             self._reopen()
         except duckdb.Error as error:
             logger.error(
-                "catalog %s cannot be opened again: %s; reads fail until a later attempt opens it",
+                "catalog %s cannot be opened again: %s. Reads fail until a later attempt to write opens it",
                 self.path,
                 str(error).splitlines()[0],
             )
@@ -349,7 +353,7 @@ class Store:
     def _reopen(self) -> None:
         """Close the database and open it again, for writing when the file system allows it, else read-only.
 
-        Runs on the writer thread. Reads wait meanwhile; reads still open after
+        Runs on the writer thread. Reads wait meanwhile, and reads still open after
         REOPEN_READER_WAIT_SECONDS lose their cursor. Raise duckdb.Error when the file
         cannot be opened at all; the next attempt to write tries again.
         """
@@ -375,7 +379,7 @@ class Store:
             finally:
                 self._reopening = False
                 self._gate.notify_all()
-        # DEBUG: each failed attempt to write may reopen the file, and the failure itself is logged once.
+        # DEBUG, because each failed attempt to write may reopen the file, and the failure itself is logged once.
         logger.debug("opened catalog %s again, %s", self.path, "read-only" if self.read_only else "for writing")
 
     @contextmanager
@@ -393,11 +397,11 @@ class Store:
         except duckdb.Error as error:
             if not is_invalidated(error) or self._closed:
                 raise
-            # The writer thread opens the file again; the next read gets a working cursor.
+            # The writer thread opens the file again, so the next read gets a working cursor.
             with contextlib.suppress(RuntimeError):
                 self._writer.submit(self._reopen_if_invalidated)
             raise CatalogError(
-                f"the catalog {self.path!r} is being opened again after a DuckDB error; try again in a moment"
+                f"the catalog {self.path!r} is being opened again after a DuckDB error. Try again in a moment"
             ) from error
         finally:
             cursor.close()

@@ -39,7 +39,7 @@ _ORIGINAL_ERROR = 'Original error: "'
 
 
 def classify_write_error(error: BaseException) -> CatalogUnwritableError | None:
-    """Return the CatalogUnwritableError that `error` of the catalog connection stands for, or None for another error.
+    """Return the CatalogUnwritableError for `error` of the catalog connection, or None for another kind of error.
 
     Any invalidated database counts, whatever invalidated it, because the file has to be
     opened again before anything can be written.

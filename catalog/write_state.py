@@ -1,4 +1,4 @@
-"""Whether the catalog can be written: the current failure, who is told of changes, and the retry loop."""
+"""Whether the catalog can be written: the current failure, the listeners notified of changes, and the retry loop."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from catalog.errors import CatalogUnwritableError
 
 logger = logging.getLogger(__name__)
 
-# Seconds before the first attempt to write again; each failed attempt doubles the wait, up
+# Seconds before the first attempt to write again. Each failed attempt doubles the wait, up
 # to the store's maximum.
 FIRST_RETRY_SECONDS = 0.5
 # Seconds that stop() waits for an attempt in progress.
@@ -23,7 +23,7 @@ WriteListener = Callable[[CatalogUnwritableError | None], None]
 class WriteState:
     """Tracks a write failure of one catalog file and retries writing until it works.
 
-    `attempt` tries one write; it must not raise, and it calls `recover()` before it returns
+    `attempt` tries one write. It must not raise, and it calls `recover()` before it returns
     True. The first failure logs one ERROR line, and the recovery one INFO line.
     """
 
@@ -32,7 +32,7 @@ class WriteState:
         self._attempt = attempt
         self._max_wait = max_wait_seconds
         self._failure: CatalogUnwritableError | None = None
-        # Reentrant, so that a listener may read the state while it is being told of a change.
+        # Reentrant, so that a listener may read the state while it is notified of a change.
         self._lock = threading.RLock()
         self._listeners: list[WriteListener] = []
         self._failed_at = 0.0
@@ -47,7 +47,7 @@ class WriteState:
 
     @property
     def attempts(self) -> int:
-        """Attempts to write again since writes started to fail; the count of the last failure once they work."""
+        """Attempts to write again since writes started to fail, or the count of the last failure once they work."""
         return self._attempts
 
     def check(self) -> None:
@@ -57,7 +57,7 @@ class WriteState:
             raise _copy(failure)
 
     def fail(self, failure: CatalogUnwritableError) -> None:
-        """Record that a write failed; on the first failure, log it, tell the listeners and start retrying."""
+        """Record that a write failed. The first failure is logged, notified to the listeners, and starts the retries."""
         with self._lock:
             if self._failure is not None:
                 self._failure = _copy(failure)  # The latest reason is the one to show.
@@ -79,7 +79,7 @@ class WriteState:
                 self._thread.start()
 
     def recover(self) -> None:
-        """Record that a write worked again: log it once and tell the listeners."""
+        """Record that a write worked again: log it once and notify the listeners."""
         with self._lock:
             if self._failure is None:
                 return
@@ -93,7 +93,7 @@ class WriteState:
             self._notify(None)
 
     def add_listener(self, listener: WriteListener) -> None:
-        """Call `listener` on each change; at once, too, when writes fail already.
+        """Call `listener` on each change, and at once when writes fail already.
 
         It runs on the thread that noticed the change, so it must return quickly.
         """
@@ -108,7 +108,7 @@ class WriteState:
                 self._listeners.remove(listener)
 
     def stop(self) -> None:
-        """End the retry loop after the attempt in progress; wait at most STOP_WAIT_SECONDS for it."""
+        """End the retry loop after the attempt in progress, waiting at most STOP_WAIT_SECONDS for it."""
         self._stopping.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
@@ -131,5 +131,5 @@ class WriteState:
 
 
 def _copy(failure: CatalogUnwritableError) -> CatalogUnwritableError:
-    """Return a new exception with the same reason, so that a kept one holds no traceback and its frames."""
+    """Return a new exception with the same reason, so that the stored one keeps no traceback and its frames alive."""
     return CatalogUnwritableError(failure.summary, failure.detail)

@@ -56,8 +56,8 @@ class CatalogSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Change events kept in memory for clients of `GET /events` that reconnect with
     # Last-Event-ID; a client that missed older ones gets a `history.gap` event. 0 keeps none.
     event_history: int = 1000
-    # Longest wait in seconds between two attempts to write a catalog file that the file
-    # system rejected (disk full, read-only); the first wait is 0.5 s and each one doubles.
+    # Maximum wait in seconds between two attempts to write a catalog file that the file
+    # system rejected (disk full, read-only). The first wait is 0.5 s, and each one doubles.
     write_retry_seconds: float = 30.0
 
 

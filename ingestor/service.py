@@ -262,7 +262,7 @@ class Ingestor:
         """Scan and aggregate every project once; one failing project does not stop the others.
 
         While the catalog cannot be written, no scan starts, and a running one stops at its
-        first rejected write: the projects it did not finish are missing from the result.
+        first rejected write. The result lacks the projects that it did not finish.
         """
         with self._scan_lock:
             if self.catalog.store.write_failure is not None:
@@ -278,7 +278,7 @@ class Ingestor:
                     logger.info("scan stopped before it finished, because the service is stopping")
                     break
                 except CatalogUnwritableError:
-                    # The catalog logged why; every project is scanned again once writes work.
+                    # The catalog logged why, and every project is scanned again once writes work.
                     self.status.state = "paused"
                     return results
                 except Exception as error:
@@ -582,7 +582,7 @@ class Ingestor:
             except (ScanStopped, ScanTimedOut):
                 return  # A timeout is logged where it happens, and a stop needs no line.
             except CatalogUnwritableError:
-                return  # The catalog logged why; the reconcile after recovery scans this workflow again.
+                return  # The catalog logged why, and the reconcile after recovery scans this workflow again.
             finally:
                 self.status.state = self._resting_state()
             self.status.scans_completed += 1
@@ -668,7 +668,7 @@ class Ingestor:
             self.status.locations = self._watcher.locations
 
     def _write_state_changed(self, failure: CatalogUnwritableError | None) -> None:
-        """Pause ingestion while the catalog cannot be written; reconcile every project once it can.
+        """Pause ingestion while the catalog cannot be written, and reconcile every project once it can.
 
         Runs on the catalog's thread that noticed the change, so it only records the state
         and leaves the reconcile to the scheduler.
@@ -713,7 +713,7 @@ class Ingestor:
         except CatalogUnwritableError:
             pass  # Paused again; the next recovery schedules this once more.
         except Exception:
-            # The scheduler thread must outlive the resume; the scheduled reconciles retry.
+            # The scheduler thread must outlive the resume, and the scheduled reconciles retry.
             logger.exception("reconcile after the catalog could be written again failed; scheduled reconciles retry")
 
     def _schedule_reconciles(self) -> None:

@@ -24,7 +24,7 @@ from tests.ingestor.helpers import wait_until
 
 # Seconds allowed for the store's background attempts to notice that writes work again.
 RECOVERY_DEADLINE_SECONDS = 20
-# The longest wait between two attempts to write again, so that tests recover quickly.
+# The maximum wait between two attempts to write again, so that tests recover quickly.
 RETRY_SECONDS = 0.2
 EFBIG_SUMMARY = "a file size limit is reached"
 
