@@ -123,7 +123,7 @@ def test_failed_checkpoint_reopens_database(store: Store, tmp_path: Path) -> Non
     assert read_only is False
 
 
-def test_checkpointed_rows_survive_reopen(tmp_path: Path) -> None:
+def test_wal_rows_survive_failed_checkpoint(tmp_path: Path) -> None:
     path = str(tmp_path / "catalog.duckdb")
     settings = CatalogSettings(path=path, write_retry_seconds=RETRY_SECONDS)
     store = Store(path, settings)
@@ -143,7 +143,7 @@ def test_checkpointed_rows_survive_reopen(tmp_path: Path) -> None:
         reopened.close()
 
 
-def test_listeners_told_once_per_failure(store: Store) -> None:
+def test_listeners_notified_once_per_failure(store: Store) -> None:
     changes: list[str | None] = []
     store.add_write_listener(lambda failure: changes.append(None if failure is None else failure.summary))
     with file_size_limit(0):
@@ -173,7 +173,7 @@ def test_failure_logged_once(store: Store, caplog: pytest.LogCaptureFixture) -> 
     assert len(recoveries) == 1
 
 
-def test_listener_added_during_failure_told_at_once(store: Store) -> None:
+def test_late_listener_notified_at_once(store: Store) -> None:
     changes: list[CatalogUnwritableError | None] = []
     with file_size_limit(0):
         with pytest.raises(CatalogUnwritableError):
