@@ -694,6 +694,8 @@ class TableBuilder:
         return ", ".join(selects)
 
     def _fail(self, source: SourceFile, error: BaseException) -> None:
+        # NOTE: a reader that spills to a full catalog.temp_directory also fails here, and the
+        # file then stays failed until its content changes.
         message, line = describe_error(source, error)
         logger.warning("file %s (%s) skipped: %s", source.file_id, source.location, message)
         self.loaded.discard(source.file_id)
