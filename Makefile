@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck pytest conformance check scan bench clean
+.PHONY: run test lint typecheck pytest conformance check scan bench faults clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ conformance: $(VENV)/.installed-test
 # Times depictiod against bare tools (DuckDB, polars, os.scandir, a bare Litestar app) on the same generated data; see bench/.
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench
+
+# The catalog fault tests with every fault, also those that need root, tmpfs mounts and loop
+# devices (a full disk, a file system that turns read-only); see docs/reliability.md.
+faults: $(VENV)/.installed-test
+	DEPICTIOD_FAULTS=all $(BIN)/pytest -q tests/e2e/test_catalog_faults_live.py
 
 clean:
 	rm -rf $(VENV) var .cache .pytest_cache .mypy_cache .ruff_cache

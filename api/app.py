@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -28,7 +29,7 @@ from api.ratelimit import LoginRateLimiter
 from api.security import ensure_admin
 from api.table_uploads import upload_body_limit
 from api.tokens import TokenService
-from catalog import Catalog, user_id_for, utc_now
+from catalog import Catalog, CatalogUnwritableError, user_id_for, utc_now
 from config import Project, Settings
 from ingestor import Ingestor
 
@@ -58,7 +59,9 @@ def create_app(
         ingestor = started if started is not None else Ingestor(catalog, settings, projects)
         try:
             await to_thread.run_sync(ensure_admin, catalog, settings, admin_password)
-            await to_thread.run_sync(catalog.tokens.purge_expired, utc_now())
+            # Expired tokens are refused anyway, so an unwritable catalog keeps them until the next start.
+            with contextlib.suppress(CatalogUnwritableError):
+                await to_thread.run_sync(catalog.tokens.purge_expired, utc_now())
             app.state.catalog = catalog
             app.state.ingestor = ingestor
             app.state.settings = settings

@@ -16,7 +16,14 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from api.security import InvalidAccountError
-from catalog import BackupTargetError, BackupWriteError, CatalogError, ConflictError, NotFoundError
+from catalog import (
+    BackupTargetError,
+    BackupWriteError,
+    CatalogError,
+    CatalogUnwritableError,
+    ConflictError,
+    NotFoundError,
+)
 from catalog.row_filters import StaleCursorError
 from config import Settings
 from ingestor.uploads import UploadStorageError
@@ -79,6 +86,23 @@ def handle_backup_write(request: Request[Any, Any, Any], exception: BackupWriteE
     return error_response(503, str(exception))
 
 
+# Seconds a client is asked to wait before it sends a rejected write again.
+UNWRITABLE_RETRY_AFTER_SECONDS = 30
+
+
+def handle_unwritable(request: Request[Any, Any, Any], exception: CatalogUnwritableError) -> Response[ErrorBody]:
+    # The catalog logged the failure once at ERROR, so the rejected request gets one INFO line.
+    logger.info(
+        "request %s %s rejected: the catalog cannot be written: %s", request.method, request.url.path, exception.summary
+    )
+    return error_response(
+        503,
+        f"the catalog cannot be written at the moment ({exception.summary}), so this change was not made; "
+        "reads still work. Try again later",
+        headers={"Retry-After": str(UNWRITABLE_RETRY_AFTER_SECONDS)},
+    )
+
+
 def handle_not_found(request: Request[Any, Any, Any], exception: NotFoundError) -> Response[ErrorBody]:
     return error_response(404, str(exception))
 
@@ -118,5 +142,6 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     UploadStorageError: handle_upload_storage,
     BackupTargetError: handle_backup_target,
     BackupWriteError: handle_backup_write,
+    CatalogUnwritableError: handle_unwritable,
     Exception: handle_unexpected,
 }

@@ -403,6 +403,9 @@ class IngestStatusOut(msgspec.Struct, kw_only=True):
     # Workflow scans that ran past ingest.reconcile_deadline_seconds since the start.
     scans_timed_out: int
     locations: list[LocationWatchOut]
+    # Why the catalog cannot be written while ingestion is paused (state `paused`), else None.
+    # Administrators also see DuckDB's message, which names the file.
+    write_error: str | None = None
 
 
 class StatusOut(msgspec.Struct, kw_only=True):
@@ -457,7 +460,7 @@ class ScanReportOut(msgspec.Struct, kw_only=True):
     project_id: str
     # None for a client ingestion, which covers the whole project.
     workflow_id: str | None
-    # startup, schedule, event, overflow, watch-restart, api, command or client.
+    # startup, schedule, event, overflow, watch-restart, resume, api, command or client.
     trigger: str
     started_at: str
     finished_at: str

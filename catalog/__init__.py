@@ -13,7 +13,14 @@ from catalog.backup import (
 )
 from catalog.build import BuildRequest, BuildResult, FileResult
 from catalog.dashboards import DashboardChanges, DashboardRecord, DashboardRepository
-from catalog.errors import CatalogError, CatalogLockedError, ConflictError, NotFoundError, SchemaVersionError
+from catalog.errors import (
+    CatalogError,
+    CatalogLockedError,
+    CatalogUnwritableError,
+    ConflictError,
+    NotFoundError,
+    SchemaVersionError,
+)
 from catalog.events import (
     EVENT_TYPES,
     GAP_EVENT,
@@ -131,6 +138,7 @@ __all__ = [
     "Catalog",
     "CatalogError",
     "CatalogLockedError",
+    "CatalogUnwritableError",
     "CollectionRecord",
     "ColumnSpec",
     "ConflictError",

@@ -29,6 +29,7 @@ import pyarrow
 import pyarrow.feather
 
 from catalog import specs
+from catalog.errors import CatalogUnwritableError
 from catalog.readers import (
     ROW_ID,
     SourceFile,
@@ -46,6 +47,7 @@ from catalog.runs_files import store_file_results, utc_now
 from catalog.schema import AGGREGATED_TABLE_COLUMNS, DATA_SCHEMA
 from catalog.store import Connection
 from catalog.widen import INTEGER_TYPES, NULL, TEXT, common_type, unify
+from catalog.write_faults import classify_write_error
 
 logger = logging.getLogger(__name__)
 
@@ -599,15 +601,32 @@ class TableBuilder:
             for batch in batches:
                 self.connection.register("source_batch", pyarrow.Table.from_batches([batch]))
                 try:
-                    self.connection.execute(f"INSERT INTO {self.scratch} BY NAME SELECT * FROM source_batch")
+                    self._write_scratch(f"INSERT INTO {self.scratch} BY NAME SELECT * FROM source_batch")
                 finally:
                     self.connection.unregister("source_batch")
+        except CatalogUnwritableError:
+            raise  # Not the file's fault. The scratch table goes with the failed build.
         except BaseException as error:
-            self.connection.execute(
+            self._write_scratch(
                 f"DELETE FROM {self.scratch} WHERE depictio_file_id IN (SELECT unnest(?::VARCHAR[]))", [file_ids]
             )
             self._reset_reader_after(error)
             raise
+
+    def _write_scratch(self, sql: str, parameters: list[Any] | None = None) -> None:
+        """Run `sql` on the catalog, and raise CatalogUnwritableError when the file system rejects the write.
+
+        The callers count a duckdb.Error as a failure of the file being read. A rejected write
+        is not the file's failure, and counted as one, it would keep the file failed once
+        writes work again.
+        """
+        try:
+            self.connection.execute(sql, parameters or [])
+        except duckdb.Error as error:
+            failure = classify_write_error(error)
+            if failure is None:
+                raise
+            raise failure from error
 
     def _reset_reader_after(self, error: BaseException) -> None:
         # An internal DuckDB error invalidates the database it happened in. User files are
@@ -675,6 +694,8 @@ class TableBuilder:
         return ", ".join(selects)
 
     def _fail(self, source: SourceFile, error: BaseException) -> None:
+        # NOTE: a reader that spills to a full catalog.temp_directory also fails here, and the
+        # file then stays failed until its content changes.
         message, line = describe_error(source, error)
         logger.warning("file %s (%s) skipped: %s", source.file_id, source.location, message)
         self.loaded.discard(source.file_id)

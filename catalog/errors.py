@@ -37,3 +37,18 @@ class NotFoundError(CatalogError):
 
 class ConflictError(CatalogError):
     """Raised when a write would break a uniqueness rule of the catalog."""
+
+
+class CatalogUnwritableError(CatalogError):
+    """Raised when the catalog file cannot be written now (disk full, read-only file system, I/O error).
+
+    Reads still work. The store retries writing in the background and notifies its
+    listeners when writes work again.
+    """
+
+    def __init__(self, summary: str, detail: str) -> None:
+        # The cause in plain words, without file paths, for anyone who may read the service status.
+        self.summary = summary
+        # DuckDB's message, which names the file that could not be written.
+        self.detail = detail
+        super().__init__(f"the catalog cannot be written: {summary} ({detail})")

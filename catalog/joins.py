@@ -39,6 +39,7 @@ from catalog.schema import DATA_SCHEMA
 from catalog.store import Connection, Store
 from catalog.tables import fingerprint, table_state
 from catalog.widen import INTEGER_TYPES, common_type
+from catalog.write_faults import classify_write_error
 from config import Granularity
 
 logger = logging.getLogger(__name__)
@@ -181,6 +182,10 @@ def run_join(connection: Connection, plan: JoinPlan) -> JoinOutcome:
     try:
         status = _build(connection, plan, left, right, inputs)
     except (JoinDefinitionError, duckdb.Error) as error:
+        failure = classify_write_error(error)
+        if failure is not None:
+            # Recorded as the join's error, it would not be tried again until its sides change.
+            raise failure from error
         # The old table, if any, stays: it matches the last inputs the join could use.
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         return _finish(connection, plan, _new_status("error", inputs, message=message), previous, started)

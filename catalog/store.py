@@ -3,10 +3,15 @@
 Every write runs on the thread named `catalog-writer`, one transaction at a time, so
 writes from the API and from ingestion never conflict. Reads use their own cursors and
 see only committed data.
+
+When the file system rejects a write (a full disk, a read-only file system), writes raise
+CatalogUnwritableError until a background attempt succeeds, and reads go on. See
+catalog.write_faults for what DuckDB does in each case.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.abc
 import importlib.util
 import logging
@@ -14,6 +19,7 @@ import os
 import re
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -21,9 +27,11 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from catalog.errors import CatalogError, CatalogLockedError, SchemaVersionError
+from catalog.errors import CatalogError, CatalogLockedError, CatalogUnwritableError, SchemaVersionError
 from catalog.limits import resolve_limits
 from catalog.schema import MIGRATIONS, SCHEMA_VERSION, STATEMENTS
+from catalog.write_faults import classify_write_error, is_invalidated, is_read_only_file_system
+from catalog.write_state import WriteListener, WriteState
 from config import CatalogSettings
 
 logger = logging.getLogger(__name__)
@@ -61,6 +69,10 @@ def _stop_pandas_probes() -> None:
 _stop_pandas_probes()
 # DuckDB 1.5.5 names the process that locks a database file: "... is held in <program> (PID <n>)".
 _LOCK_HOLDER = re.compile(r"held in (.+) \(PID (\d+)\)")
+# Seconds that reopening the file waits for open reads to end before it closes their cursors.
+REOPEN_READER_WAIT_SECONDS = 10.0
+# The catalog_meta row that each attempt to write again replaces.
+_WRITE_CHECK_KEY = "write_checked_at"
 
 
 class Store:
@@ -87,21 +99,34 @@ class Store:
                 f"cannot create the spill folder {limits.temp_directory!r} of the catalog: {error.strerror}; "
                 "set catalog.temp_directory to a writable folder"
             ) from None
+        # No query on the catalog connection reads files, loads extensions or attaches
+        # databases, because table builds read files in their own reader database. With
+        # external access off, DuckDB rejects such reads whatever the SQL. Spilling to
+        # temp_directory and Arrow tables registered from Python still work.
+        self._config = {
+            "autoinstall_known_extensions": False,
+            "enable_external_access": False,
+            **limits.catalog_config(),
+        }
+        retry_seconds = (settings or CatalogSettings(path=path)).write_retry_seconds
+        self._writes = WriteState(path, self._attempt_write, retry_seconds)
+        # Reads count themselves here, so that reopening the file can wait for them.
+        self._gate = threading.Condition()
+        self._readers = 0
+        self._reopening = False
+        # True while the database is open read-only because the file system rejects writes.
+        self.read_only = False
+        # True when closing the database to open it again left it closed.
+        self._broken = False
+        open_failure: CatalogUnwritableError | None = None
         try:
-            # No query on the catalog connection reads files, loads extensions or attaches
-            # databases, because table builds read files in their own reader database. With
-            # external access off, DuckDB rejects such reads whatever the SQL. Spilling to
-            # temp_directory and Arrow tables registered from Python still work.
-            self._connection = duckdb.connect(
-                path,
-                config={
-                    "autoinstall_known_extensions": False,
-                    "enable_external_access": False,
-                    **limits.catalog_config(),
-                },
-            )
+            self._connection = self._connect(read_only=False)
         except duckdb.Error as error:
-            raise _open_error(path, error) from None
+            open_failure = classify_write_error(error)
+            if open_failure is None or not os.path.exists(path):
+                raise _open_error(path, error) from None
+            # A read-only file system: serve reads, and open it for writing once that works.
+            self._connection = self._open_read_only(error)
         logger.info(
             "opened catalog %s: DuckDB memory limit %.1f MiB for the catalog and %.1f MiB for reading files, "
             "%d threads each, spill folder %s",
@@ -115,12 +140,25 @@ class Store:
         self._write_connection = self._connection.cursor()
         self._closed = False
         self._lock = threading.Lock()
+        if open_failure is not None:
+            self._writes.fail(open_failure)
         try:
             self._prepare_schema()
         except BaseException:
             # Release the file lock at once, so another process or a retry can open it.
             self.close()
             raise
+
+    def _connect(self, read_only: bool) -> Connection:
+        return duckdb.connect(self.path, read_only=read_only, config=self._config)
+
+    def _open_read_only(self, cause: duckdb.Error) -> Connection:
+        try:
+            connection = self._connect(read_only=True)
+        except duckdb.Error:
+            raise _open_error(self.path, cause) from None
+        self.read_only = True
+        return connection
 
     def _prepare_schema(self) -> None:
         # fetchall, not fetchone: an unread result keeps its transaction open, and an open
@@ -163,10 +201,12 @@ class Store:
             logger.info("migrated catalog %s to schema version %d", self.path, version)
 
     def write(self, work: Callable[[Connection], T]) -> T:
-        """Run `work` in one transaction on the writer thread and return its result."""
-        if self._closed:
-            raise CatalogError("the catalog is closed")
-        return self._writer.submit(self._run_transaction, work).result()
+        """Run `work` in one transaction on the writer thread and return its result.
+
+        Raise CatalogUnwritableError, without running `work`, while writes fail.
+        """
+        self._check_writable()
+        return self._writer.submit(self._guarded, lambda: self._run_transaction(work)).result()
 
     def _run_transaction(self, work: Callable[[Connection], T]) -> T:
         connection = self._write_connection
@@ -174,7 +214,9 @@ class Store:
         try:
             result = work(connection)
         except BaseException:
-            connection.execute("ROLLBACK")
+            # ROLLBACK fails too on an invalidated database, and the error of `work` is the one to raise.
+            with contextlib.suppress(duckdb.Error):
+                connection.execute("ROLLBACK")
             raise
         connection.execute("COMMIT")
         return result
@@ -184,10 +226,10 @@ class Store:
 
         Long jobs such as building a table use this and open their own short transactions,
         so a failure part-way leaves only scratch tables behind, never a half-swapped one.
+        Raise CatalogUnwritableError, without running `work`, while writes fail.
         """
-        if self._closed:
-            raise CatalogError("the catalog is closed")
-        return self._writer.submit(work, self._write_connection).result()
+        self._check_writable()
+        return self._writer.submit(self._guarded, lambda: work(self._write_connection)).result()
 
     def checkpoint(self) -> None:
         """Write the WAL into the database file, so it does not grow until the next restart.
@@ -197,19 +239,175 @@ class Store:
         """
         try:
             self.write_steps(lambda connection: connection.execute("CHECKPOINT"))
+        except CatalogUnwritableError:
+            # Logged once when writes started to fail. The attempt that succeeds checkpoints.
+            return
         except duckdb.Error as error:
             logger.warning("checkpoint of catalog %s failed: %s", self.path, str(error).splitlines()[0])
+
+    @property
+    def write_failure(self) -> CatalogUnwritableError | None:
+        """Why writes fail now, or None while they work."""
+        return self._writes.failure
+
+    @property
+    def write_attempts(self) -> int:
+        """Attempts to write again since writes started to fail, or the count of the last failure once they work."""
+        return self._writes.attempts
+
+    def add_write_listener(self, listener: WriteListener) -> None:
+        """Call `listener` with the reason when writes start to fail, and with None when they work again.
+
+        It runs on the thread that noticed the change, so it must return quickly. A listener
+        added while writes fail is called at once.
+        """
+        self._writes.add_listener(listener)
+
+    def remove_write_listener(self, listener: WriteListener) -> None:
+        self._writes.remove_listener(listener)
+
+    def _check_writable(self) -> None:
+        if self._closed:
+            raise CatalogError("the catalog is closed")
+        self._writes.check()
+
+    def _guarded(self, run: Callable[[], T]) -> T:
+        """Call `run` on the writer thread, and turn a write that the file system rejected into CatalogUnwritableError."""
+        try:
+            return run()
+        except BaseException as error:
+            failure = classify_write_error(error)
+            if failure is None:
+                raise
+            self._reopen_after(failure)
+            self._writes.fail(failure)
+            if failure is error:
+                raise
+            raise failure from error
+
+    def _attempt_write(self) -> bool:
+        """Try one small write and a checkpoint on the writer thread, and return True when both worked."""
+        try:
+            return self._writer.submit(self._write_and_checkpoint).result()
+        except RuntimeError:
+            return False  # The writer is shut down: the store is closing, and its retry loop stops.
+
+    def _write_and_checkpoint(self) -> bool:
+        try:
+            if self.read_only or self._broken:
+                self._reopen()
+            if self.read_only:
+                return False
+
+            def check(connection: Connection) -> None:
+                connection.execute("DELETE FROM catalog_meta WHERE key = ?", [_WRITE_CHECK_KEY])
+                connection.execute(
+                    "INSERT INTO catalog_meta VALUES (?, ?)", [_WRITE_CHECK_KEY, time.strftime("%Y-%m-%dT%H:%M:%S")]
+                )
+
+            self._run_transaction(check)
+            # The checkpoint needs room for the WAL's pages in the database file, so it shows
+            # whether the writes that wait behind this one can go through too.
+            self._write_connection.execute("CHECKPOINT")
+        except Exception as error:
+            failure = classify_write_error(error)
+            if failure is None:
+                logger.warning("writing to catalog %s failed again: %s", self.path, str(error).splitlines()[0])
+                return False
+            self._reopen_after(failure)
+            self._writes.fail(failure)
+            return False
+        self._writes.recover()
+        return True
+
+    def _reopen_after(self, failure: CatalogUnwritableError) -> None:
+        """Open the file again when DuckDB invalidated the database, or when its file system turned read-only.
+
+        Either way reads keep working. A file system that turned read-only must be mounted
+        again to be written, so only a connection opened after that can write to it.
+        """
+        if is_read_only_file_system(failure) and not self.read_only:
+            self._reopen_logged()
+            return
+        self._reopen_if_invalidated()
+
+    def _reopen_if_invalidated(self) -> None:
+        try:
+            self._write_connection.execute("SELECT 1").fetchall()
+            return
+        except duckdb.Error as error:
+            if not is_invalidated(error):
+                return
+        self._reopen_logged()
+
+    def _reopen_logged(self) -> None:
+        try:
+            self._reopen()
+        except duckdb.Error as error:
+            logger.error(
+                "catalog %s cannot be opened again: %s. Reads fail until a later attempt to write opens it",
+                self.path,
+                str(error).splitlines()[0],
+            )
+
+    def _reopen(self) -> None:
+        """Close the database and open it again, for writing when the file system allows it, else read-only.
+
+        Runs on the writer thread. Reads wait meanwhile, and reads still open after
+        REOPEN_READER_WAIT_SECONDS lose their cursor. Raise duckdb.Error when the file
+        cannot be opened at all; the next attempt to write tries again.
+        """
+        with self._gate:
+            self._reopening = True
+            deadline = time.monotonic() + REOPEN_READER_WAIT_SECONDS
+            while self._readers > 0 and time.monotonic() < deadline:
+                self._gate.wait(deadline - time.monotonic())
+            self._broken = True
+            try:
+                with contextlib.suppress(duckdb.Error):
+                    self._connection.close()
+                try:
+                    self._connection = self._connect(read_only=False)
+                    self.read_only = False
+                except duckdb.Error as error:
+                    if classify_write_error(error) is None:
+                        raise
+                    self._connection = self._connect(read_only=True)
+                    self.read_only = True
+                self._write_connection = self._connection.cursor()
+                self._broken = False
+            finally:
+                self._reopening = False
+                self._gate.notify_all()
+        # DEBUG, because each failed attempt to write may reopen the file, and the failure itself is logged once.
+        logger.debug("opened catalog %s again, %s", self.path, "read-only" if self.read_only else "for writing")
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """Yield a cursor that reads the last committed state, and close it afterwards."""
         if self._closed:
             raise CatalogError("the catalog is closed")
-        cursor = self._connection.cursor()
+        with self._gate:
+            while self._reopening:
+                self._gate.wait()
+            cursor = self._connection.cursor()
+            self._readers += 1
         try:
             yield cursor
+        except duckdb.Error as error:
+            if not is_invalidated(error) or self._closed:
+                raise
+            # The writer thread opens the file again, so the next read gets a working cursor.
+            with contextlib.suppress(RuntimeError):
+                self._writer.submit(self._reopen_if_invalidated)
+            raise CatalogError(
+                f"the catalog {self.path!r} is being opened again after a DuckDB error. Try again in a moment"
+            ) from error
         finally:
             cursor.close()
+            with self._gate:
+                self._readers -= 1
+                self._gate.notify_all()
 
     def query(self, sql: str, parameters: list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run one read query and return all rows."""
@@ -227,9 +425,12 @@ class Store:
             if self._closed:
                 return
             self._closed = True
+        self._writes.stop()
         self._writer.shutdown(wait=True)
-        self._write_connection.close()
-        self._connection.close()
+        with contextlib.suppress(duckdb.Error):
+            self._write_connection.close()
+        with contextlib.suppress(duckdb.Error):
+            self._connection.close()
         logger.info("closed catalog %s", self.path)
 
 

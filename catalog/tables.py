@@ -12,6 +12,7 @@ import msgspec
 import pyarrow as pa
 
 from catalog.build import SCRATCH_SUFFIX, BuildRequest, BuildResult, build_table, table_name
+from catalog.errors import CatalogUnwritableError
 from catalog.events import EventLog
 from catalog.records import ColumnSpec, DriftNote, FileRecord, TableRecord
 from catalog.row_filters import (
@@ -240,7 +241,12 @@ class TableRepository:
             for (name,) in rows:
                 connection.execute(f'DROP TABLE IF EXISTS {DATA_SCHEMA}."{name}"')
 
-        self._store.write(work)
+        try:
+            self._store.write(work)
+        except CatalogUnwritableError:
+            # They are never served, and the next build of each collection replaces its own.
+            logger.warning("%d half-built tables left by an interrupted build stay until the next start", len(rows))
+            return
         logger.info("dropped %d half-built tables left by an interrupted build", len(rows))
 
     def drop(self, collection_id: str) -> None:

@@ -56,6 +56,9 @@ class CatalogSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Change events kept in memory for clients of `GET /events` that reconnect with
     # Last-Event-ID; a client that missed older ones gets a `history.gap` event. 0 keeps none.
     event_history: int = 1000
+    # Maximum wait in seconds between two attempts to write a catalog file that the file
+    # system rejected (disk full, read-only). The first wait is 0.5 s, and each one doubles.
+    write_retry_seconds: float = 30.0
 
 
 class AuthSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -315,6 +318,7 @@ _RANGES = (
     ("server", "event_streams_per_user", 0, 100_000),
     ("server", "event_keepalive_seconds", 0.1, 3_600),
     ("catalog", "event_history", 0, 1_000_000),
+    ("catalog", "write_retry_seconds", 0.1, 3_600),
     ("catalog", "threads", 0, 4_096),
     ("auth", "access_token_minutes", 1, 525_600),
     ("auth", "refresh_token_days", 1, 3_650),

@@ -239,6 +239,14 @@ def _scan(arguments: argparse.Namespace, settings: Settings, projects: list[Proj
             for warning in scan.warnings:
                 print(f"warning: {result.name} / {scan.workflow_name}: {warning}")
     if len(results) < len(projects):
+        failure = catalog.store.write_failure
+        if failure is not None:
+            print(
+                f"error: {failure}; {len(projects) - len(results)} projects were not scanned. Make room on the "
+                "disk or make the file system writable, then scan again",
+                file=sys.stderr,
+            )
+            return 1
         print(
             f"error: {len(projects) - len(results)} projects could not be scanned; see the log above", file=sys.stderr
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from catalog import Catalog, JoinOutcome, join_plans
+from catalog import Catalog, CatalogUnwritableError, JoinOutcome, join_plans
 from config import Project
 from ingestor.aggregate import CollectionAggregate
 
@@ -25,6 +25,8 @@ def run_joins(catalog: Catalog, project: Project) -> list[CollectionAggregate]:
         tag = f"joined_{plan.name}"
         try:
             outcome = catalog.joins.run(plan)
+        except CatalogUnwritableError:
+            raise  # Not the join's fault: the whole scan pauses.
         except Exception:
             # The catalog itself failed (closed, disk full): the join keeps its table, and the next scan retries.
             logger.exception(

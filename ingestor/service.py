@@ -14,7 +14,7 @@ import msgspec
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from catalog import Catalog, CatalogError, CollectionRecord, ScanReport, utc_now
+from catalog import Catalog, CatalogError, CatalogUnwritableError, CollectionRecord, ScanReport, utc_now
 from config import DataCollection, Project, Settings, Workflow, WorkflowTimings, derive_id
 from ingestor.aggregate import CollectionAggregate, aggregate_collection
 from ingestor.deadline import ScanDeadline, ScanStopped, ScanTimedOut
@@ -68,11 +68,12 @@ _RESCAN_REASONS = {
     "watch-restart": "after its watch was restarted",
     "schedule": "on schedule",
     "registration": "after a client registered or deleted files",
+    "resume": "after the catalog could be written again",
 }
 
 
 class IngestStatus(msgspec.Struct, kw_only=True):
-    # starting, scanning, idle or stopped.
+    # starting, scanning, idle, paused (the catalog cannot be written) or stopped.
     state: str = "starting"
     last_scan_started: str | None = None
     last_scan_finished: str | None = None
@@ -82,6 +83,9 @@ class IngestStatus(msgspec.Struct, kw_only=True):
     scans_timed_out: int = 0
     # How each workflow location is watched.
     locations: list[LocationWatch] = msgspec.field(default_factory=list)
+    # Why the catalog cannot be written, while ingestion is paused for it: the cause, then
+    # DuckDB's message with the file. None while writes work.
+    write_error: str | None = None
 
 
 class Ingestor:
@@ -117,6 +121,11 @@ class Ingestor:
         self.uploads = UploadFolder.for_catalog(catalog.path)
         # How long an upload waits for a running scan before its aggregation is left to a later one.
         self.upload_wait_seconds = UPLOAD_WAIT_SECONDS
+        # False until register_projects has stored the projects, which a catalog that cannot be
+        # written at start-up delays until writes work.
+        self._registered = False
+        # Set when a write failure paused ingestion, until _resume scans every project again.
+        self._resume_needed = False
 
     @property
     def watcher(self) -> Watcher | None:
@@ -250,8 +259,15 @@ class Ingestor:
             self._watcher.remove_workflow(workflow_id)
 
     def scan_all(self, trigger: str = "schedule") -> list[ProjectScan]:
-        """Scan and aggregate every project once; one failing project does not stop the others."""
+        """Scan and aggregate every project once; one failing project does not stop the others.
+
+        While the catalog cannot be written, no scan starts, and a running one stops at its
+        first rejected write. The result lacks the projects that it did not finish.
+        """
         with self._scan_lock:
+            if self.catalog.store.write_failure is not None:
+                self.status.state = "paused"
+                return []
             self.status.state = "scanning"
             self.status.last_scan_started = utc_now().isoformat(sep=" ", timespec="seconds")
             results = []
@@ -261,16 +277,24 @@ class Ingestor:
                 except ScanStopped:
                     logger.info("scan stopped before it finished, because the service is stopping")
                     break
+                except CatalogUnwritableError:
+                    # The catalog logged why, and every project is scanned again once writes work.
+                    self.status.state = "paused"
+                    return results
                 except Exception as error:
                     # One project's failure must not stop the others or the service.
                     logger.exception(
                         "scan of project %s (%s) failed; the next scan retries it", project.name, project.id
                     )
                     self.status.last_error = f"project {project.name!r}: {error}"
-            self.status.state = "idle"
+            self.status.state = self._resting_state()
             self.status.scans_completed += 1
             self.status.last_scan_finished = utc_now().isoformat(sep=" ", timespec="seconds")
             return results
+
+    def _resting_state(self) -> str:
+        """Return the state between scans: paused while the catalog cannot be written, else idle."""
+        return "paused" if self.catalog.store.write_failure is not None else "idle"
 
     def scan_project(self, project_id: str, trigger: str = "api") -> ProjectScan | None:
         """Scan one configured project now; return None when no such project is configured."""
@@ -547,6 +571,8 @@ class Ingestor:
             if not any(item is project for item in self.projects):
                 # Deleted or replaced while this rescan waited for the lock: its data is gone.
                 return
+            if self.catalog.store.write_failure is not None:
+                return  # Every workflow is scanned again once the catalog can be written.
             started = time.monotonic()
             self.status.state = "scanning"
             self.status.last_scan_started = utc_now().isoformat(sep=" ", timespec="seconds")
@@ -555,8 +581,10 @@ class Ingestor:
                 run_joins(self.catalog, project)
             except (ScanStopped, ScanTimedOut):
                 return  # A timeout is logged where it happens, and a stop needs no line.
+            except CatalogUnwritableError:
+                return  # The catalog logged why, and the reconcile after recovery scans this workflow again.
             finally:
-                self.status.state = "idle"
+                self.status.state = self._resting_state()
             self.status.scans_completed += 1
             self.status.last_scan_finished = utc_now().isoformat(sep=" ", timespec="seconds")
             self.catalog.store.checkpoint()
@@ -584,6 +612,8 @@ class Ingestor:
         assert collection.id is not None
         try:
             return aggregate_collection(self.catalog, collection, self._unreadable)
+        except CatalogUnwritableError:
+            raise  # Not the collection's fault: the whole scan pauses.
         except Exception as error:
             # One collection's failure must not stop the other collections of the project.
             logger.exception(
@@ -596,17 +626,27 @@ class Ingestor:
             return CollectionAggregate(collection_id=collection.id, tag=collection.data_collection_tag, outcome="error")
 
     def start(self) -> None:
-        """Register projects, scan them once, then reconcile each workflow on its own schedule."""
-        self.register_projects()
-        if self.settings.ingest.scan_on_start:
-            self.scan_all("startup")
-        else:
-            # Tables stay as the catalog has them, but a join whose definition changed is built again.
-            with self._scan_lock:
-                for project in list(self.projects):
-                    run_joins(self.catalog, project)
-        self.status.state = "idle"
+        """Register projects, scan them once, then reconcile each workflow on its own schedule.
+
+        When the catalog cannot be written, registering and scanning wait until it can.
+        """
+        self.catalog.store.add_write_listener(self._write_state_changed)
+        try:
+            self.register_projects()
+            self._registered = True
+            if self.settings.ingest.scan_on_start:
+                self.scan_all("startup")
+            else:
+                # Tables stay as the catalog has them, but a join whose definition changed is built again.
+                with self._scan_lock:
+                    for project in list(self.projects):
+                        run_joins(self.catalog, project)
+        except CatalogUnwritableError:
+            pass  # The catalog logged why, and _resume does the rest once writes work.
+        self.status.state = self._resting_state()
         self._schedule_reconciles()
+        if self._resume_needed and self.catalog.store.write_failure is None:
+            self._schedule_resume()  # Writes failed and worked again before the scheduler ran.
 
         if self.settings.ingest.watch_mode != "off":
             settle_seconds = {
@@ -626,6 +666,55 @@ class Ingestor:
             self._watcher.start()
             # The watcher replaces an entry when it restarts a watch, so the status shares its list.
             self.status.locations = self._watcher.locations
+
+    def _write_state_changed(self, failure: CatalogUnwritableError | None) -> None:
+        """Pause ingestion while the catalog cannot be written, and reconcile every project once it can.
+
+        Runs on the catalog's thread that noticed the change, so it only records the state
+        and leaves the reconcile to the scheduler.
+        """
+        if failure is not None:
+            self.status.write_error = f"{failure.summary} ({failure.detail})"
+            self._resume_needed = True
+            if self.status.state == "idle":
+                self.status.state = "paused"
+            logger.info("ingestion paused until the catalog can be written again")
+            return
+        self.status.write_error = None
+        if self.status.state == "paused":
+            self.status.state = "idle"
+        self._schedule_resume()
+
+    def _schedule_resume(self) -> None:
+        if self._stopping.is_set() or self._scheduler is None:
+            return  # Still starting: start() schedules it once the scheduler runs.
+        self._scheduler.add_job(
+            self._resume,
+            id="resume-ingestion",
+            name="reconcile of every project after the catalog could be written again",
+            misfire_grace_time=None,
+            replace_existing=True,
+        )
+
+    def _resume(self) -> None:
+        """Register the projects if start-up could not, then scan every project for what arrived meanwhile."""
+        logger.info("ingestion resumes: scanning every project for the changes made while it was paused")
+        self._resume_needed = False
+        try:
+            if not self._registered:
+                self.register_projects()
+                self._registered = True
+                with self._projects_lock:
+                    sent = [project for project in self.projects if project.id in self._sent]
+                for project in sent:
+                    for workflow in project.workflows:
+                        self._follow_workflow(project, workflow)
+            self.scan_all("resume")
+        except CatalogUnwritableError:
+            pass  # Paused again; the next recovery schedules this once more.
+        except Exception:
+            # The scheduler thread must outlive the resume, and the scheduled reconciles retry.
+            logger.exception("reconcile after the catalog could be written again failed; scheduled reconciles retry")
 
     def _schedule_reconciles(self) -> None:
         """Add one interval job per workflow whose reconcile_seconds is above 0.
@@ -667,6 +756,7 @@ class Ingestor:
     def stop(self) -> None:
         """Stop the scheduler, and wait for a running scan to end after its current step."""
         self._stopping.set()
+        self.catalog.store.remove_write_listener(self._write_state_changed)
         if self._requests is not None:
             self._requests.shutdown(wait=True, cancel_futures=True)
             self._requests = None

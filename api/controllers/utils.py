@@ -36,8 +36,8 @@ class UtilsController(Controller):
         security=[],
         opt={"access": "public"},
         summary=(
-            "Service status, ingestion state and the time of the last backup; locations, the last error "
-            "and the backup's folder for administrators only"
+            "Service status, ingestion state and the time of the last backup; locations, the last error, "
+            "file paths and the backup's folder for administrators only"
         ),
     )
     async def status(self, request: Request[Any, Any, Any]) -> StatusOut:
@@ -61,6 +61,7 @@ class UtilsController(Controller):
                 ]
                 if detailed
                 else [],
+                write_error=_write_error(request, detailed),
             ),
             last_backup=None
             if last_backup is None
@@ -77,6 +78,14 @@ def _last_backup(catalog: Catalog) -> LastBackup | None:
     except (duckdb.Error, CatalogError) as error:
         logger.warning("the time of the last backup cannot be read: %s", str(error).splitlines()[0])
         return None
+
+
+def _write_error(request: Request[Any, Any, Any], detailed: bool) -> str | None:
+    """Return why the catalog cannot be written: the cause, with DuckDB's message for administrators only."""
+    if detailed:
+        return request.app.state.ingestor.status.write_error
+    failure = request.app.state.catalog.store.write_failure
+    return None if failure is None else failure.summary
 
 
 def _is_admin_request(request: Request[Any, Any, Any]) -> bool:
