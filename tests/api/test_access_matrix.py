@@ -428,6 +428,11 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", f"{API}/events"): Case("signed_in", query={"max_seconds": "0"}, names_object=False),
     # Export: a collection's rows as a CSV, TSV, Parquet or Arrow download.
     ("GET", f"{API}/datacollections/{{data_collection_id:str}}/export"): Case("read", query={"format": "csv"}),
+    # Metrics and health: the probes are public; /metrics needs an administrator unless
+    # server.metrics_public is true (tests/api/test_metrics.py covers that setting).
+    ("GET", "/health/live"): Case("public", names_object=False),
+    ("GET", "/health/ready"): Case("public", names_object=False),
+    ("GET", "/metrics"): Case("admin", names_object=False),
 }
 # Litestar responds to OPTIONS on every path with the allowed methods.
 OPTIONS_CASE = Case("public", names_object=False, ok=204)
