@@ -47,9 +47,9 @@ def create_app(
     """Build the app; the first scan runs when the app starts, and the catalog closes when it stops.
 
     Without `catalog`, the app opens `settings.catalog.path` itself at start. An `ingestor`
-    that was started already is not started again. By default the app answers its first
-    request once the start-up scan is done. With `scan_in_background` (as `depictiod serve`
-    runs it), it answers during the scan, and `/health/ready` is 503 until the scan is done.
+    that was started already is not started again. By default the app accepts requests only
+    after the start-up scan. With `scan_in_background` (as `depictiod serve` runs it), it
+    accepts them during the scan, and `/health/ready` is 503 until the scan is done.
     """
     opened: Catalog | None = catalog
     started: Ingestor | None = ingestor
@@ -81,7 +81,7 @@ def create_app(
             if started is None and scan_in_background:
                 await to_thread.run_sync(ingestor.start_in_background)
                 logger.info(
-                    "depictiod answers requests with %d projects, and is ready once the start-up scan is done",
+                    "depictiod accepts requests with %d projects, and is ready once the start-up scan is done",
                     len(projects),
                 )
             else:

@@ -178,7 +178,7 @@ class StateCollector(Collector):
         yield GaugeMetricFamily("depictiod_catalog_table_rows", "Rows of all tables in the catalog", value=stats.table_rows)
 
 
-_READY_HELP = "1 when the service is ready for traffic (as GET /health/ready answers 200), else 0"
+_READY_HELP = "1 when the service is ready for traffic (as GET /health/ready responds 200), else 0"
 
 
 def scrape(metrics: ServiceMetrics, accept: str) -> tuple[bytes, str]:

@@ -10,7 +10,7 @@ from catalog.store import Store
 
 
 class CatalogStats(msgspec.Struct, kw_only=True, frozen=True):
-    """What the catalog contains now, and how much disk it takes."""
+    """Counts of the catalog's records, and the sizes of its files on disk."""
 
     runs: int
     # Files by status: registered (not read yet), aggregated or failed.

@@ -269,7 +269,7 @@ def _serve(arguments: argparse.Namespace, settings: Settings, projects: list[Pro
             catalog.close()
             return 130
 
-    # The server answers requests during the start-up scan, which runs in a background
+    # The server accepts requests during the start-up scan, which runs in a background
     # thread; /health/ready turns 200 once it is done. A stop during the scan ends it after
     # its current step, and the next start scans again.
     app = create_app(settings, projects, catalog=catalog, scan_in_background=True)

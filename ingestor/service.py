@@ -109,7 +109,7 @@ class Ingestor:
         # Rescans submitted to `_requests` that have not finished yet.
         self._requests_pending = 0
         self._requests_lock = threading.Lock()
-        # Runs the start-up scan when the service answers requests during it (start_in_background).
+        # The thread of the start-up scan while the service accepts requests (start_in_background).
         self._starter: threading.Thread | None = None
         self.status = IngestStatus()
         self.metrics = IngestMetrics()
@@ -514,7 +514,7 @@ class Ingestor:
         self, project: Project, workflow: Workflow, scan: WorkflowScan, deadline: ScanDeadline
     ) -> tuple[WorkflowScan, list[CollectionAggregate]]:
         """Aggregate the collections of a scanned workflow and add their outcomes to the scan report."""
-        # The scan's failures are in the catalog already, whatever happens to the aggregation.
+        # The scan committed its failed files to the catalog, so they count even when the aggregation stops.
         self.metrics.record_failures(scan.failures)
         if scan.unsettled and self._watcher is not None and workflow.id is not None:
             # Files still being written: look again once they are quiet.
@@ -666,8 +666,8 @@ class Ingestor:
     def start_in_background(self) -> None:
         """Register projects, then scan them and start the reconciles in the thread `ingest-start`.
 
-        The caller goes on at once, so a service answers requests during the start-up scan;
-        `status.startup` tells when the scan is finished.
+        The caller goes on at once, so a service accepts requests during the start-up scan.
+        `status.startup` is `finished` once the scan is done.
         """
         self.register_projects()
         self.status.startup = "running"

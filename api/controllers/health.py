@@ -19,8 +19,8 @@ from api.schemas import HealthOut
     security=[],
     opt={"access": "public"},
     tags=["utils"],
-    summary="Liveness probe: 200 while the process answers requests",
-    description="It reads nothing, so it answers during the start-up scan and while the catalog is unavailable.",
+    summary="Liveness probe: 200 while the process responds to requests",
+    description="It reads nothing, so it responds during the start-up scan and while the catalog is unavailable.",
 )
 async def health_live() -> HealthOut:
     return HealthOut(status="alive", version=service_version())

@@ -13,8 +13,8 @@ from tests.e2e.test_live_server import API, PASSWORD, START_DEADLINE_SECONDS, _s
 from tests.examples import BUNDLED_PHYSICAL_FEATURES_ID, copy_bundled_examples
 
 # Runs added to the bundled penguins, one small file each, so that the start-up scan is
-# still running when the server first answers: the scan took about 9 s, and the server
-# answered 0.01 s after the scan began, on the two-core machine where the test was written.
+# still running when the server first responds. The scan took about 9 s, and the server
+# listened 0.01 s after the scan began, on the two-core machine where the test was written.
 EXTRA_RUNS = 1500
 HEADER = "individual_id,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g\n"
 # Bound of the whole start-up scan on a busy two-core machine.
@@ -29,8 +29,8 @@ def _add_runs(root: Path) -> None:
         (folder / "physical_features.csv").write_text(f"{HEADER}x{run},{run}.5,18.0,190,4000\n")
 
 
-def _first_answers(base_url: str, log: Path) -> tuple[httpx.Response, httpx.Response, httpx.Response]:
-    """Wait for the first answer of /health/live; return it with /health/ready and /health right after."""
+def _first_responses(base_url: str, log: Path) -> tuple[httpx.Response, httpx.Response, httpx.Response]:
+    """Wait for the first response of /health/live; return it with /health/ready and /health right after."""
     deadline = time.monotonic() + START_DEADLINE_SECONDS
     while time.monotonic() < deadline:
         try:
@@ -39,11 +39,11 @@ def _first_answers(base_url: str, log: Path) -> tuple[httpx.Response, httpx.Resp
             time.sleep(POLL_SECONDS)
             continue
         return live, httpx.get(f"{base_url}/health/ready", timeout=5), httpx.get(f"{base_url}/health", timeout=5)
-    pytest.fail(f"depictiod did not answer /health/live within {START_DEADLINE_SECONDS} s:\n{log.read_text()}")
+    pytest.fail(f"depictiod did not respond to /health/live within {START_DEADLINE_SECONDS} s:\n{log.read_text()}")
 
 
 def _wait_until_ready(base_url: str, log: Path) -> float:
-    """Poll /health/ready until it answers 200; return the seconds that took."""
+    """Poll /health/ready until it responds 200; return the seconds that took."""
     started = time.monotonic()
     while time.monotonic() - started < READY_DEADLINE_SECONDS:
         if httpx.get(f"{base_url}/health/ready", timeout=5).status_code == 200:
@@ -63,7 +63,7 @@ def test_ready_only_after_startup_scan(tmp_path: Path) -> None:
     _add_runs(tmp_path)
     server = _start_server(tmp_path, projects)
     try:
-        live, ready, health = _first_answers(server.base_url, server.log)
+        live, ready, health = _first_responses(server.base_url, server.log)
         _wait_until_ready(server.base_url, server.log)
         health_after = httpx.get(f"{server.base_url}/health", timeout=5)
         login = httpx.post(
