@@ -91,8 +91,8 @@ def _is_admin_request(request: Request[Any, Any, Any]) -> bool:
     },
 )
 def health(request: Request[Any, Any, Any]) -> Response[HealthOut]:
-    # Before `depictiod serve` answered requests during the start-up scan, a first 200 meant
-    # that the scan was done; clients that wait for it still get that.
+    # Before `depictiod serve` accepted requests during the start-up scan, a first 200 meant
+    # that the scan was done, and clients that wait for it can still rely on that.
     ingestor: Ingestor = request.app.state.ingestor
     if ingestor.status.startup in ("pending", "running"):
         return Response(HealthOut(status="starting", version=service_version()), status_code=503)
