@@ -296,7 +296,7 @@ def _serve(arguments: argparse.Namespace, settings: Settings, projects: list[Pro
     except KeyboardInterrupt:
         pass
     if not server.started:
-        # The app's lifespan stops the ingestor and closes the catalog, if it started at all.
+        # A lifespan that ran has stopped the ingestor and closed the catalog, and a second close does nothing.
         catalog.close()
         return 130 if signals.received else 1
     return 0

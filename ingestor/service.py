@@ -771,6 +771,9 @@ class Ingestor:
         if self._requests is not None:
             self._requests.shutdown(wait=True, cancel_futures=True)
             self._requests = None
+            # Cancelled rescans never run, so they never count themselves out.
+            with self._requests_lock:
+                self._requests_pending = 0
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None

@@ -78,7 +78,7 @@ def _is_admin_request(request: Request[Any, Any, Any]) -> bool:
     security=[],
     opt={"access": "public"},
     tags=["utils"],
-    summary="Health check: 200 once the start-up scan is done and while the catalog answers, 503 otherwise",
+    summary="Health check: 200 once the start-up scan is done and while the catalog can be read, 503 otherwise",
     description=(
         "`status` is `starting` during the start-up scan and `unhealthy` when the catalog cannot be read. "
         "Probes of a process manager should use `/health/live` and `/health/ready`."
