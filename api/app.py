@@ -20,10 +20,11 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from api.access import check_route_rules, enforce_access_rule, provide_access
 from api.auth import API_PREFIX, PUBLIC_PATHS, BearerAuthenticationMiddleware
-from api.controllers import CONTROLLERS, UPLOAD_CONTROLLERS, health
+from api.controllers import CONTROLLERS, UPLOAD_CONTROLLERS, health, health_live, health_ready, metrics_route
 from api.controllers.utils import service_version
 from api.errors import EXCEPTION_HANDLERS
 from api.events import StreamLimits
+from api.metrics import ServiceMetrics, wrap_app
 from api.policy import Policy
 from api.ratelimit import LoginRateLimiter
 from api.security import ensure_admin
@@ -42,11 +43,14 @@ def create_app(
     admin_password: str | None = None,
     catalog: Catalog | None = None,
     ingestor: Ingestor | None = None,
+    scan_in_background: bool = False,
 ) -> Litestar:
     """Build the app; the first scan runs when the app starts, and the catalog closes when it stops.
 
     Without `catalog`, the app opens `settings.catalog.path` itself at start. An `ingestor`
-    that was started already (the command line scans before it serves) is not started again.
+    that was started already is not started again. By default the app accepts requests only
+    after the start-up scan. With `scan_in_background` (as `depictiod serve` runs it), it
+    accepts them during the scan, and `/health/ready` is 503 until the scan is done.
     """
     opened: Catalog | None = catalog
     started: Ingestor | None = ingestor
@@ -77,10 +81,17 @@ def create_app(
                 total=settings.server.event_streams, per_user=settings.server.event_streams_per_user
             )
             app.state.sql_slots = threading.BoundedSemaphore(settings.sql.max_concurrent)
-            # Start-up scans every project before the server accepts requests.
-            if started is None:
-                await to_thread.run_sync(ingestor.start)
-            logger.info("depictiod ready with %d projects", len(projects))
+            if started is None and scan_in_background:
+                await to_thread.run_sync(ingestor.start_in_background)
+                logger.info(
+                    "depictiod accepts requests with %d projects, and is ready once the start-up scan is done",
+                    len(projects),
+                )
+            else:
+                # The start-up scan of every project ends before the server accepts requests.
+                if started is None:
+                    await to_thread.run_sync(ingestor.start)
+                logger.info("depictiod ready with %d projects", len(projects))
             yield
         finally:
             # A second Ctrl-C cancels the lifespan; the catalog must still be closed cleanly.
@@ -111,7 +122,7 @@ def create_app(
         security=[{"BearerToken": []}],
     )
     app = Litestar(
-        route_handlers=[api, uploads, health],
+        route_handlers=[api, uploads, health, health_live, health_ready, metrics_route(settings.server.metrics_public)],
         lifespan=[lifespan],
         middleware=[DefineMiddleware(BearerAuthenticationMiddleware, exclude=PUBLIC_PATHS)],
         # Every route declares opt={"access": <rule>}; this guard applies it (api.access).
@@ -124,4 +135,6 @@ def create_app(
     )
     # A route without a rule would be rejected on every request; fail at start instead.
     check_route_rules(app)
+    app.state.metrics = ServiceMetrics(app.state)
+    wrap_app(app, app.state.metrics)
     return app

@@ -26,7 +26,8 @@ API_PREFIX = "/depictio/api/v1"
 # Regular expressions of paths where this middleware does not run. Their routes declare the
 # access rule "public" as well; the rule, not this list, is what the access guard checks.
 PUBLIC_PATHS = [
-    r"^/health$",
+    # /health, and the liveness and readiness probes /health/live and /health/ready.
+    r"^/health(/live|/ready)?$",
     rf"^{API_PREFIX}/auth/login$",
     rf"^{API_PREFIX}/auth/register$",
     # The refresh token in the body is the credential.

@@ -83,16 +83,21 @@ def start_bare_app(folder: Path, key_file: Path, body_file: Path) -> Server:
 
 
 def wait_ready(server: Server, path: str, deadline_seconds: float) -> None:
-    """Wait until GET `path` gets a response, which `depictiod serve` sends only after its start-up scan."""
+    """Wait until GET `path` gets a response other than 503, the status of a service that is not ready yet.
+
+    `depictiod serve` accepts requests during its start-up scan, and its /health/ready
+    returns 503 until the scan is done.
+    """
     deadline = time.monotonic() + deadline_seconds
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise ServerError(f"the server exited with {server.process.returncode}:\n{server.log.read_text()}")
         try:
-            httpx.get(f"{server.base_url}{path}", timeout=1)
-            return
+            if httpx.get(f"{server.base_url}{path}", timeout=1).status_code != 503:
+                return
         except httpx.TransportError:
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)
     raise ServerError(f"the server did not respond within {deadline_seconds:g} s:\n{server.log.read_text()}")
 
 

@@ -32,6 +32,7 @@ from catalog.events import (
     SubscriptionClosedError,
 )
 from catalog.external_tables import ExternalTableRecord, ExternalTableRepository
+from catalog.failures import FAILURE_REASONS, os_error_reason
 from catalog.join_plans import JoinPlan, join_plans
 from catalog.joins import JoinOutcome, JoinRepository, JoinStatus
 from catalog.projects import ProjectRepository
@@ -63,6 +64,7 @@ from catalog.scans import ScanRepository
 from catalog.schema import SCHEMA_VERSION
 from catalog.sql import QueryResult, SqlRepository, SqlTimeoutError
 from catalog.sql_check import QuerySources, SqlError
+from catalog.stats import CatalogStats, read_stats
 from catalog.store import Store
 from catalog.tables import TableRepository, TableSnapshot, fingerprint
 from catalog.users import TokenRepository, UserRepository, email_key, user_id_for
@@ -104,6 +106,10 @@ class Catalog:
     def path(self) -> str:
         return self.store.path
 
+    def stats(self) -> CatalogStats:
+        """Count the runs, files and table rows, and measure the catalog's files on disk."""
+        return read_stats(self.store)
+
     def close(self) -> None:
         self.events.close()
         self.store.close()
@@ -125,6 +131,7 @@ class Catalog:
 __all__ = [
     "BEFORE_RESTORE_SUFFIX",
     "EVENT_TYPES",
+    "FAILURE_REASONS",
     "FORMATS",
     "GAP_EVENT",
     "SCHEMA_VERSION",
@@ -138,6 +145,7 @@ __all__ = [
     "Catalog",
     "CatalogError",
     "CatalogLockedError",
+    "CatalogStats",
     "CatalogUnwritableError",
     "CollectionRecord",
     "ColumnSpec",
@@ -185,6 +193,7 @@ __all__ = [
     "email_key",
     "fingerprint",
     "join_plans",
+    "os_error_reason",
     "restore_backup",
     "user_id_for",
     "utc_now",

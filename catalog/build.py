@@ -30,6 +30,7 @@ import pyarrow.feather
 
 from catalog import specs
 from catalog.errors import CatalogUnwritableError
+from catalog.failures import read_error_reason
 from catalog.readers import (
     ROW_ID,
     SourceFile,
@@ -117,6 +118,8 @@ class FileResult(msgspec.Struct, kw_only=True, frozen=True):
     status: str
     error: str | None = None
     error_line: int | None = None
+    # The reason class of a failure (see catalog.failures), for metrics; the catalog stores `error`.
+    reason: str | None = None
     row_count: int | None = None
     # How the file was read: separator, compression, header line, short rows, renamed columns.
     read_details: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -700,7 +703,7 @@ class TableBuilder:
         logger.warning("file %s (%s) skipped: %s", source.file_id, source.location, message)
         self.loaded.discard(source.file_id)
         self.failures[source.file_id] = FileResult(
-            file_id=source.file_id, status="failed", error=message, error_line=line
+            file_id=source.file_id, status="failed", error=message, error_line=line, reason=read_error_reason(error)
         )
 
 

@@ -39,6 +39,8 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Seconds between keep-alive comments on an idle event stream, so that dead clients and
     # idle-closing proxies are noticed.
     event_keepalive_seconds: float = 15.0
+    # `GET /metrics` without a token. Off, it needs an administrator's token.
+    metrics_public: bool = False
 
 
 class CatalogSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

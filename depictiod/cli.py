@@ -95,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, help_text in (
         ("check", "check depictio.toml and every project file; print all problems"),
         ("scan", "scan and aggregate every project once, print a summary and exit"),
-        ("serve", "scan every project, then serve the API until stopped with Ctrl-C"),
+        ("serve", "serve the API until stopped with Ctrl-C, scanning every project at start and on schedule"),
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument(
@@ -301,12 +301,11 @@ def _serve(arguments: argparse.Namespace, settings: Settings, projects: list[Pro
 
     from api import create_app
     from api.security import KeyFileError, ensure_admin, load_or_create_key
-    from ingestor import Ingestor
 
     host = arguments.host or settings.server.host
     port = arguments.port if arguments.port is not None else settings.server.port
     # Until the server runs, Ctrl-C and SIGTERM interrupt the main thread, which opens the
-    # catalog and runs the start-up scan; both stop it cleanly.
+    # catalog; both stop it cleanly.
     signals = _Interrupts()
     with signals.catch():
         try:
@@ -315,24 +314,24 @@ def _serve(arguments: argparse.Namespace, settings: Settings, projects: list[Pro
             if not signals.received:
                 raise
             return 130
-        ingestor = Ingestor(catalog, settings, projects)
         try:
             load_or_create_key(settings.auth.key_file)
             ensure_admin(catalog, settings)
-            ingestor.start()
         except (KeyFileError, ValueError) as error:
-            _close(ingestor, catalog)
+            catalog.close()
             print(f"depictiod: {error}", file=sys.stderr)
             return 1
         except (KeyboardInterrupt, RuntimeError):
             # DuckDB turns an interrupt during a query into RuntimeError("Query interrupted").
             if not signals.received:
                 raise
-            _close(ingestor, catalog)
-            logger.info("depictiod stopped during the start-up scan; the next start scans again")
+            catalog.close()
             return 130
 
-    app = create_app(settings, projects, catalog=catalog, ingestor=ingestor)
+    # The server accepts requests during the start-up scan, which runs in a background
+    # thread; /health/ready turns 200 once it is done. A stop during the scan ends it after
+    # its current step, and the next start scans again.
+    app = create_app(settings, projects, catalog=catalog, scan_in_background=True)
     logger.info("starting depictiod %s on http://%s:%d", settings.source_file, host, port)
     server = _server_ending_event_streams(
         uvicorn.Config(
@@ -356,7 +355,8 @@ def _serve(arguments: argparse.Namespace, settings: Settings, projects: list[Pro
     except KeyboardInterrupt:
         pass
     if not server.started:
-        _close(ingestor, catalog)
+        # A lifespan that ran has stopped the ingestor and closed the catalog, and a second close does nothing.
+        catalog.close()
         return 130 if signals.received else 1
     return 0
 
@@ -375,11 +375,6 @@ def _server_ending_event_streams(config: Any, catalog: Catalog) -> Any:
             await super().shutdown(sockets)
 
     return Server(config)
-
-
-def _close(ingestor: Ingestor, catalog: Catalog) -> None:
-    ingestor.stop()
-    catalog.close()
 
 
 class _Interrupts:

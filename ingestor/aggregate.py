@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 
 import msgspec
 
@@ -27,6 +28,10 @@ class CollectionAggregate(msgspec.Struct, kw_only=True):
     files_aggregated: int = 0
     files_failed: int = 0
     seconds: float = 0.0
+    # Rows read from the files that this aggregation read; `rows` is the whole table's.
+    rows_read: int = 0
+    # Files that failed when this aggregation read them, by reason class (see catalog.failures).
+    failures: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 def aggregate_collection(
@@ -92,6 +97,8 @@ def aggregate_collection(
 
     failed = sum(1 for f in result.files if f.status == "failed")
     read = len(result.files) - failed
+    rows_read = sum(f.row_count or 0 for f in result.files if f.status != "failed")
+    failures = Counter(f.reason or "format" for f in result.files if f.status == "failed")
     if result.updated_in_place:
         # Files that were not read again keep their outcome: the unchanged failed ones still fail.
         outcomes = {f.file_id for f in result.files}
@@ -108,7 +115,12 @@ def aggregate_collection(
             failed,
         )
         return CollectionAggregate(
-            collection_id=collection.id, tag=tag, outcome="empty", files_failed=failed, seconds=seconds
+            collection_id=collection.id,
+            tag=tag,
+            outcome="empty",
+            files_failed=failed,
+            seconds=seconds,
+            failures=dict(failures),
         )
 
     logger.info(
@@ -130,6 +142,8 @@ def aggregate_collection(
         files_aggregated=read,
         files_failed=failed,
         seconds=seconds,
+        rows_read=rows_read,
+        failures=dict(failures),
     )
 
 

@@ -15,7 +15,7 @@ import time
 
 import msgspec
 
-from catalog import Catalog, FileRecord, ScanReport, SyncCounts, utc_now
+from catalog import Catalog, FileRecord, ScanReport, SyncCounts, os_error_reason, utc_now
 from config import Project, Workflow, derive_id
 from ingestor.discover import timestamp
 from ingestor.hashing import content_hash
@@ -55,16 +55,18 @@ def check_registered_files(
     records = [record for record in catalog.files.list_for_workflow(workflow.id) if record.origin != "upload"]
     changed: list[FileRecord] = []
     unsettled: dict[str, int] = {}
+    failures: dict[str, int] = {}
     summaries = {
         str(dc.id): CollectionScan(collection_id=str(dc.id), tag=dc.data_collection_tag)
         for dc in workflow.data_collections
     }
     for record in records:
         summary = summaries.get(record.data_collection_id)
-        observed = _observe(record, roots, settle_seconds)
-        if observed is None:
+        observation = _observe(record, roots, settle_seconds)
+        if observation is None:
             unsettled[record.data_collection_id] = unsettled.get(record.data_collection_id, 0) + 1
             continue
+        observed, reason = observation
         if summary is not None:
             summary.files += 1
             summary.empty_files += int(observed.filesize == 0)
@@ -74,6 +76,7 @@ def check_registered_files(
                 summary.files_changed += 1
             if observed.status == "failed" and observed.error != record.error:
                 warnings.append(f"file {record.file_location!r}: {observed.error}")
+                failures[reason or "io"] = failures.get(reason or "io", 0) + 1
     catalog.files.record_observations(changed)
 
     for summary in summaries.values():
@@ -114,11 +117,15 @@ def check_registered_files(
         warnings=warnings,
         seconds=time.monotonic() - started,
         unsettled=sum(unsettled.values()),
+        failures=failures,
     )
 
 
-def _observe(record: FileRecord, roots: list[str], settle_seconds: float) -> FileRecord | None:
-    """Return the record as the disk shows it now, or None when the file was modified within the settle window."""
+def _observe(record: FileRecord, roots: list[str], settle_seconds: float) -> tuple[FileRecord, str | None] | None:
+    """Return the record as the disk shows it now, or None when the file was modified within the settle window.
+
+    The second item is the reason class (see catalog.failures) when the disk shows a failure.
+    """
     path = record.file_location
     real_path = os.path.realpath(path)
     link_target = real_path if real_path != os.path.normpath(path) else None
@@ -129,7 +136,7 @@ def _observe(record: FileRecord, roots: list[str], settle_seconds: float) -> Fil
             f"the file resolves to {real_path!r}, outside the workflow's locations; depictiod reads only files "
             "under them (add the folder to ingest.link_roots to allow it)",
             link_target,
-        )
+        ), "link"
     try:
         info = os.stat(real_path)
     except OSError as error:
@@ -138,24 +145,24 @@ def _observe(record: FileRecord, roots: list[str], settle_seconds: float) -> Fil
             f"the file cannot be read at its registered location ({error.strerror}); its rows leave the table "
             "until it returns or a client deletes it",
             link_target,
-        )
+        ), os_error_reason(error)
     if not stat.S_ISREG(info.st_mode):
-        return _failed(record, "the registered location is not a regular file", link_target)
+        return _failed(record, "the registered location is not a regular file", link_target), "io"
 
     if time.time() - info.st_mtime < settle_seconds:
         return None
     if record.content_hash and (record.filesize, record.mtime_ns) == (info.st_size, info.st_mtime_ns):
-        return record  # Same size and nanosecond mtime: trust the stored hash and outcome.
+        return record, None  # Same size and nanosecond mtime: trust the stored hash and outcome.
     if info.st_size == 0:
-        return _failed(record, "the file is empty (0 bytes)", link_target, mtime_ns=info.st_mtime_ns)
+        return _failed(record, "the file is empty (0 bytes)", link_target, mtime_ns=info.st_mtime_ns), "empty"
 
     try:
         digest = content_hash(real_path)
     except OSError as error:
-        return _failed(record, f"the file cannot be read: {error.strerror}", link_target)
+        return _failed(record, f"the file cannot be read: {error.strerror}", link_target), os_error_reason(error)
     if digest == record.content_hash and info.st_size == record.filesize:
-        return msgspec.structs.replace(record, mtime_ns=info.st_mtime_ns)
-    return msgspec.structs.replace(
+        return msgspec.structs.replace(record, mtime_ns=info.st_mtime_ns), None
+    rewritten = msgspec.structs.replace(
         record,
         filesize=info.st_size,
         mtime_ns=info.st_mtime_ns,
@@ -169,6 +176,7 @@ def _observe(record: FileRecord, roots: list[str], settle_seconds: float) -> Fil
         link_target=link_target,
         read_details={},
     )
+    return rewritten, None
 
 
 def _failed(record: FileRecord, reason: str, link_target: str | None, mtime_ns: int = 0) -> FileRecord:

@@ -64,6 +64,9 @@ class WorkflowScan(msgspec.Struct, kw_only=True):
     unsettled: int = 0
     # Id of the scan report stored for this scan.
     report_id: str = ""
+    # Files that this scan recorded as failed and that were not failed so before, by reason
+    # class (see catalog.failures). Files that fail when read are counted by the aggregation.
+    failures: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 def scan_workflow(
@@ -117,9 +120,14 @@ def scan_workflow(
     previous = {record.id: record for record in catalog.files.list_for_workflow(workflow.id) if record.origin == "scan"}
     found, unsettled = _split_unsettled(found, settle_seconds)
     records = []
+    failures: Counter[str] = Counter()
     for item in found:
         step()
-        records.append(_file_record(workflow, item, previous, hashes, warnings))
+        record = _file_record(workflow, item, previous, hashes, warnings)
+        records.append(record)
+        reason = _new_failure_reason(item, record, previous)
+        if reason is not None:
+            failures[reason] += 1
     # An unsettled file keeps the record it had, so its rows stay until it is quiet.
     records += [previous.get(derive_id("file", item.collection_id, item.path)) for item in unsettled]
     files = [record for record in records if record is not None]
@@ -168,7 +176,21 @@ def scan_workflow(
         warnings=warnings,
         seconds=seconds,
         unsettled=len(unsettled),
+        failures=dict(failures),
     )
+
+
+def _new_failure_reason(item: FileFound, record: FileRecord | None, previous: dict[str, FileRecord]) -> str | None:
+    """Return the reason class of a file this scan marks failed, or None when it was failed so before.
+
+    A scan fails a file only for a broken symbolic link or for having no bytes.
+    """
+    if record is None or record.status != "failed":
+        return None
+    old = previous.get(record.id)
+    if old is not None and old.status == "failed" and old.error == record.error:
+        return None
+    return "link" if item.broken_link is not None else "empty"
 
 
 def _no_checkpoint() -> None:

@@ -20,6 +20,7 @@ from ingestor.aggregate import CollectionAggregate, aggregate_collection
 from ingestor.deadline import ScanDeadline, ScanStopped, ScanTimedOut
 from ingestor.discover import IgnoreRules
 from ingestor.joins import run_joins
+from ingestor.metrics import IngestMetrics
 from ingestor.progress import ProgressCallback, ScanProgress
 from ingestor.registered import check_registered_files
 from ingestor.scan import WorkflowScan, scan_workflow
@@ -75,6 +76,9 @@ _RESCAN_REASONS = {
 class IngestStatus(msgspec.Struct, kw_only=True):
     # starting, scanning, idle, paused (the catalog cannot be written) or stopped.
     state: str = "starting"
+    # The start-up scan: pending (not begun), running, finished or failed (the start raised;
+    # the reason is in last_error). The service is ready for traffic once it is finished.
+    startup: str = "pending"
     last_scan_started: str | None = None
     last_scan_finished: str | None = None
     scans_completed: int = 0
@@ -84,7 +88,7 @@ class IngestStatus(msgspec.Struct, kw_only=True):
     # How each workflow location is watched.
     locations: list[LocationWatch] = msgspec.field(default_factory=list)
     # Why the catalog cannot be written, while ingestion is paused for it: the cause, then
-    # DuckDB's message with the file. None while writes work.
+    # DuckDB's message with the file. None while writes work; the service is not ready meanwhile.
     write_error: str | None = None
 
 
@@ -103,7 +107,13 @@ class Ingestor:
         self._projects_lock = threading.Lock()
         # Runs the rescans that clients ask for when the service has no watcher.
         self._requests: FutureExecutor | None = None
+        # Rescans submitted to `_requests` that have not finished yet.
+        self._requests_pending = 0
+        self._requests_lock = threading.Lock()
+        # The thread of the start-up scan while the service accepts requests (start_in_background).
+        self._starter: threading.Thread | None = None
         self.status = IngestStatus()
+        self.metrics = IngestMetrics()
         self._scan_lock = threading.Lock()
         # Set by stop(): a running scan ends after the step it is in.
         self._stopping = threading.Event()
@@ -201,7 +211,22 @@ class Ingestor:
             return
         if self._requests is None:
             self._requests = FutureExecutor(max_workers=1, thread_name_prefix="ingest-request")
+        with self._requests_lock:
+            self._requests_pending += 1
         self._requests.submit(self._rescan_requested, workflow_id)
+
+    @property
+    def pending_work(self) -> dict[str, int]:
+        """Count the work that waits: workflows changed since their last scan, and rescans clients requested.
+
+        With a watcher, a client's request marks its workflow changed too. Without one, it
+        waits in a queue of rescan requests.
+        """
+        watcher = self._watcher
+        return {
+            "changed_workflows": watcher.pending if watcher is not None else 0,
+            "rescan_requests": self._requests_pending,
+        }
 
     def aggregate_upload(self, collection: CollectionRecord, project_name: str) -> CollectionAggregate | None:
         """Aggregate a collection now, after files were uploaded into it or removed from it.
@@ -230,7 +255,7 @@ class Ingestor:
             aggregate = self._aggregate(project_name, current.collection)
             for project in list(self.projects):
                 if project.id == current.project_id:
-                    run_joins(self.catalog, project)
+                    self._run_joins(project)
             return aggregate
         finally:
             self._scan_lock.release()
@@ -243,6 +268,9 @@ class Ingestor:
             logger.exception(
                 "rescan of workflow %s asked by a client failed; the next reconcile retries it", workflow_id
             )
+        finally:
+            with self._requests_lock:
+                self._requests_pending -= 1
 
     def _follow_workflow(self, project: Project, workflow: Workflow) -> None:
         """Schedule the workflow's reconcile and watch its locations, for a project sent while running."""
@@ -318,7 +346,7 @@ class Ingestor:
             scans.append(scan)
             tables.extend(workflow_tables)
         # Joins read the tables of any workflow of the project, so they run once all are built.
-        joins = run_joins(self.catalog, project)
+        joins = self._run_joins(project)
 
         self.catalog.store.checkpoint()
         seconds = time.monotonic() - started
@@ -340,6 +368,25 @@ class Ingestor:
         return self.settings.ingest.timings(project.name, workflow.name)
 
     def _scan_workflow(
+        self, project: Project, workflow: Workflow, trigger: str
+    ) -> tuple[WorkflowScan, list[CollectionAggregate]]:
+        """Scan one workflow within its reconcile deadline, and count the scan and its duration in the metrics."""
+        started = time.monotonic()
+        outcome = "error"
+        try:
+            result = self._scan_workflow_within_deadline(project, workflow, trigger)
+            outcome = "finished"
+            return result
+        except ScanTimedOut:
+            outcome = "timed_out"
+            raise
+        except ScanStopped:
+            outcome = "stopped"
+            raise
+        finally:
+            self.metrics.record_scan(trigger, outcome, time.monotonic() - started)
+
+    def _scan_workflow_within_deadline(
         self, project: Project, workflow: Workflow, trigger: str
     ) -> tuple[WorkflowScan, list[CollectionAggregate]]:
         """Scan one workflow within its reconcile deadline; raise ScanTimedOut when it passes.
@@ -488,6 +535,8 @@ class Ingestor:
         self, project: Project, workflow: Workflow, scan: WorkflowScan, deadline: ScanDeadline
     ) -> tuple[WorkflowScan, list[CollectionAggregate]]:
         """Aggregate the collections of a scanned workflow and add their outcomes to the scan report."""
+        # The scan committed its failed files to the catalog, so they count even when the aggregation stops.
+        self.metrics.record_failures(scan.failures)
         if scan.unsettled and self._watcher is not None and workflow.id is not None:
             # Files still being written: look again once they are quiet.
             self._watcher.mark_changed(workflow.id)
@@ -578,7 +627,7 @@ class Ingestor:
             self.status.last_scan_started = utc_now().isoformat(sep=" ", timespec="seconds")
             try:
                 scan, tables = self._scan_workflow(project, workflow, trigger)
-                run_joins(self.catalog, project)
+                self._run_joins(project)
             except (ScanStopped, ScanTimedOut):
                 return  # A timeout is logged where it happens, and a stop needs no line.
             except CatalogUnwritableError:
@@ -609,6 +658,17 @@ class Ingestor:
         return [folder for folder in missing if now - self._missing_since.setdefault(folder, now) < grace]
 
     def _aggregate(self, project_name: str, collection: DataCollection) -> CollectionAggregate:
+        aggregate = self._aggregate_collection(project_name, collection)
+        self.metrics.record_aggregate(aggregate, "collection")
+        return aggregate
+
+    def _run_joins(self, project: Project) -> list[CollectionAggregate]:
+        joins = run_joins(self.catalog, project)
+        for join in joins:
+            self.metrics.record_aggregate(join, "join")
+        return joins
+
+    def _aggregate_collection(self, project_name: str, collection: DataCollection) -> CollectionAggregate:
         assert collection.id is not None
         try:
             return aggregate_collection(self.catalog, collection, self._unreadable)
@@ -630,19 +690,58 @@ class Ingestor:
 
         When the catalog cannot be written, registering and scanning wait until it can.
         """
+        self._register_at_start()
+        self._finish_start()
+
+    def start_in_background(self) -> None:
+        """Register projects, then scan them and start the reconciles in the thread `ingest-start`.
+
+        The caller goes on at once, so a service accepts requests during the start-up scan.
+        `status.startup` is `finished` once the scan is done.
+        """
+        self._register_at_start()
+        self.status.startup = "running"
+        self._starter = threading.Thread(target=self._finish_start_in_thread, name="ingest-start", daemon=True)
+        self._starter.start()
+
+    def _register_at_start(self) -> None:
         self.catalog.store.add_write_listener(self._write_state_changed)
         try:
             self.register_projects()
             self._registered = True
-            if self.settings.ingest.scan_on_start:
+        except CatalogUnwritableError:
+            pass  # The catalog logged why, and _resume does the rest once writes work.
+
+    def _finish_start_in_thread(self) -> None:
+        started = time.monotonic()
+        try:
+            self._finish_start()
+        except Exception as error:
+            # The service still serves the catalog as it is, but it never turns ready.
+            # NOTE: nothing retries the start; a restart of the service does.
+            logger.exception("the start-up scan failed; the service serves the catalog as it is and is not ready")
+            self.status.startup = "failed"
+            self.status.last_error = f"start-up scan: {error}"
+            return
+        if self.status.startup == "finished":
+            logger.info("start-up scan finished in %.1f s; the service is ready", time.monotonic() - started)
+
+    def _finish_start(self) -> None:
+        """Scan every project once, then schedule the reconciles and watch the locations."""
+        self.status.startup = "running"
+        try:
+            # Without registered projects there is nothing to scan; _resume registers and scans them.
+            if self._registered and self.settings.ingest.scan_on_start:
                 self.scan_all("startup")
-            else:
+            elif self._registered:
                 # Tables stay as the catalog has them, but a join whose definition changed is built again.
                 with self._scan_lock:
                     for project in list(self.projects):
-                        run_joins(self.catalog, project)
+                        self._run_joins(project)
         except CatalogUnwritableError:
             pass  # The catalog logged why, and _resume does the rest once writes work.
+        if self._stopping.is_set():
+            return  # stop() came during the start-up scan, so no reconcile or watch is started.
         self.status.state = self._resting_state()
         self._schedule_reconciles()
         if self._resume_needed and self.catalog.store.write_failure is None:
@@ -666,6 +765,7 @@ class Ingestor:
             self._watcher.start()
             # The watcher replaces an entry when it restarts a watch, so the status shares its list.
             self.status.locations = self._watcher.locations
+        self.status.startup = "finished"
 
     def _write_state_changed(self, failure: CatalogUnwritableError | None) -> None:
         """Pause ingestion while the catalog cannot be written, and reconcile every project once it can.
@@ -757,9 +857,17 @@ class Ingestor:
         """Stop the scheduler, and wait for a running scan to end after its current step."""
         self._stopping.set()
         self.catalog.store.remove_write_listener(self._write_state_changed)
+        if self._starter is not None:
+            # The start-up scan ends after its current step; joining first means the thread
+            # cannot start a scheduler or a watcher after they were stopped below.
+            self._starter.join()
+            self._starter = None
         if self._requests is not None:
             self._requests.shutdown(wait=True, cancel_futures=True)
             self._requests = None
+            # Cancelled rescans never run, so they never count themselves out.
+            with self._requests_lock:
+                self._requests_pending = 0
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None

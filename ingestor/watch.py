@@ -305,6 +305,12 @@ class Watcher:
             location,
         )
 
+    @property
+    def pending(self) -> int:
+        """Count the workflows marked changed whose rescan has not started yet."""
+        with self._lock:
+            return len(self._changed)
+
     def mark_changed(self, workflow_id: str, trigger: str = "event") -> None:
         """Record that a workflow changed, so it is rescanned once quiet for its settle_seconds.
 

@@ -9,6 +9,8 @@ from api.controllers.deltatables import DeltaTableController
 from api.controllers.events import EventController
 from api.controllers.exports import ExportController
 from api.controllers.files import FileController
+from api.controllers.health import health_live, health_ready
+from api.controllers.metrics import metrics_route
 from api.controllers.monitoring import MonitoringController
 from api.controllers.projects import ProjectController
 from api.controllers.runs import RunController
@@ -42,4 +44,4 @@ CONTROLLERS = [
 # Routes that take uploaded files; the app mounts them with the upload size limit.
 UPLOAD_CONTROLLERS = [TableUploadController]
 
-__all__ = ["CONTROLLERS", "UPLOAD_CONTROLLERS", "health"]
+__all__ = ["CONTROLLERS", "UPLOAD_CONTROLLERS", "health", "health_live", "health_ready", "metrics_route"]

@@ -13,9 +13,11 @@ from litestar.openapi import ResponseSpec
 
 from api.auth import bearer_token
 from api.backup_schemas import LastBackupOut
+from api.readiness import catalog_read_error
 from api.schemas import TIME_FORMAT, HealthOut, IngestStatusOut, LocationWatchOut, StatusOut
 from api.tokens import InvalidTokenError, TokenService
 from catalog import Catalog, CatalogError, LastBackup
+from ingestor import Ingestor
 
 logger = logging.getLogger(__name__)
 
@@ -106,15 +108,26 @@ def _is_admin_request(request: Request[Any, Any, Any]) -> bool:
     security=[],
     opt={"access": "public"},
     tags=["utils"],
-    summary="Health check: 200 when the catalog answers, 503 otherwise",
+    summary="Health check: 200 once the start-up scan is done and while the catalog can be read, 503 otherwise",
+    description=(
+        "`status` is `starting` during the start-up scan and `unhealthy` when the catalog cannot be read. "
+        "Probes of a process manager should use `/health/live` and `/health/ready`."
+    ),
     sync_to_thread=True,
-    responses={503: ResponseSpec(data_container=HealthOut, description="The catalog cannot be read")},
+    responses={
+        503: ResponseSpec(
+            data_container=HealthOut, description="The start-up scan is running, or the catalog cannot be read"
+        )
+    },
 )
 def health(request: Request[Any, Any, Any]) -> Response[HealthOut]:
-    catalog: Catalog = request.app.state.catalog
-    try:
-        catalog.store.query("SELECT 1")
-    except (duckdb.Error, CatalogError) as error:
-        logger.error("health check failed: the catalog cannot be read: %s", str(error).splitlines()[0])
+    # Before `depictiod serve` accepted requests during the start-up scan, a first 200 meant
+    # that the scan was done, and clients that wait for it can still rely on that.
+    ingestor: Ingestor = request.app.state.ingestor
+    if ingestor.status.startup in ("pending", "running"):
+        return Response(HealthOut(status="starting", version=service_version()), status_code=503)
+    error = catalog_read_error(request.app.state.catalog)
+    if error is not None:
+        logger.error("health check failed: the catalog cannot be read: %s", error)
         return Response(HealthOut(status="unhealthy", version=service_version()), status_code=503)
     return Response(HealthOut(status="healthy", version=service_version()))

@@ -78,7 +78,7 @@ def run_depictiod(root: Path, plan: Plan) -> Side:
     server = start_depictiod(root / "service", root / "project.yaml", 0, "off")
     figures: dict[str, float] = {}
     try:
-        wait_ready(server, "/health", 600)
+        wait_ready(server, "/health/ready", 600)
         token = sign_in(server)
         headers = {"Authorization": f"Bearer {token}"}
         projects = httpx.get(f"{server.base_url}{API}/projects/get/all", headers=headers, timeout=30)

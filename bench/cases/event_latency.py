@@ -70,7 +70,7 @@ def run_depictiod(root: Path, plan: Plan) -> Side:
     payload = _payload(root)
     server = start_depictiod(root / "service", root / "project.yaml", params.settle_seconds, "events")
     try:
-        wait_ready(server, "/health", 120)
+        wait_ready(server, "/health/ready", 120)
         headers = {"Authorization": f"Bearer {sign_in(server)}"}
         latencies = []
         with httpx.Client(base_url=server.base_url, headers=headers, timeout=30) as client:

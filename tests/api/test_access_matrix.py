@@ -430,6 +430,11 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", f"{API}/datacollections/{{data_collection_id:str}}/export"): Case("read", query={"format": "csv"}),
     # Backup and restore: each call that passes the rule writes a backup into a new folder.
     ("POST", f"{API}/utils/backup"): Case("admin", body=lambda *_: {"to": _new_backup_folder()}, names_object=False),
+    # Metrics and health: the probes are public; /metrics needs an administrator unless
+    # server.metrics_public is true (tests/api/test_metrics.py covers that setting).
+    ("GET", "/health/live"): Case("public", names_object=False),
+    ("GET", "/health/ready"): Case("public", names_object=False),
+    ("GET", "/metrics"): Case("admin", names_object=False),
 }
 # Backups must be outside the catalog's folder, so they go to a folder of their own (see _backup_root).
 _backup_folders: list[Path] = []

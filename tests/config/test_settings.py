@@ -100,6 +100,7 @@ OVERRIDES: list[tuple[str, str, Callable[[Settings], Any], Any]] = [
     ("DEPICTIO_SERVER_EVENT_STREAMS", "7", lambda s: s.server.event_streams, 7),
     ("DEPICTIO_SERVER_EVENT_STREAMS_PER_USER", "2", lambda s: s.server.event_streams_per_user, 2),
     ("DEPICTIO_SERVER_EVENT_KEEPALIVE_SECONDS", "2.5", lambda s: s.server.event_keepalive_seconds, 2.5),
+    ("DEPICTIO_SERVER_METRICS_PUBLIC", "true", lambda s: s.server.metrics_public, True),
     ("DEPICTIO_AUTH_KEY_FILE", "/srv/depictio/auth.key", lambda s: s.auth.key_file, "/srv/depictio/auth.key"),
     ("DEPICTIO_AUTH_ACCESS_TOKEN_MINUTES", "15", lambda s: s.auth.access_token_minutes, 15),
     ("DEPICTIO_AUTH_REFRESH_TOKEN_DAYS", "30", lambda s: s.auth.refresh_token_days, 30),
@@ -240,7 +241,7 @@ def test_unknown_key_suggests_close_match(tmp_path: Path) -> None:
     assert problem.file == str(path)
     assert "unknown key 'prot'; did you mean 'port'?" in problem.message
     assert (
-        "Valid keys here: event_keepalive_seconds, event_streams, event_streams_per_user, host, log_level, max_upload_mb, port"
+        "Valid keys here: event_keepalive_seconds, event_streams, event_streams_per_user, host, log_level, max_upload_mb, metrics_public, port"
         in problem.message
     )
 
