@@ -17,7 +17,7 @@ from litestar.response import ServerSentEvent
 
 from api.access import Access
 from api.auth import bearer_token
-from api.errors import ErrorBody
+from api.errors import ErrorBody, error_responses
 from api.events import (
     RETRY_MILLISECONDS,
     EventStream,
@@ -63,6 +63,7 @@ class EventController(Controller):
         description=_DESCRIPTION,
         media_type="text/event-stream",
         responses={
+            **error_responses(400, 401, 404, 429),
             200: ResponseSpec(
                 EventData,
                 media_type="text/event-stream",

@@ -12,6 +12,7 @@ from litestar import Controller, Request, Response, get
 from litestar.openapi import ResponseSpec
 
 from api.auth import bearer_token
+from api.errors import error_responses
 from api.schemas import HealthOut, IngestStatusOut, LocationWatchOut, StatusOut
 from api.tokens import InvalidTokenError, TokenService
 from catalog import Catalog, CatalogError
@@ -34,6 +35,7 @@ class UtilsController(Controller):
         "/status",
         security=[],
         opt={"access": "public"},
+        responses=error_responses(),
         summary="Service status and ingestion state; locations and the last error for administrators only",
     )
     async def status(self, request: Request[Any, Any, Any]) -> StatusOut:
