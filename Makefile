@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck pytest conformance check scan bench clean
+.PHONY: run test lint typecheck pytest conformance check scan bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ conformance: $(VENV)/.installed-test
 # Times depictiod against bare tools (DuckDB, polars, os.scandir, a bare Litestar app) on the same generated data; see bench/.
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench
+
+# The API fuzz test with more examples than `make test` runs; FUZZ_EXAMPLES and FUZZ_SEED override them.
+FUZZ_EXAMPLES ?= 100
+fuzz: $(VENV)/.installed-test
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -s tests/e2e/test_fuzz_live.py
 
 clean:
 	rm -rf $(VENV) var .cache .pytest_cache .mypy_cache .ruff_cache
