@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck pytest conformance check scan bench faults clean
+.PHONY: run test lint typecheck pytest conformance check scan bench faults fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ bench: $(VENV)/.installed-test
 # devices (a full disk, a file system that turns read-only); see docs/reliability.md.
 faults: $(VENV)/.installed-test
 	DEPICTIOD_FAULTS=all $(BIN)/pytest -q tests/e2e/test_catalog_faults_live.py
+
+# The API fuzz test with more examples than `make test` runs; FUZZ_EXAMPLES and FUZZ_SEED override them.
+FUZZ_EXAMPLES ?= 100
+fuzz: $(VENV)/.installed-test
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -s tests/e2e/test_fuzz_live.py
 
 clean:
 	rm -rf $(VENV) var .cache .pytest_cache .mypy_cache .ruff_cache

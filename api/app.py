@@ -22,7 +22,7 @@ from api.access import check_route_rules, enforce_access_rule, provide_access
 from api.auth import API_PREFIX, PUBLIC_PATHS, BearerAuthenticationMiddleware
 from api.controllers import CONTROLLERS, UPLOAD_CONTROLLERS, health, health_live, health_ready, metrics_route
 from api.controllers.utils import service_version
-from api.errors import EXCEPTION_HANDLERS
+from api.errors import BODY_LIMIT_SETTING, EXCEPTION_HANDLERS
 from api.events import StreamLimits
 from api.metrics import ServiceMetrics, wrap_app
 from api.policy import Policy
@@ -102,19 +102,28 @@ def create_app(
             logger.info("depictiod stopped")
 
     dependencies = {"access": Provide(provide_access, sync_to_thread=False)}
-    api = Router(path=API_PREFIX, route_handlers=CONTROLLERS, dependencies=dependencies)
+    # Each router names the setting of its body limit, for the message of a 413 response.
+    api = Router(
+        path=API_PREFIX,
+        route_handlers=CONTROLLERS,
+        dependencies=dependencies,
+        request_max_body_size=settings.server.max_body_mb * 2**20,
+        opt={BODY_LIMIT_SETTING: "server.max_body_mb"},
+    )
     uploads = Router(
         path=API_PREFIX,
         route_handlers=UPLOAD_CONTROLLERS,
         dependencies=dependencies,
         request_max_body_size=upload_body_limit(settings),
+        opt={BODY_LIMIT_SETTING: "server.max_upload_mb"},
     )
     openapi = OpenAPIConfig(
         title="depictiod",
         version=service_version(),
         description="Depictio's v1 API served from a self-updating DuckDB catalog.",
-        # The documentation is public like the service status.
-        openapi_router=Router(path="/docs", route_handlers=[], opt={"access": "public"}),
+        # The documentation is public like the service status. Its own pages are not API
+        # operations, so the document leaves them out, as Litestar's default router does.
+        openapi_router=Router(path="/docs", route_handlers=[], opt={"access": "public"}, include_in_schema=False),
         render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         components=Components(
             security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}

@@ -13,7 +13,9 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import Empty
 
 from api.security import InvalidAccountError
 from catalog import (
@@ -36,6 +38,31 @@ class ErrorBody(msgspec.Struct, kw_only=True):
     detail: str
 
 
+# The meaning of each error status in this service, for the OpenAPI document.
+_ERROR_DESCRIPTIONS = {
+    400: "The request is invalid: a parameter, a header or the body does not fit the operation",
+    401: "Not signed in, or the bearer token is invalid or expired; WWW-Authenticate tells which",
+    403: "The caller is signed in, but their role does not allow this operation",
+    404: "The object does not exist, or the caller may not read it",
+    406: "The Accept header names no format that this operation serves",
+    409: "The request conflicts with the state of the catalog",
+    413: "The request body is larger than the limit of this operation",
+    429: "Too many requests of this kind; Retry-After gives the seconds to wait when it is known",
+    503: "The catalog is not available, or an upload cannot be stored; try again shortly",
+}
+
+
+def error_responses(*status_codes: int) -> dict[int, ResponseSpec]:
+    """Return the OpenAPI responses of an operation's error statuses, each with the one error body.
+
+    503 is always among them, because every operation reads the catalog.
+    """
+    return {
+        status_code: ResponseSpec(ErrorBody, description=_ERROR_DESCRIPTIONS[status_code])
+        for status_code in sorted({*status_codes, 503})
+    }
+
+
 def error_response(status_code: int, detail: str, headers: dict[str, str] | None = None) -> Response[ErrorBody]:
     return Response(ErrorBody(status_code=status_code, detail=detail), status_code=status_code, headers=headers)
 
@@ -53,6 +80,10 @@ def _validation_detail(exception: ValidationException) -> str:
     return f"invalid request: {exception.detail}"
 
 
+# The key of a router's `opt` that names the setting of its request body limit.
+BODY_LIMIT_SETTING = "body_limit_setting"
+
+
 def handle_http_exception(request: Request[Any, Any, Any], exception: HTTPException) -> Response[ErrorBody]:
     if isinstance(exception, ValidationException):
         return error_response(exception.status_code, _validation_detail(exception))
@@ -63,13 +94,25 @@ def handle_http_exception(request: Request[Any, Any, Any], exception: HTTPExcept
 
 
 def _too_large_detail(request: Request[Any, Any, Any]) -> str:
+    """Return the detail of a 413 response, naming the limit: a setting of the route's router, or its own fixed limit."""
+    handler = request.route_handler
     settings: Settings | None = getattr(request.app.state, "settings", None)
-    if settings is None:
+    # A route that sets its own limit overrides its router's, and so the router's setting.
+    setting = handler.opt.get(BODY_LIMIT_SETTING) if handler.request_max_body_size is Empty else None
+    if settings is not None and setting == "server.max_upload_mb":
+        return (
+            f"the request body is larger than the upload limit of {settings.server.max_upload_mb} MiB "
+            "(server.max_upload_mb); send smaller files, or fewer in one request"
+        )
+    if settings is not None and setting == "server.max_body_mb":
+        return (
+            f"the request body is larger than the limit of {settings.server.max_body_mb} MiB "
+            "(server.max_body_mb); send a smaller body"
+        )
+    limit = handler.resolve_request_max_body_size()
+    if limit is None:
         return "the request body is too large"
-    return (
-        f"the request body is larger than the upload limit of {settings.server.max_upload_mb} MiB "
-        "(server.max_upload_mb); send smaller files, or fewer in one request"
-    )
+    return f"the request body is larger than {limit // 1024} KiB, the limit of this route; send a smaller body"
 
 
 def handle_upload_storage(request: Request[Any, Any, Any], exception: UploadStorageError) -> Response[ErrorBody]:

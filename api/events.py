@@ -162,17 +162,27 @@ def message_of(event: Event) -> ServerSentEventMessage:
     return ServerSentEventMessage(id=event.id, event=event.type, data=event.data)
 
 
+class GapData(msgspec.Struct, kw_only=True):
+    """The JSON data of the `history.gap` event."""
+
+    type: str
+    last_event_id: int
+    # The oldest id that the history still has, or the next id when it is empty.
+    oldest_event_id: int
+    reason: str
+
+
 def gap_message(gap: Gap) -> ServerSentEventMessage:
     """Return the `history.gap` event, which warns a client that it missed events; it has no id of its own."""
-    data = {
-        "type": GAP_EVENT,
-        "last_event_id": gap.last_event_id,
-        "oldest_event_id": gap.oldest_event_id,
-        "reason": (
+    data = GapData(
+        type=GAP_EVENT,
+        last_event_id=gap.last_event_id,
+        oldest_event_id=gap.oldest_event_id,
+        reason=(
             "events after last_event_id are no longer in the history, or the id was not issued since the "
             "service started; reload the state you show"
         ),
-    }
+    )
     return ServerSentEventMessage(event=GAP_EVENT, data=msgspec.json.encode(data))
 
 

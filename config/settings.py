@@ -33,6 +33,10 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Largest request body of a table upload (`POST /datacollections/{id}/append` and
     # `/replace`), in MiB; a larger one gets 413.
     max_upload_mb: int = 100
+    # Largest request body of every other route, in MiB. A larger one gets 413. Routes
+    # with a smaller fixed limit of their own (dashboards, client ingestion reports,
+    # table reports) keep it.
+    max_body_mb: int = 10
     # Open `GET /events` streams allowed in total and per user; one more gets 429.
     event_streams: int = 100
     event_streams_per_user: int = 5
@@ -312,10 +316,12 @@ def _kind_word(annotation: Any) -> str:
 # (section, key, minimum, maximum) of numeric settings. The maximums keep dates and timers
 # within what Python and the scheduler can represent: one year of access token lifetime,
 # ten years of refresh and long-lived token lifetime, one day of sign-in rate window, one
-# week between reconciles, one hour of settle time. An upload may be at most 100 GiB. A SQL
-# query may run at most one hour and return at most a million rows as JSON.
+# week between reconciles, one hour of settle time. An upload may be at most 100 GiB, any
+# other request body 1 GiB. A SQL query may run at most one hour and return at most a
+# million rows as JSON.
 _RANGES = (
     ("server", "max_upload_mb", 1, 102_400),
+    ("server", "max_body_mb", 1, 1_024),
     ("server", "event_streams", 0, 100_000),
     ("server", "event_streams_per_user", 0, 100_000),
     ("server", "event_keepalive_seconds", 0.1, 3_600),

@@ -17,6 +17,7 @@ from litestar.params import Body, JSONBody
 
 from api.access import format_time
 from api.auth import bearer_token, token_challenge
+from api.errors import error_responses
 from api.policy import named_user_ids
 from api.ratelimit import LoginRateLimiter
 from api.schemas import (
@@ -53,6 +54,7 @@ class AuthController(Controller):
         sync_to_thread=True,
         security=[],
         opt={"access": "public"},
+        responses=error_responses(400, 401, 413, 429),
         summary="Sign in with e-mail and password",
     )
     def login(
@@ -95,6 +97,7 @@ class AuthController(Controller):
         sync_to_thread=True,
         security=[],
         opt={"access": "public"},
+        responses=error_responses(400, 401, 413),
         summary="Exchange a refresh token for a new access token and refresh token",
     )
     def refresh(self, request: Request[Any, Any, Any], data: JSONBody[RefreshIn]) -> TokenOut:
@@ -110,7 +113,13 @@ class AuthController(Controller):
             raise NotAuthorizedException(str(error), headers=token_challenge(error)) from None
         return token_out(issued, logged_in=True)
 
-    @get("/me", sync_to_thread=True, opt={"access": "signed_in"}, summary="The signed-in user")
+    @get(
+        "/me",
+        sync_to_thread=True,
+        responses=error_responses(401),
+        opt={"access": "signed_in"},
+        summary="The signed-in user",
+    )
     def me(self, request: Request[UserRecord, Any, Any]) -> UserOut:
         return user_out(request.user)
 
@@ -120,6 +129,7 @@ class AuthController(Controller):
         sync_to_thread=True,
         security=[],
         opt={"access": "public"},
+        responses=error_responses(400, 403, 409, 413),
         summary="Create an account (only when auth.allow_registration is true)",
     )
     def register(self, request: Request[Any, Any, Any], data: JSONBody[RegistrationIn]) -> RegistrationOut:
@@ -158,6 +168,7 @@ class AuthController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "signed_in"},
+        responses=error_responses(400, 401, 413, 429),
         summary="Change the signed-in user's password and sign out their other sessions",
     )
     def edit_password(
@@ -184,6 +195,7 @@ class AuthController(Controller):
         sync_to_thread=True,
         security=[],
         opt={"access": "public"},
+        responses=error_responses(),
         summary="Tell whether the bearer token is valid, or can be refreshed",
     )
     def check_token_validity(self, request: Request[Any, Any, Any]) -> TokenValidityOut:

@@ -9,7 +9,7 @@ from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody
 
 from api.backup_schemas import BackupIn, BackupOut
-from api.errors import ErrorBody
+from api.errors import ErrorBody, error_responses
 from api.schemas import TIME_FORMAT
 from catalog import BackupResult, Catalog
 from ingestor import Ingestor, protected_folders
@@ -37,6 +37,7 @@ class BackupController(Controller):
         summary="Write a backup of the catalog into a folder (administrators)",
         description=_DESCRIPTION,
         responses={
+            **error_responses(401, 403, 413),
             400: ResponseSpec(ErrorBody, description="The folder is not absolute, not empty, or in a protected place"),
             503: ResponseSpec(ErrorBody, description="Writing the backup failed; the partial backup was removed"),
         },

@@ -8,6 +8,7 @@ from typing import Any
 from litestar import Controller, Request, post
 from litestar.params import JSONBody
 
+from api.errors import error_responses
 from api.schemas import CLIConfigIn, CLIValidationOut
 from api.tokens import InvalidTokenError, TokenService
 from catalog import UserRecord
@@ -24,6 +25,7 @@ class CLIController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "signed_in"},
+        responses=error_responses(400, 401, 413),
         summary="Check a Depictio CLI config against the bearer token",
     )
     def validate_cli_config(

@@ -55,6 +55,7 @@ from api.dashboard_schemas import (
     SaveOut,
     TabOut,
 )
+from api.errors import error_responses
 from catalog import DashboardRecord, ProjectRecord, utc_now
 from config.ids import is_object_id
 
@@ -86,6 +87,7 @@ class DashboardController(Controller):
         "/list",
         sync_to_thread=True,
         opt={"access": "read"},
+        responses=error_responses(400, 401, 404),
         summary="The dashboards of the projects the user may read",
     )
     def list_dashboards(
@@ -102,7 +104,13 @@ class DashboardController(Controller):
             if include_child_tabs or record.is_main_tab
         ]
 
-    @get("/get/{dashboard_id:str}", sync_to_thread=True, opt={"access": "read"}, summary="One dashboard")
+    @get(
+        "/get/{dashboard_id:str}",
+        sync_to_thread=True,
+        responses=error_responses(400, 401, 404),
+        opt={"access": "read"},
+        summary="One dashboard",
+    )
     def get_dashboard(self, access: NamedDependency[Access], dashboard_id: FromPath[str]) -> dict[str, Any]:
         """Return the dashboard's content with the fields depictiod manages, and its project's permissions."""
         record, project = access.dashboard(dashboard_id)
@@ -122,6 +130,7 @@ class DashboardController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "write"},
+        responses=error_responses(400, 401, 403, 404, 409, 413),
         request_max_body_size=MAX_DASHBOARD_BYTES,
         summary="Create or replace a dashboard under this id (editors)",
         description=(
@@ -163,6 +172,7 @@ class DashboardController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "write"},
+        responses=error_responses(400, 401, 403, 404, 409),
         summary="Delete a dashboard, and the child tabs of a main dashboard (editors)",
     )
     def delete_dashboard(self, access: NamedDependency[Access], dashboard_id: FromPath[str]) -> DeleteOut:
@@ -186,6 +196,7 @@ class DashboardController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "manage"},
+        responses=error_responses(400, 401, 403, 404, 413),
         summary="Make a dashboard's project, and so all its dashboards, public or private (owners)",
         description=(
             "A dashboard is public exactly when its project is, so this sets the project's visibility, as "
@@ -223,6 +234,7 @@ class DashboardController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "write"},
+        responses=error_responses(400, 401, 403, 404, 409, 413),
         request_max_body_size=MAX_DASHBOARD_BYTES,
         operation_class=_YamlBodyOperation,
         summary="Import a dashboard YAML file into a project (editors)",
@@ -290,6 +302,7 @@ class DashboardController(Controller):
         "/{dashboard_id:str}/yaml",
         sync_to_thread=True,
         opt={"access": "read"},
+        responses=error_responses(400, 401, 404),
         media_type="application/x-yaml",
         summary="A dashboard as a YAML file, with its tabs for a main dashboard",
         description="`POST /dashboards/import/yaml` reads the file back. Data collections are named by their tags.",
@@ -311,6 +324,7 @@ class DashboardController(Controller):
         "/{dashboard_id:str}/json",
         sync_to_thread=True,
         opt={"access": "read"},
+        responses=error_responses(400, 401, 404),
         summary="A dashboard as a JSON export, with the data collections it reads",
         description="`POST /dashboards/import/json` reads the export back, into this or another project.",
     )
@@ -334,6 +348,7 @@ class DashboardController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "write"},
+        responses=error_responses(400, 401, 403, 404, 409, 413),
         request_max_body_size=MAX_DASHBOARD_BYTES,
         summary="Import a JSON export as a new dashboard (editors)",
         description=(

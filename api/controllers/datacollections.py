@@ -17,6 +17,7 @@ from api.access import Access
 from api.collection_schemas import CollectionChangeOut, CollectionRenameIn, TableUploadIn, TableUploadOut
 from api.controllers.deltatables import json_value
 from api.controllers.exports import NOT_ACCEPTABLE_RESPONSE, RowsOperation, rows_in_format
+from api.errors import error_responses
 from api.export_formats import ExportFormat, negotiate, not_acceptable_detail
 from api.rows import RowsOut, encode_cursor, rows_query
 from api.schemas import rename_ids
@@ -75,7 +76,7 @@ class DataCollectionController(Controller):
             "`*/*`, and an Accept header that names none of these is 406."
         ),
         operation_class=RowsOperation,
-        responses=NOT_ACCEPTABLE_RESPONSE,
+        responses={**error_responses(400, 401, 404, 406, 409), **NOT_ACCEPTABLE_RESPONSE},
     )
     def rows(
         self, request: Request[Any, Any, Any], access: NamedDependency[Access], data_collection_id: FromPath[str]
@@ -109,6 +110,7 @@ class DataCollectionController(Controller):
         "/specs/{data_collection_id:str}",
         sync_to_thread=True,
         opt={"access": "read"},
+        responses=error_responses(400, 401, 404),
         summary="The data collection as a raw document (`_id` keys)",
     )
     def specs(self, access: NamedDependency[Access], data_collection_id: FromPath[str]) -> dict[str, Any]:
@@ -120,6 +122,7 @@ class DataCollectionController(Controller):
         "/get_tag_from_id/{data_collection_id:str}",
         sync_to_thread=True,
         opt={"access": "read"},
+        responses=error_responses(400, 401, 404),
         summary="The data collection's tag, as a bare JSON string",
         media_type=MediaType.JSON,
     )
@@ -131,7 +134,7 @@ class DataCollectionController(Controller):
     @delete(
         "/{data_collection_id:str}/data",
         status_code=200,
-        responses=_PENDING_RESPONSE,
+        responses={**error_responses(400, 401, 403, 404, 409), **_PENDING_RESPONSE},
         sync_to_thread=True,
         opt={"access": "write"},
         summary="Remove every row of a collection's table (editors and owners)",
@@ -157,6 +160,7 @@ class DataCollectionController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "manage"},
+        responses=error_responses(400, 401, 403, 404, 409),
         summary="Delete a data collection from a project sent over the API (owners)",
         description=(
             "The collection leaves its project with its files, table and uploaded files; links that name it "
@@ -191,6 +195,7 @@ class DataCollectionController(Controller):
         "/{data_collection_id:str}/name",
         sync_to_thread=True,
         opt={"access": "write"},
+        responses=error_responses(400, 401, 403, 404, 409, 413),
         summary="Rename a data collection of a project sent over the API (editors and owners)",
         description=(
             "`new_name` becomes the collection's tag: letters, digits, `_` and `-`, starting with a letter or "
@@ -241,7 +246,7 @@ class TableUploadController(Controller):
     @post(
         "/{data_collection_id:str}/append",
         status_code=200,
-        responses=_PENDING_RESPONSE,
+        responses={**error_responses(400, 401, 403, 404, 409, 413), **_PENDING_RESPONSE},
         sync_to_thread=True,
         opt={"access": "write"},
         summary="Add uploaded files to a collection's table (editors and owners)",
@@ -259,7 +264,7 @@ class TableUploadController(Controller):
     @post(
         "/{data_collection_id:str}/replace",
         status_code=200,
-        responses=_PENDING_RESPONSE,
+        responses={**error_responses(400, 401, 403, 404, 409, 413), **_PENDING_RESPONSE},
         sync_to_thread=True,
         opt={"access": "write"},
         summary="Replace a collection's table with uploaded files (editors and owners)",

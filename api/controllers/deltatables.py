@@ -21,6 +21,7 @@ from litestar.exceptions import ClientException, NotFoundException
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api.access import Access, format_time
+from api.errors import error_responses
 from api.external_table_schemas import DeleteDeltaTableOut, ExternalTableOut, UpsertDeltaTableIn, UpsertDeltaTableOut
 from api.schemas import (
     AggregationOut,
@@ -57,6 +58,7 @@ class DeltaTableController(Controller):
         "/get/{data_collection_id:str}",
         sync_to_thread=True,
         opt={"access": "read"},
+        responses=error_responses(400, 401, 404),
         summary="The table record with its latest aggregation",
     )
     def get_table(self, access: NamedDependency[Access], data_collection_id: FromPath[str]) -> DeltaTableDocument:
@@ -88,6 +90,7 @@ class DeltaTableController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "write"},
+        responses=error_responses(400, 401, 403, 404, 413),
         request_max_body_size=MAX_UPSERT_BYTES,
         summary="Record a table that a client wrote elsewhere (editors, owners and administrators)",
         description=(
@@ -140,6 +143,7 @@ class DeltaTableController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "write"},
+        responses=error_responses(400, 401, 403, 404),
         summary="Drop the aggregated table and the reported tables of a collection (editors, owners and administrators)",
         description=(
             "The collection's files stay registered, so the next scan rebuilds its table. When "
@@ -184,6 +188,7 @@ class DeltaTableController(Controller):
         "/specs/{data_collection_id:str}",
         sync_to_thread=True,
         opt={"access": "read"},
+        responses=error_responses(400, 401, 404),
         summary="Column specs of the latest aggregation",
     )
     def specs(self, access: NamedDependency[Access], data_collection_id: FromPath[str]) -> list[ColumnSpecOut]:
@@ -193,6 +198,7 @@ class DeltaTableController(Controller):
         "/shape/{data_collection_id:str}",
         sync_to_thread=True,
         opt={"access": "read"},
+        responses=error_responses(400, 401, 404),
         summary="Row and column counts",
     )
     def shape(self, access: NamedDependency[Access], data_collection_id: FromPath[str]) -> ShapeOut:
@@ -203,6 +209,7 @@ class DeltaTableController(Controller):
         "/unique_values/{data_collection_id:str}",
         sync_to_thread=True,
         opt={"access": "read"},
+        responses=error_responses(400, 401, 404),
         summary="The distinct values of one column, sorted, optionally among filtered rows",
         description=FILTERS_HELP,
     )
@@ -230,6 +237,7 @@ class DeltaTableController(Controller):
         "/preview/{data_collection_id:str}",
         sync_to_thread=True,
         opt={"access": "read"},
+        responses=error_responses(400, 401, 404),
         summary="The first rows of the table, optionally filtered",
         description=FILTERS_HELP,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from anyio import to_thread
@@ -12,15 +13,17 @@ from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent
 
 from api.access import Access
 from api.auth import bearer_token
-from api.errors import ErrorBody
+from api.errors import ErrorBody, error_responses
 from api.events import (
     RETRY_MILLISECONDS,
     EventStream,
+    GapData,
     StreamAccess,
     StreamLimits,
     StreamRequest,
@@ -50,6 +53,39 @@ _DESCRIPTION = (
 
 # The query parameters of GET /events; any other is a mistake worth a 400.
 _QUERY_PARAMETERS = frozenset({"project_id", "types", "last_event_id", "max_seconds"})
+_EVENT_STREAM = "text/event-stream"
+
+
+@dataclass
+class _EventStreamOperation(Operation):
+    """The OpenAPI operation of the stream, whose schema describes one event with its JSON `data`.
+
+    OpenAPI 3.1 does not say how to describe an event stream. schemathesis 4, like the
+    `itemSchema` of OpenAPI 3.2, reads the schema as that of one event: an object of its
+    fields (`event`, `data`, `id`, `retry`), where `contentSchema` describes the JSON in `data`.
+    """
+
+    def __post_init__(self) -> None:
+        responses = dict(self.responses or {})
+        stream = responses.get("200")
+        media = stream.content.get(_EVENT_STREAM) if isinstance(stream, OpenAPIResponse) and stream.content else None
+        if isinstance(stream, OpenAPIResponse) and media is not None:
+            event = Schema(
+                type=OpenAPIType.OBJECT,
+                required=["data"],
+                properties={
+                    "event": Schema(type=OpenAPIType.STRING, description="the event type"),
+                    "id": Schema(type=OpenAPIType.STRING, description=f"the event id; {GAP_EVENT} has none"),
+                    "retry": Schema(type=OpenAPIType.INTEGER, description="milliseconds before a reconnection"),
+                    "data": Schema(
+                        type=OpenAPIType.STRING,
+                        content_media_type="application/json",
+                        content_schema=media.schema,
+                    ),
+                },
+            )
+            stream.content = {_EVENT_STREAM: OpenAPIMediaType(schema=event)}
+        self.responses = responses
 
 
 class EventController(Controller):
@@ -61,12 +97,14 @@ class EventController(Controller):
         opt={"access": "signed_in"},
         summary="Stream change events: runs, files, tables, schemas and scans (server-sent events)",
         description=_DESCRIPTION,
-        media_type="text/event-stream",
+        media_type=_EVENT_STREAM,
+        operation_class=_EventStreamOperation,
         responses={
+            **error_responses(400, 401, 404, 429),
             200: ResponseSpec(
-                EventData,
-                media_type="text/event-stream",
-                description="Server-sent events; the `data` of each is an EventData object",
+                EventData | GapData,
+                media_type=_EVENT_STREAM,
+                description=f"Server-sent events; the `data` of each is EventData, or GapData for {GAP_EVENT}",
             ),
             429: ResponseSpec(ErrorBody, description="Too many open event streams, for the caller or in total"),
         },

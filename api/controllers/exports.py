@@ -11,13 +11,21 @@ from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, NotFoundException
 from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import OpenAPIHeader, OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
+from litestar.openapi.spec import (
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Parameter,
+    Schema,
+)
 from litestar.params import FromPath
 
 from api.access import Access
-from api.errors import ErrorBody
+from api.errors import ErrorBody, error_responses
 from api.export_formats import FORMATS, ExportFormat, ExportFormatError, export_format, export_response
-from api.rows import encode_cursor, selection_query
+from api.rows import DEFAULT_ROWS, MAX_ROWS, encode_cursor, selection_query
 from catalog.row_filters import FilterError, RowsQuery
 
 logger = logging.getLogger(__name__)
@@ -28,11 +36,38 @@ EXPORT_RESERVED = {"columns", "sort", "limit", "format"}
 _MAX_LIMIT = 2**63 - 1
 
 
+def _query_parameter(name: str, schema: Schema, description: str, required: bool = False) -> Parameter:
+    return Parameter(name=name, param_in="query", schema=schema, description=description, required=required)
+
+
+# The query parameters that the rows and export routes read from the request themselves.
+# Filters (`column__operator=value`) have names that depend on the table, so the operation
+# descriptions list them instead.
+_SELECTION_PARAMETERS = [
+    _query_parameter("columns", Schema(type=OpenAPIType.STRING), "the columns to return, separated by commas"),
+    _query_parameter(
+        "sort", Schema(type=OpenAPIType.STRING), "the columns to sort by, separated by commas; `-name` sorts descending"
+    ),
+]
+
+
 @dataclass
 class _ExportOperation(Operation):
     """The OpenAPI operation of the export, whose body is a file in one of four media types."""
 
     def __post_init__(self) -> None:
+        self.parameters = [
+            *(self.parameters or []),
+            _query_parameter(
+                "format", Schema(type=OpenAPIType.STRING, enum=list(FORMATS)), "the file format", required=True
+            ),
+            *_SELECTION_PARAMETERS,
+            _query_parameter(
+                "limit",
+                Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=_MAX_LIMIT),
+                "the maximum number of rows; all rows without it",
+            ),
+        ]
         responses = dict(self.responses or {})
         responses["200"] = OpenAPIResponse(
             description="The rows in the chosen format, streamed as a download",
@@ -57,6 +92,7 @@ class ExportController(Controller):
         "/{data_collection_id:str}/export",
         sync_to_thread=True,
         opt={"access": "read"},
+        responses=error_responses(400, 401, 404),
         operation_class=_ExportOperation,
         summary="Every row of the collection's table as CSV, TSV, Parquet or an Arrow IPC stream, streamed",
         description=(
@@ -124,6 +160,23 @@ class RowsOperation(Operation):
     """The OpenAPI operation of `/rows`: JSON, or one page in an export format chosen by the Accept header."""
 
     def __post_init__(self) -> None:
+        self.parameters = [
+            *(self.parameters or []),
+            *_SELECTION_PARAMETERS,
+            _query_parameter(
+                "limit",
+                Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=MAX_ROWS, default=DEFAULT_ROWS),
+                "rows per page",
+            ),
+            _query_parameter(
+                "next", Schema(type=OpenAPIType.STRING), "the `next` cursor of the previous page, for the page after it"
+            ),
+            _query_parameter(
+                "total",
+                Schema(type=OpenAPIType.BOOLEAN, default=False),
+                "true adds the number of rows that pass the filters",
+            ),
+        ]
         responses = dict(self.responses or {})
         page = responses.get("200")
         if isinstance(page, OpenAPIResponse):

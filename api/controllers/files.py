@@ -11,6 +11,7 @@ from litestar.exceptions import ClientException, NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.access import Access, format_time
+from api.errors import error_responses
 from api.registration import check_under_locations, file_record
 from api.registry_schemas import DeleteBatchOut, DeletedOut, FileBatchIn, FileIdsIn, UpsertOut
 from api.schemas import FileDetails, FileDocument
@@ -29,6 +30,7 @@ class FileController(Controller):
         "/list/{data_collection_id:str}",
         sync_to_thread=True,
         opt={"access": "read"},
+        responses=error_responses(400, 401, 404),
         summary="The files of a data collection (`_id` keys)",
     )
     def list_files(
@@ -87,6 +89,7 @@ class FileController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "write"},
+        responses=error_responses(400, 401, 403, 404, 409, 413),
         summary="Register files of data collections (editors and owners)",
         description=(
             "Files of a project sent over the API are stored with the ids the client chose; depictiod then "
@@ -163,6 +166,7 @@ class FileController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "write"},
+        responses=error_responses(400, 401, 403, 404, 409),
         summary="Delete a file that a client registered (editors and owners)",
         description=(
             "Its rows leave the collection's table at the next check of its workflow, which starts at once. "
@@ -184,6 +188,7 @@ class FileController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "write"},
+        responses=error_responses(400, 401, 403, 404, 409, 413),
         summary="Delete files that clients registered, by id (editors and owners)",
         description=(
             "Ids that name no file are counted in `not_found`. A file the caller may not change gives 404 "

@@ -6,9 +6,8 @@ from typing import Any
 
 from litestar import Request, Response, get
 from litestar.handlers import HTTPRouteHandler
-from litestar.openapi import ResponseSpec
 
-from api.errors import ErrorBody
+from api.errors import error_responses
 from api.metrics import ServiceMetrics, scrape
 
 _DESCRIPTION = (
@@ -23,12 +22,8 @@ def metrics_route(public: bool) -> HTTPRouteHandler:
 
     `server.metrics_public` decides, so each app builds its own handler.
     """
-    responses = {}
-    if not public:
-        responses = {
-            401: ResponseSpec(data_container=ErrorBody, description="No administrator's token was sent"),
-            403: ResponseSpec(data_container=ErrorBody, description="The token is not an administrator's"),
-        }
+    # Collecting reads the catalog's counts, so a catalog that cannot be read gives 503.
+    responses = error_responses() if public else error_responses(401, 403)
     decorator = get(
         "/metrics",
         opt={"access": "public" if public else "admin"},
@@ -39,7 +34,7 @@ def metrics_route(public: bool) -> HTTPRouteHandler:
         description=_DESCRIPTION,
         media_type="text/plain",
         sync_to_thread=True,
-        responses=responses or None,
+        responses=responses,
     )
     return decorator(_metrics)
 

@@ -20,6 +20,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, HeaderParameter, JSONBody
 
 from api.access import Access
+from api.errors import error_responses
 from api.monitoring import finished, new_ingestion, stored_ingestion, with_step
 from api.monitoring_schemas import (
     IngestionFinishIn,
@@ -49,6 +50,7 @@ class MonitoringController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "signed_in"},
+        responses=error_responses(400, 401, 403, 404, 409, 413),
         request_max_body_size=MAX_START_BYTES,
         summary="Start recording a client ingestion; returns its run_id",
         description=(
@@ -91,6 +93,7 @@ class MonitoringController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "signed_in"},
+        responses=error_responses(400, 401, 404, 413),
         request_max_body_size=MAX_STEP_BYTES,
         summary="Add or replace one step of a client ingestion (by step name)",
     )
@@ -112,6 +115,7 @@ class MonitoringController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "signed_in"},
+        responses=error_responses(400, 401, 404, 413),
         request_max_body_size=MAX_FINISH_BYTES,
         summary="Finish a client ingestion with its status, steps and collection summaries",
     )

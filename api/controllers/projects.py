@@ -12,6 +12,7 @@ from litestar.exceptions import ClientException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api.access import Access, format_time
+from api.errors import error_responses
 from api.ingestion_report import build_ingestion_report
 from api.project_permissions import resolve_permissions
 from api.registry_schemas import ProjectActionOut
@@ -28,7 +29,13 @@ class ProjectController(Controller):
     path = "/projects"
     tags = ["projects"]
 
-    @get("/get/all", sync_to_thread=True, opt={"access": "read"}, summary="Every project the user may read")
+    @get(
+        "/get/all",
+        sync_to_thread=True,
+        responses=error_responses(401),
+        opt={"access": "read"},
+        summary="Every project the user may read",
+    )
     def get_all(self, access: NamedDependency[Access]) -> list[Project]:
         return [project_model(access, record) for record in access.projects()]
 
@@ -36,6 +43,7 @@ class ProjectController(Controller):
         "/get/from_id",
         sync_to_thread=True,
         opt={"access": "read"},
+        responses=error_responses(400, 401, 404),
         summary="One project as a raw document (`_id` keys)",
     )
     def get_from_id(
@@ -55,6 +63,7 @@ class ProjectController(Controller):
         "/get/from_name/{project_name:path}",
         sync_to_thread=True,
         opt={"access": "read"},
+        responses=error_responses(400, 401, 404),
         summary="One project by its exact name",
     )
     def get_from_name(self, access: NamedDependency[Access], project_name: FromPath[str]) -> Project:
@@ -65,6 +74,7 @@ class ProjectController(Controller):
         "/ingestion-report/{project_id:str}",
         sync_to_thread=True,
         opt={"access": "read"},
+        responses=error_responses(400, 401, 404),
         summary="The latest ingestion state of a project",
         description=(
             "For each data collection: what the latest scan of its workflow found (files found, new, "
@@ -83,6 +93,7 @@ class ProjectController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "signed_in"},
+        responses=error_responses(400, 401, 403, 409, 413),
         summary="Create a project from a whole Depictio project document",
         description=(
             "The body is a Depictio project with its workflows and data collections; the ids it gives are "
@@ -107,6 +118,7 @@ class ProjectController(Controller):
         "/update",
         sync_to_thread=True,
         opt={"access": "manage"},
+        responses=error_responses(400, 401, 403, 404, 409, 413),
         summary="Replace a project sent over the API with a new version of its document (owners and administrators)",
         description=(
             "The body is the whole project, checked as for `/projects/create`. Workflows and data "
@@ -136,6 +148,7 @@ class ProjectController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "manage"},
+        responses=error_responses(400, 401, 403, 404, 409),
         summary="Delete a project sent over the API, with its runs, files, tables and dashboards",
         description="Workflow files on disk are never touched. A project from a project file gives 409.",
     )
@@ -154,6 +167,7 @@ class ProjectController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "manage"},
+        responses=error_responses(400, 401, 403, 404, 413),
         summary="Replace the owners, editors and viewers of a project (owners and administrators)",
         description=(
             'Members are user ids, e-mail addresses or user documents with `id` and/or `email`; `"*"` '
@@ -185,6 +199,7 @@ class ProjectController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "manage"},
+        responses=error_responses(400, 401, 403, 404),
         summary="Make a project public or private (owners and administrators)",
         description=(
             "Signed-in users may read a public project; anonymous requests may too when the setting "

@@ -11,6 +11,7 @@ from litestar.exceptions import ClientException
 from litestar.params import FromPath, JSONBody
 
 from api.access import Access, format_time
+from api.errors import error_responses
 from api.registration import run_record, sent_workflow
 from api.registry_schemas import DeleteBatchOut, DeletedOut, RunBatchIn, RunIdsIn, UpsertOut
 from api.schemas import PermissionsOut, RunDocument, RunOut
@@ -28,6 +29,7 @@ class RunController(Controller):
         "/list/{workflow_id:str}",
         sync_to_thread=True,
         opt={"access": "read"},
+        responses=error_responses(400, 401, 404),
         summary="The runs of a workflow (`_id` keys)",
     )
     def list_runs(self, access: NamedDependency[Access], workflow_id: FromPath[str]) -> list[RunDocument]:
@@ -38,7 +40,13 @@ class RunController(Controller):
             for run in access.catalog.runs.list_for_workflow(workflow_id)
         ]
 
-    @get("/get/{run_id:str}", sync_to_thread=True, opt={"access": "read"}, summary="One run (`id` keys)")
+    @get(
+        "/get/{run_id:str}",
+        sync_to_thread=True,
+        responses=error_responses(400, 401, 404),
+        opt={"access": "read"},
+        summary="One run (`id` keys)",
+    )
     def get_run(self, access: NamedDependency[Access], run_id: FromPath[str]) -> RunOut:
         run, project = access.run(run_id)
         return RunOut(**_run_fields(access, run, access.permissions(project.project)))
@@ -48,6 +56,7 @@ class RunController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "write"},
+        responses=error_responses(400, 401, 403, 404, 409, 413),
         summary="Register runs of one workflow (editors and owners)",
         description=(
             "Runs of a project sent over the API are stored with the ids the client chose. A run whose id "
@@ -122,6 +131,7 @@ class RunController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "write"},
+        responses=error_responses(400, 401, 403, 404, 409),
         summary="Delete a run that a client registered (editors and owners)",
         description=(
             "The run's files stay registered until they are deleted too, as Depictio clients expect. "
@@ -140,6 +150,7 @@ class RunController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "write"},
+        responses=error_responses(400, 401, 403, 404, 409, 413),
         summary="Delete runs that clients registered, by id (editors and owners)",
         description=(
             "Ids that name no run are counted in `not_found`. A run the caller may not change gives "

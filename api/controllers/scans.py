@@ -10,6 +10,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, QueryParameter
 
 from api.access import Access, format_time
+from api.errors import error_responses
 from api.monitoring import ingestion_out, is_client_ingestion
 from api.schemas import IngestionFailureOut, ScanCollectionOut, ScanPage, ScanReportOut, ScanTriggerOut
 from catalog import ScanReport, utc_now
@@ -30,6 +31,7 @@ class ScanController(Controller):
         "/scans",
         sync_to_thread=True,
         opt={"access": "read"},
+        responses=error_responses(400, 401, 404),
         summary="Scan reports of readable projects, newest first",
     )
     def list_scans(
@@ -54,6 +56,7 @@ class ScanController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "write"},
+        responses=error_responses(400, 401, 403, 404),
         summary="Scan a project now (editors, owners and administrators)",
     )
     def scan_project(

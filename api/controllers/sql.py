@@ -18,6 +18,7 @@ from litestar.params import JSONBody
 
 from api.access import Access
 from api.controllers.deltatables import json_value
+from api.errors import error_responses
 from api.export_formats import ExportFormatError, export_response
 from api.sql_schemas import MAX_QUERY_CHARS, SqlColumnOut, SqlIn, SqlOut
 from catalog import QueryResult, QuerySources, SqlError
@@ -60,6 +61,7 @@ class SqlController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "signed_in"},
+        responses=error_responses(400, 401, 413, 429),
         summary="Run one read-only SELECT over the data collections you may read",
         description=_DESCRIPTION,
     )

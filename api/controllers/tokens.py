@@ -15,6 +15,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.access import format_time
 from api.controllers.auth import token_out
+from api.errors import error_responses
 from api.schemas import (
     AgentConfigOut,
     AgentTokenIn,
@@ -45,6 +46,7 @@ class TokenController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "signed_in"},
+        responses=error_responses(400, 401, 409, 413),
         summary="Create a named long-lived token for a script or the Depictio CLI",
     )
     def create_token(self, request: Request[UserRecord, TokenRecord, Any], data: JSONBody[TokenCreateIn]) -> TokenOut:
@@ -71,6 +73,7 @@ class TokenController(Controller):
         "/list_tokens",
         sync_to_thread=True,
         opt={"access": "signed_in"},
+        responses=error_responses(400, 401),
         summary="The signed-in user's live tokens, without their secrets",
     )
     def list_tokens(
@@ -97,6 +100,7 @@ class TokenController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "signed_in"},
+        responses=error_responses(400, 401, 404),
         summary="Revoke one of the signed-in user's tokens",
     )
     def delete_token(self, request: Request[UserRecord, TokenRecord, Any], token_id: FromPath[str]) -> SuccessOut:
@@ -112,6 +116,7 @@ class TokenController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "signed_in"},
+        responses=error_responses(400, 401, 403, 413),
         summary="A Depictio CLI config (CLI.yaml) for the signed-in user",
     )
     def generate_agent_config(

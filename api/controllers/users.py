@@ -10,6 +10,7 @@ from litestar.exceptions import PermissionDeniedException, ValidationException
 from litestar.params import FromPath
 
 from api.controllers.auth import user_out
+from api.errors import error_responses
 from api.schemas import SuccessOut, UserOut
 from catalog import Catalog, UserRecord
 
@@ -23,7 +24,13 @@ class UserController(Controller):
     path = "/auth"
     tags = ["users"]
 
-    @get("/list", sync_to_thread=True, opt={"access": "admin"}, summary="Every user (administrators only)")
+    @get(
+        "/list",
+        sync_to_thread=True,
+        responses=error_responses(401, 403),
+        opt={"access": "admin"},
+        summary="Every user (administrators only)",
+    )
     def list_users(self, request: Request[UserRecord, Any, Any]) -> list[UserOut]:
         require_admin(request.user)
         catalog: Catalog = request.app.state.catalog
@@ -34,6 +41,7 @@ class UserController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "admin"},
+        responses=error_responses(400, 401, 403, 404, 409),
         summary="Delete a user and revoke all their tokens (administrators only)",
     )
     def delete_user(self, request: Request[UserRecord, Any, Any], user_id: FromPath[str]) -> SuccessOut:
@@ -49,6 +57,7 @@ class UserController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "admin"},
+        responses=error_responses(400, 401, 403, 404),
         summary="Grant or withdraw administrator rights (administrators only)",
     )
     def turn_sysadmin(

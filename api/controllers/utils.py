@@ -13,6 +13,7 @@ from litestar.openapi import ResponseSpec
 
 from api.auth import bearer_token
 from api.backup_schemas import LastBackupOut
+from api.errors import error_responses
 from api.readiness import catalog_read_error
 from api.schemas import TIME_FORMAT, HealthOut, IngestStatusOut, LocationWatchOut, StatusOut
 from api.tokens import InvalidTokenError, TokenService
@@ -37,6 +38,7 @@ class UtilsController(Controller):
         "/status",
         security=[],
         opt={"access": "public"},
+        responses=error_responses(),
         summary=(
             "Service status, ingestion state and the time of the last backup; locations, the last error, "
             "file paths and the backup's folder for administrators only"

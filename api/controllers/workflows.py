@@ -11,6 +11,7 @@ from litestar.enums import MediaType
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from api.access import Access, raise_for
+from api.errors import error_responses
 from api.schemas import rename_ids
 from catalog import ConflictError, WorkflowRecord
 
@@ -23,6 +24,7 @@ class WorkflowController(Controller):
         "/get/from_id",
         sync_to_thread=True,
         opt={"access": "read"},
+        responses=error_responses(400, 401, 404),
         summary="One workflow as a raw document with its project_id",
     )
     def get_from_id(self, access: NamedDependency[Access], workflow_id: FromQuery[str]) -> dict[str, Any]:
@@ -33,6 +35,7 @@ class WorkflowController(Controller):
         "/get_all_workflows",
         sync_to_thread=True,
         opt={"access": "read"},
+        responses=error_responses(401),
         summary="Every workflow of the projects the user may read, as raw documents with their project_id",
     )
     def get_all_workflows(self, access: NamedDependency[Access]) -> list[dict[str, Any]]:
@@ -42,6 +45,7 @@ class WorkflowController(Controller):
         "/get/from_args",
         sync_to_thread=True,
         opt={"access": "read"},
+        responses=error_responses(400, 401, 404, 409),
         summary="The one readable workflow with this name and engine, as a raw document with its project_id",
         description=(
             "404 when no readable workflow matches; 409 when several readable projects have a workflow "
@@ -75,6 +79,7 @@ class WorkflowController(Controller):
         "/get_tag_from_id/{workflow_id:str}",
         sync_to_thread=True,
         opt={"access": "read"},
+        responses=error_responses(400, 401, 404),
         summary="The workflow's tag, as a bare JSON string",
         media_type=MediaType.JSON,
     )

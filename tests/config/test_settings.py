@@ -91,6 +91,7 @@ OVERRIDES: list[tuple[str, str, Callable[[Settings], Any], Any]] = [
     ("DEPICTIO_SERVER_PORT", "9000", lambda s: s.server.port, 9000),
     ("DEPICTIO_SERVER_LOG_LEVEL", "DEBUG", lambda s: s.server.log_level, "DEBUG"),
     ("DEPICTIO_SERVER_MAX_UPLOAD_MB", "20", lambda s: s.server.max_upload_mb, 20),
+    ("DEPICTIO_SERVER_MAX_BODY_MB", "2", lambda s: s.server.max_body_mb, 2),
     ("DEPICTIO_CATALOG_PATH", "/srv/depictio/catalog.duckdb", lambda s: s.catalog.path, "/srv/depictio/catalog.duckdb"),
     ("DEPICTIO_CATALOG_MEMORY_LIMIT", "2GiB", lambda s: s.catalog.memory_limit, "2GiB"),
     ("DEPICTIO_CATALOG_THREADS", "3", lambda s: s.catalog.threads, 3),
@@ -241,7 +242,7 @@ def test_unknown_key_suggests_close_match(tmp_path: Path) -> None:
     assert problem.file == str(path)
     assert "unknown key 'prot'; did you mean 'port'?" in problem.message
     assert (
-        "Valid keys here: event_keepalive_seconds, event_streams, event_streams_per_user, host, log_level, max_upload_mb, metrics_public, port"
+        "Valid keys here: event_keepalive_seconds, event_streams, event_streams_per_user, host, log_level, max_body_mb, max_upload_mb, metrics_public, port"
         in problem.message
     )
 
