@@ -322,6 +322,8 @@ def _prepare_session_case(case: Any, caller: Caller, known: bool) -> dict[str, s
       the known half sends the refresh token of a fresh sign-in.
     - DELETE /auth/delete/{user_id} and POST /auth/turn_sysadmin/{user_id}/{is_admin} would
       delete or demote the callers: the known half names an account registered for the case.
+    - POST /utils/backup writes into any new folder that the service may create: an absolute
+      `to` moves under the test's folder, and the known half names a new folder there.
     """
     path = case.operation.path
     if path == f"{API}/events":
@@ -342,6 +344,17 @@ def _prepare_session_case(case: Any, caller: Caller, known: bool) -> dict[str, s
 
     if path == f"{API}/auth/refresh" and known and isinstance(case.body, dict):
         case.body["refresh_token"] = caller.fresh_session().refresh_token
+        return caller.session.headers()
+
+    if path == f"{API}/utils/backup" and isinstance(case.body, dict) and isinstance(case.body.get("to"), str):
+        # Beside the test's folder: the catalog's own folder is no place for a backup (400).
+        root = caller.server.log.parent
+        backups = root.parent / f"{root.name}-backups"
+        backups.mkdir(exist_ok=True)
+        if known:
+            case.body["to"] = str(backups / f"case-{caller.email.split('@')[0]}-{len(list(backups.iterdir()))}")
+        elif case.body["to"].startswith("/"):
+            case.body["to"] = f"{backups}/generated{case.body['to']}"
         return caller.session.headers()
 
     if path in (f"{API}/auth/delete/{{user_id}}", f"{API}/auth/turn_sysadmin/{{user_id}}/{{is_admin}}") and known:
