@@ -117,7 +117,8 @@ def _too_large_detail(request: Request[Any, Any, Any]) -> str:
 
 def handle_upload_storage(request: Request[Any, Any, Any], exception: UploadStorageError) -> Response[ErrorBody]:
     logger.warning("request %s %s failed: %s", request.method, request.url.path, exception)
-    return error_response(503, str(exception))
+    # A full disk or a file size limit, as for a catalog write, so the client gets the same wait.
+    return error_response(503, str(exception), headers={"Retry-After": str(UNWRITABLE_RETRY_AFTER_SECONDS)})
 
 
 def handle_backup_target(request: Request[Any, Any, Any], exception: BackupTargetError) -> Response[ErrorBody]:

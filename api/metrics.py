@@ -22,8 +22,9 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, CollectorRegistry, Counter, Histogram, ProcessCollector
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.openmetrics import exposition as openmetrics_exposition
 from prometheus_client.registry import Collector
 
 from api.readiness import not_ready_reason
@@ -184,17 +185,39 @@ class StateCollector(Collector):
         )
 
 
+# The only OpenMetrics version that prometheus_client 0.26.0 writes.
+_OPENMETRICS_VERSION = "1.0.0"
+
 _READY_HELP = "1 when the service is ready for traffic (as GET /health/ready responds 200), else 0"
 
 
 def scrape(metrics: ServiceMetrics, accept: str) -> tuple[bytes, str]:
     """Return the registry's metrics in the format the Accept header asks for, and its content type.
 
-    Prometheus text format 0.0.4 is the default; OpenMetrics and text format 1.0.0 are
-    returned when the Accept header asks for them.
+    OpenMetrics 1.0.0 when a media range of the header is `application/openmetrics-text`
+    with no version or version 1.0.0, else Prometheus text format 0.0.4. The header is
+    parsed here because prometheus_client 0.26.0's `choose_encoder` raises TypeError on a
+    version such as `abc`. No header value is rejected.
     """
-    encode, content_type = choose_encoder(accept)
-    return encode(metrics.registry), content_type
+    if _asks_for_openmetrics(accept):
+        return openmetrics_exposition.generate_latest(metrics.registry), openmetrics_exposition.CONTENT_TYPE_LATEST
+    return generate_latest(metrics.registry), CONTENT_TYPE_PLAIN_0_0_4
+
+
+def _asks_for_openmetrics(accept: str) -> bool:
+    """Tell whether an Accept header lists OpenMetrics in a version that this service writes (1.0.0)."""
+    for media_range in accept.split(","):
+        media_type, *parameters = (part.strip() for part in media_range.split(";"))
+        if media_type.lower() != "application/openmetrics-text":
+            continue
+        versions = []
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "version":
+                versions.append(value.strip().strip('"'))
+        if all(version == _OPENMETRICS_VERSION for version in versions):
+            return True
+    return False
 
 
 def wrap_app(app: Litestar, metrics: ServiceMetrics) -> None:

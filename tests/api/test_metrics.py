@@ -207,6 +207,36 @@ def test_openmetrics_when_accept_asks(tmp_path: Path) -> None:
     assert response.text.endswith("# EOF\n")
 
 
+# Accept headers that are malformed, or ask for versions this service does not write, and
+# the format each gets. prometheus_client 0.26.0's own negotiation raised TypeError on the
+# versions that are not numbers.
+HOSTILE_ACCEPT = [
+    ("application/openmetrics-text; version=abc", "text/plain; version=0.0.4"),
+    ("application/openmetrics-text; version=1.x", "text/plain; version=0.0.4"),
+    ("application/openmetrics-text; version=1..0", "text/plain; version=0.0.4"),
+    ("application/openmetrics-text; version=999.0.0", "text/plain; version=0.0.4"),
+    ("application/openmetrics-text; version=", "text/plain; version=0.0.4"),
+    ("text/plain; version=abc", "text/plain; version=0.0.4"),
+    ("text/plain; version=1.0.0; escaping=bogus", "text/plain; version=0.0.4"),
+    (";;;,,,=;", "text/plain; version=0.0.4"),
+    ("application/openmetrics-text; version=abc, application/openmetrics-text", "application/openmetrics-text"),
+    ('APPLICATION/OpenMetrics-Text; Version="1.0.0"', "application/openmetrics-text"),
+]
+
+
+def test_hostile_accept_gets_a_format(tmp_path: Path) -> None:
+    with example_app(tmp_path, {"DEPICTIO_SERVER_METRICS_PUBLIC": "true"}) as client:
+        responses = [
+            (accept, expected, client.get("/metrics", headers={"Accept": accept}))
+            for accept, expected in HOSTILE_ACCEPT
+        ]
+
+    for accept, expected, response in responses:
+        assert response.status_code == 200, (accept, response.text)
+        assert response.headers["content-type"].startswith(expected), accept
+        assert "depictiod_files_ingested_total" in response.text, accept
+
+
 def test_two_apps_count_apart(tmp_path: Path) -> None:
     (tmp_path / "first").mkdir()
     (tmp_path / "second").mkdir()

@@ -237,6 +237,22 @@ def test_oversize_upload_is_413(tmp_path: Path, lab: Path) -> None:
         assert not uploads_folder(client, IDS["collection"]).exists()
 
 
+def test_unstorable_upload_is_503_with_retry(client: TestClient, admin: dict[str, str], sent: str) -> None:
+    # A file where the collection's upload folder belongs makes creating that folder fail
+    # with an OSError, the same path as a full disk (ENOSPC) or a file size limit (EFBIG).
+    blocker = uploads_folder(client, sent)
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_bytes(b"")
+
+    response = upload(client, admin, sent, [("more.csv", b"id,label\n4,d\n")])
+
+    assert response.status_code == 503
+    assert set(response.json()) == {"status_code", "detail"}
+    assert "the uploaded file could not be stored" in response.json()["detail"]
+    assert response.headers["retry-after"] == "30"
+    assert shape(client, admin, sent) == 3
+
+
 @pytest.mark.parametrize("name", ["table.xlsx", "notes.txt", "no_suffix"])
 def test_other_formats_are_400(client: TestClient, admin: dict[str, str], sent: str, name: str) -> None:
     response = upload(client, admin, sent, [("fine.csv", b"id,label\n4,d\n"), (name, b"id,label\n5,e\n")])
