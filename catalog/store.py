@@ -251,17 +251,29 @@ class Store:
         return self._writes.failure
 
     @property
+    def write_fault(self) -> CatalogUnwritableError | None:
+        """Why writes failed, until the fault is known to be over: `write_failure`, or the fault whose writes are on trial."""
+        return self._writes.fault
+
+    @property
     def write_attempts(self) -> int:
         """Attempts to write again since writes started to fail, or the count of the last failure once they work."""
         return self._writes.attempts
 
-    def add_write_listener(self, listener: WriteListener) -> None:
+    def add_write_listener(self, listener: WriteListener, confirms_recovery: bool = False) -> None:
         """Call `listener` with the reason when writes start to fail, and with None when they work again.
 
         It runs on the thread that noticed the change, so it must return quickly. A listener
-        added while writes fail is called at once.
+        added while writes fail is called at once. With `confirms_recovery`, None only means
+        that writes are accepted on trial: the fault ends when `confirm_writable()` is called
+        after real work succeeded, and a write that fails before continues the same fault.
+        The background check writes a few bytes, which a nearly full disk can still take.
         """
-        self._writes.add_listener(listener)
+        self._writes.add_listener(listener, confirms_recovery)
+
+    def confirm_writable(self, on_confirmed: Callable[[], None] | None = None) -> bool:
+        """End a fault whose writes are on trial, and return True when one ended (see add_write_listener)."""
+        return self._writes.confirm(on_confirmed)
 
     def remove_write_listener(self, listener: WriteListener) -> None:
         self._writes.remove_listener(listener)

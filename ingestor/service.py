@@ -705,7 +705,7 @@ class Ingestor:
         self._starter.start()
 
     def _register_at_start(self) -> None:
-        self.catalog.store.add_write_listener(self._write_state_changed)
+        self.catalog.store.add_write_listener(self._write_state_changed, confirms_recovery=True)
         try:
             self.register_projects()
             self._registered = True
@@ -774,15 +774,17 @@ class Ingestor:
         and leaves the reconcile to the scheduler.
         """
         if failure is not None:
+            # Set since the fault started when a write failed again on trial, which logs nothing new.
+            continued = self.status.write_error is not None
             self.status.write_error = f"{failure.summary} ({failure.detail})"
             self._resume_needed = True
             if self.status.state == "idle":
                 self.status.state = "paused"
-            logger.info("ingestion paused until the catalog can be written again")
+            if not continued:
+                logger.info("ingestion paused until the catalog can be written again")
             return
-        self.status.write_error = None
-        if self.status.state == "paused":
-            self.status.state = "idle"
+        # Writes are accepted on trial. write_error stays set, so readiness stays 503, until
+        # the resume scan succeeds and confirms the recovery.
         self._schedule_resume()
 
     def _schedule_resume(self) -> None:
@@ -810,11 +812,19 @@ class Ingestor:
                     for workflow in project.workflows:
                         self._follow_workflow(project, workflow)
             self.scan_all("resume")
+            # scan_all returns early, without raising, when a write fails on the way.
+            if self.catalog.store.write_failure is None:
+                self.catalog.store.confirm_writable(self._clear_write_error)
         except CatalogUnwritableError:
             pass  # Paused again; the next recovery schedules this once more.
         except Exception:
             # The scheduler thread must outlive the resume, and the scheduled reconciles retry.
             logger.exception("reconcile after the catalog could be written again failed; scheduled reconciles retry")
+            # The failure was not a rejected write, so writes work.
+            self.catalog.store.confirm_writable(self._clear_write_error)
+
+    def _clear_write_error(self) -> None:
+        self.status.write_error = None
 
     def _schedule_reconciles(self) -> None:
         """Add one interval job per workflow whose reconcile_seconds is above 0.

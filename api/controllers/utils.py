@@ -88,7 +88,7 @@ def _write_error(request: Request[Any, Any, Any], detailed: bool) -> str | None:
     """Return why the catalog cannot be written: the cause, with DuckDB's message for administrators only."""
     if detailed:
         return request.app.state.ingestor.status.write_error
-    failure = request.app.state.catalog.store.write_failure
+    failure = request.app.state.catalog.store.write_fault
     return None if failure is None else failure.summary
 
 

@@ -6,8 +6,13 @@ EFBIG, "File too large", as a full disk fails them with ENOSPC.
 
 from __future__ import annotations
 
+import logging
+import re
+import threading
 from contextlib import ExitStack
 from pathlib import Path
+
+import pytest
 
 import config
 from ingestor.progress import ScanProgress
@@ -21,6 +26,9 @@ ROWS_PER_RUN = 2000
 # Bytes the WAL may still grow once the fault starts: enough for the small commits of a
 # build (creating its scratch table, recording outcomes), too little for a run's rows.
 WAL_ALLOWANCE = 8192
+# The maximum wait between attempts in the test of a false recovery: long enough that the
+# doubling shows (0.5 s, 1 s, 2 s), short enough that the test ends soon after the fault.
+FALSE_RECOVERY_MAX_WAIT = 2.0
 
 
 def _write_run(data_dir: Path, run: str) -> None:
@@ -145,3 +153,68 @@ def test_resume_scan_reported(start: StartHarness, data_dir: Path) -> None:
     assert harness.project.id is not None
     reports, _ = harness.catalog.scans.list([harness.project.id], 100, 0)
     assert "resume" in {report.details["trigger"] for report in reports}
+
+
+def test_false_recovery_keeps_fault(start: StartHarness, data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # As on a nearly full disk, the background check gets through but the resume scan's
+    # rows do not. Each scan that starts while `fault_on` is set imposes a file size limit
+    # once it has registered its files, and the first rejected write lifts it again.
+    caplog.set_level(logging.INFO)
+    _write_run(data_dir, "run_1")
+    harness = start([table_collection("counts", r"counts\.csv$")], ingest={"watch_mode": "off"})
+    harness.catalog_settings = config.CatalogSettings(
+        path=str(harness.catalog_path), write_retry_seconds=FALSE_RECOVERY_MAX_WAIT
+    )
+    harness.reopen()
+    harness.ingestor.start()
+    store = harness.catalog.store
+    fault = ExitStack()
+    fault_on = threading.Event()
+    fault_on.set()
+
+    def impose(event: ScanProgress) -> None:
+        if event.step == "workflow" and fault_on.is_set():
+            fault.enter_context(file_size_limit(_wal_size(harness) + WAL_ALLOWANCE))
+
+    # Whether readiness would be 503 (write_error set) at each change of the write state.
+    # Listeners run in the order they were added, so this one reads the ingestor's state
+    # after the ingestor's listener updated it.
+    unready_at_changes: list[bool] = []
+
+    def changed(failure: object) -> None:
+        unready_at_changes.append(harness.ingestor.status.write_error is not None)
+        if failure is not None:
+            fault.close()
+
+    store.add_write_listener(changed)
+    harness.ingestor.progress = impose
+    _write_run(data_dir, "run_2")
+
+    harness.ingestor.rescan_workflow(harness.workflow_id)
+    # Three attempts mean that two got through and their resume scans failed.
+    wait_until(lambda: store.write_attempts >= 3, RECOVERY_DEADLINE_SECONDS, "three attempts to write again")
+    fault_during = store.write_fault
+    fault_on.clear()
+    wait_until(lambda: store.write_fault is None, RECOVERY_DEADLINE_SECONDS, "the fault to end")
+    harness.ingestor.progress = None
+
+    messages = [record.getMessage() for record in caplog.records]
+    assert fault_during is not None
+    assert len([message for message in messages if message.startswith("ingestion resumes")]) >= 3
+    assert len(unready_at_changes) >= 5
+    assert all(unready_at_changes)
+    errors = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert "cannot be written: a file size limit is reached" in errors[0]
+    recoveries = [
+        message for message in messages if message.startswith("catalog ") and "can be written again" in message
+    ]
+    assert len(recoveries) == 1
+    # The attempts count across the false recoveries, so the wait kept doubling. A fourth
+    # attempt is made when the third one's scan imposed the limit before `fault_on` was cleared.
+    attempts = re.search(r"and (\d+) attempts", recoveries[0])
+    assert attempts is not None
+    assert int(attempts.group(1)) >= 3
+    assert len([message for message in messages if message.startswith("ingestion paused")]) == 1
+    assert harness.ingestor.status.write_error is None
+    assert harness.row_count_by_run("counts") == {"run_1": ROWS_PER_RUN, "run_2": ROWS_PER_RUN}
