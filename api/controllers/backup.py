@@ -54,6 +54,7 @@ def backup_out(result: BackupResult) -> BackupOut:
     manifest = result.manifest
     return BackupOut(
         path=result.folder,
+        catalog_path=manifest.catalog_path,
         created_at=manifest.created_at.strftime(TIME_FORMAT),
         schema_version=manifest.schema_version,
         files=len(manifest.files),

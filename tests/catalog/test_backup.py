@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from api.security import hash_password
 from catalog import (
     SCHEMA_VERSION,
     BackupTargetError,
+    BackupWriteError,
     Catalog,
     InvalidBackupError,
     RestoreError,
@@ -31,8 +33,9 @@ from catalog import (
     verify_backup,
 )
 from catalog.backup import FORMAT, FORMAT_VERSION, BackupManifest, table_rows
-from catalog.backup_files import describe_file
+from catalog.backup_files import CopyTimeoutError, copy_in_child, describe_file, make_folders
 from catalog.store import Connection
+from config import CatalogSettings
 
 ROWS = 5000
 
@@ -349,3 +352,106 @@ def test_restore_replays_wal_of_backup(catalog_path: Path, tmp_path: Path) -> No
     finally:
         restored.close()
     assert rows == [(ROWS + 1, -1)]
+
+
+def _stopped_python(tmp_path: Path) -> str:
+    """Write a stand-in for the Python interpreter that stops itself (SIGSTOP) before it runs, like a copy that hangs."""
+    script = tmp_path / "stopped-python"
+    script.write_text(f'#!/bin/sh\nkill -STOP $$\nexec {sys.executable} "$@"\n')
+    script.chmod(0o700)
+    return str(script)
+
+
+def test_copy_refuses_symbolic_link_target(catalog_path: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious content")
+    victim.chmod(0o644)
+    link = tmp_path / "planted.duckdb"
+    link.symlink_to(victim)
+
+    with pytest.raises(OSError, match="File exists") as raised:
+        copy_in_child([(str(catalog_path), str(link))], timeout_seconds=60)
+
+    assert raised.value.filename == str(link)
+    assert victim.read_text() == "precious content"
+    assert victim.stat().st_mode & 0o777 == 0o644
+
+
+def test_copy_creates_private_file(catalog_path: Path, tmp_path: Path) -> None:
+    target = tmp_path / "copy.duckdb"
+
+    copy_in_child([(str(catalog_path), str(target))], timeout_seconds=60)
+
+    assert target.read_bytes() == catalog_path.read_bytes()
+    assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_make_folders_refuses_symbolic_link(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    (backup / "uploads").symlink_to(elsewhere)
+
+    with pytest.raises(OSError, match="is not a folder"):
+        make_folders(str(backup), os.path.join("uploads", "collection"))
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_copy_stops_at_timeout(tmp_path: Path) -> None:
+    # Opening a named pipe that no process writes to blocks, like a read from storage that hangs.
+    source = tmp_path / "pipe"
+    os.mkfifo(source)
+
+    with pytest.raises(CopyTimeoutError, match="did not finish within 1 s"):
+        copy_in_child([(str(source), str(tmp_path / "copy"))], timeout_seconds=1)
+
+
+def test_backup_timeout_releases_writes(
+    catalog_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = Catalog(str(catalog_path), CatalogSettings(path=str(catalog_path), backup_timeout_seconds=1))
+    folder = tmp_path / "hung-backup"
+    try:
+        monkeypatch.setattr(sys, "executable", _stopped_python(tmp_path))
+        with pytest.raises(BackupWriteError, match=r"catalog.backup_timeout_seconds.*partial backup was removed"):
+            catalog.backups.write(str(folder), str(catalog_path) + ".uploads", [])
+        monkeypatch.undo()
+        _add_user(catalog, "after-timeout@example.org")
+    finally:
+        catalog.close()
+
+    assert not folder.exists()
+    assert "after-timeout@example.org" in _emails(catalog_path)
+
+
+def test_copy_error_names_target(catalog_path: Path, tmp_path: Path) -> None:
+    # A file size limit makes writes to the copy fail, as a full backup disk does.
+    target = tmp_path / "copy.duckdb"
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))
+    try:
+        with pytest.raises(OSError, match="File too large") as raised:
+            copy_in_child([(str(catalog_path), str(target))], timeout_seconds=60)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+    assert raised.value.filename == str(target)
+
+
+def test_backup_rejects_too_long_path(catalog_path: Path, tmp_path: Path) -> None:
+    # The folder itself can be created, but the path of catalog.duckdb inside it exceeds PATH_MAX.
+    parent = tmp_path
+    while len(str(parent)) < 3800:
+        parent = parent / ("p" * 200)
+    parent.mkdir(parents=True)
+    folder = parent / ("b" * (4090 - len(str(parent)) - 1))
+    assert len(str(folder)) == 4090
+
+    catalog = Catalog(str(catalog_path))
+    try:
+        with pytest.raises(BackupTargetError, match="cannot take a backup: .*File name too long"):
+            catalog.backups.write(str(folder), str(catalog_path) + ".uploads", [])
+    finally:
+        catalog.close()
+    assert not folder.exists()
