@@ -407,9 +407,7 @@ def test_copy_stops_at_timeout(tmp_path: Path) -> None:
         copy_in_child([(str(source), str(tmp_path / "copy"))], timeout_seconds=1)
 
 
-def test_backup_timeout_releases_writes(
-    catalog_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_backup_timeout_releases_writes(catalog_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     catalog = Catalog(str(catalog_path), CatalogSettings(path=str(catalog_path), backup_timeout_seconds=1))
     folder = tmp_path / "hung-backup"
     try:
@@ -450,7 +448,7 @@ def test_backup_rejects_too_long_path(catalog_path: Path, tmp_path: Path) -> Non
 
     catalog = Catalog(str(catalog_path))
     try:
-        with pytest.raises(BackupTargetError, match="cannot take a backup: .*File name too long"):
+        with pytest.raises(BackupTargetError, match=r"cannot take a backup: .*File name too long"):
             catalog.backups.write(str(folder), str(catalog_path) + ".uploads", [])
     finally:
         catalog.close()
