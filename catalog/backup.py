@@ -144,7 +144,7 @@ class BackupRepository:
 
     def __init__(self, store: Store, timeout_seconds: float) -> None:
         self._store = store
-        # The longest time that the copy may keep the writer thread, so writes wait at most that long.
+        # Maximum seconds that the copy may hold the writer thread, so writes wait at most that long.
         self._timeout_seconds = timeout_seconds
         # One backup at a time: a second request waits, then finds its folder taken or writes its own.
         self._lock = threading.Lock()
@@ -195,9 +195,10 @@ class BackupRepository:
         logger.warning("backup of catalog %s to %s failed: %s", self._store.path, folder, reason)
         if isinstance(error, CopyTimeoutError):
             return BackupWriteError(
-                f"writing the backup to {target!r} failed: {reason} (catalog.backup_timeout_seconds), so it was "
-                "stopped to let catalog writes go on, and the partial backup was removed; check that the backup "
-                "folder's storage responds, or raise the setting for a large catalog on slow storage"
+                f"writing the backup to {target!r} failed: {reason}, within {self._timeout_seconds:g} s "
+                "(catalog.backup_timeout_seconds). The backup was stopped so that catalog writes go on, and the "
+                "partial backup was removed; check that the backup folder's storage responds, or raise the "
+                "setting for a large catalog on slow storage"
             )
         failed_path = getattr(error, "filename", None)
         if (

@@ -136,7 +136,7 @@ def copy_in_child(copies: list[tuple[str, str]], timeout_seconds: float) -> None
         output, errors = child.communicate(timeout=timeout_seconds)
     except subprocess.TimeoutExpired:
         _kill(child)
-        raise CopyTimeoutError(f"copying the catalog file did not finish within {timeout_seconds:g} s") from None
+        raise CopyTimeoutError("copying the catalog file did not finish in time") from None
     if child.returncode != 0:
         raise _copy_error(output, errors, child.returncode)
 

@@ -84,7 +84,7 @@ def run_restore(arguments: argparse.Namespace, settings: Settings) -> int:
             )
             return 0
         uploads = UploadFolder.for_catalog(settings.catalog.path).root
-        result = restore_backup(source, settings.catalog.path, uploads)
+        result = restore_backup(source, settings.catalog.path, uploads, revoke_tokens=arguments.revoke_tokens)
     except (InvalidBackupError, RestoreError) as error:
         print(f"depictiod: {error}", file=sys.stderr)
         return 1
@@ -96,6 +96,13 @@ def run_restore(arguments: argparse.Namespace, settings: Settings) -> int:
     for replaced in result.replaced:
         print(f"kept the replaced {replaced.removesuffix(BEFORE_RESTORE_SUFFIX)} as {replaced}")
     print("the next start scans every workflow location, so results written since the backup come back")
+    if result.revoked_tokens is None:
+        print(
+            "warning: users, passwords and tokens are as they were at backup time, so accounts deleted and tokens "
+            "revoked since then work again; run restore with --revoke-tokens to revoke every token"
+        )
+    else:
+        print(f"revoked {result.revoked_tokens} tokens; every user and script must sign in again")
     return 0
 
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from catalog import (
     Catalog,
     InvalidBackupError,
     RestoreError,
+    TokenRecord,
     UserRecord,
     restore_backup,
     user_id_for,
@@ -403,7 +404,7 @@ def test_copy_stops_at_timeout(tmp_path: Path) -> None:
     source = tmp_path / "pipe"
     os.mkfifo(source)
 
-    with pytest.raises(CopyTimeoutError, match="did not finish within 1 s"):
+    with pytest.raises(CopyTimeoutError, match="did not finish in time"):
         copy_in_child([(str(source), str(tmp_path / "copy"))], timeout_seconds=1)
 
 
@@ -453,3 +454,65 @@ def test_backup_rejects_too_long_path(catalog_path: Path, tmp_path: Path) -> Non
     finally:
         catalog.close()
     assert not folder.exists()
+
+
+def _add_token(catalog: Catalog, token_id: str, revoked: bool) -> None:
+    now = utc_now()
+    catalog.tokens.add(
+        TokenRecord(
+            id=token_id,
+            user_id=user_id_for("first@example.org"),
+            name=token_id,
+            token_lifetime="long-lived",
+            jti=f"jti-{token_id}",
+            expire_datetime=now + timedelta(days=30),
+            created_at=now,
+            revoked=revoked,
+            refresh_jti=None,
+            refresh_expire_datetime=None,
+            access_seconds=None,
+        )
+    )
+
+
+def test_restore_revokes_every_token(catalog_path: Path, tmp_path: Path) -> None:
+    catalog = Catalog(str(catalog_path))
+    try:
+        _add_token(catalog, "live", revoked=False)
+        _add_token(catalog, "already-revoked", revoked=True)
+    finally:
+        catalog.close()
+    folder = tmp_path / "backup-with-tokens"
+    _back_up(catalog_path, folder)
+    kept_target = tmp_path / "kept" / "catalog.duckdb"
+    revoked_target = tmp_path / "revoked" / "catalog.duckdb"
+
+    kept = restore_backup(str(folder), str(kept_target), str(kept_target) + ".uploads")
+    revoked = restore_backup(str(folder), str(revoked_target), str(revoked_target) + ".uploads", revoke_tokens=True)
+
+    assert kept.revoked_tokens is None
+    assert revoked.revoked_tokens == 1
+    for target, expected in [(kept_target, False), (revoked_target, True)]:
+        restored = Catalog(str(target))
+        try:
+            token = restored.tokens.get("live")
+        finally:
+            restored.close()
+        assert token is not None
+        assert token.revoked is expected
+
+
+@pytest.mark.parametrize("linked", ["catalog.duckdb", "manifest.json"])
+def test_restore_refuses_symbolic_link(backup: Path, tmp_path: Path, linked: str) -> None:
+    # The link points at a copy with the same content, so only the link itself is wrong.
+    elsewhere = tmp_path / f"elsewhere-{linked}"
+    shutil.copyfile(backup / linked, elsewhere)
+    (backup / linked).unlink()
+    (backup / linked).symlink_to(elsewhere)
+    target = tmp_path / "new" / "catalog.duckdb"
+
+    with pytest.raises(InvalidBackupError, match="is a symbolic link"):
+        verify_backup(str(backup))
+    with pytest.raises(InvalidBackupError, match="is a symbolic link"):
+        restore_backup(str(backup), str(target), str(target) + ".uploads")
+    assert not target.exists()
