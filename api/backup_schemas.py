@@ -13,6 +13,8 @@ class BackupIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class BackupOut(msgspec.Struct, kw_only=True):
     # The backup folder, with symbolic links resolved.
     path: str
+    # The catalog file that the backup is a copy of, as the service that wrote it opened it.
+    catalog_path: str
     # UTC.
     created_at: str
     schema_version: int

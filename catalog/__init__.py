@@ -94,7 +94,7 @@ class Catalog:
         self.external_tables = ExternalTableRepository(self.store)
         self.sql = SqlRepository(self.store)
         self.joins = JoinRepository(self.store, self.events)
-        self.backups = BackupRepository(self.store)
+        self.backups = BackupRepository(self.store, (settings or CatalogSettings(path=path)).backup_timeout_seconds)
         try:
             self.tables.drop_scratch_tables()
         except BaseException:

@@ -14,6 +14,7 @@ without manifest.json is an interrupted backup.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -28,7 +29,17 @@ from typing import NamedTuple
 import duckdb
 import msgspec
 
-from catalog.backup_files import BackupFile, copy_file, copy_in_child, describe_file, sync_path, sync_tree
+from catalog.backup_files import (
+    CREATE_FLAGS,
+    BackupFile,
+    CopyTimeoutError,
+    copy_file,
+    copy_in_child,
+    describe_file,
+    make_folders,
+    sync_path,
+    sync_tree,
+)
 from catalog.build import quote
 from catalog.store import Connection, Store
 
@@ -42,6 +53,10 @@ DATABASE_NAME = "catalog.duckdb"
 WAL_SUFFIX = ".wal"
 UPLOADS_FOLDER = "uploads"
 _LAST_BACKUP_KEY = "last_backup"
+# Errors of a file in the backup folder that no retry can cure: the folder is the wrong one.
+_TARGET_ERRNOS = frozenset(
+    {errno.EROFS, errno.ENAMETOOLONG, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EEXIST, errno.ELOOP}
+)
 
 
 class TableRows(msgspec.Struct, kw_only=True, frozen=True):
@@ -127,8 +142,10 @@ class _Snapshot(NamedTuple):
 class BackupRepository:
     """Writes backups of the catalog and remembers the last one in `catalog_meta`."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, timeout_seconds: float) -> None:
         self._store = store
+        # Maximum seconds that the copy may hold the writer thread, so writes wait at most that long.
+        self._timeout_seconds = timeout_seconds
         # One backup at a time: a second request waits, then finds its folder taken or writes its own.
         self._lock = threading.Lock()
 
@@ -136,8 +153,9 @@ class BackupRepository:
         """Write a backup of the catalog and of the files in `uploads_folder` into the folder `target`.
 
         `target` must be an absolute path of a new or empty folder whose parent exists, and
-        not inside any of the `protected` folders. Raise BackupTargetError when it is not,
-        and BackupWriteError when a disk error stops the backup.
+        not inside any of the `protected` folders. Raise BackupTargetError when it is not, or
+        when the folder rejects the files (read-only, name too long, permission denied), and
+        BackupWriteError when a disk error or the timeout stops the backup.
         """
         with self._lock:
             folder = check_backup_target(target, protected)
@@ -146,13 +164,9 @@ class BackupRepository:
                 manifest = self._write_files(folder, uploads_folder)
             except BaseException as error:
                 _remove_partial(folder, created)
-                if not isinstance(error, OSError | duckdb.Error):
+                if not isinstance(error, OSError | duckdb.Error | CopyTimeoutError):
                     raise
-                reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
-                logger.warning("backup of catalog %s to %s failed: %s", self._store.path, folder, reason)
-                raise BackupWriteError(
-                    f"writing the backup to {target!r} failed: {reason}; the partial backup was removed"
-                ) from error
+                raise self._failure(target, folder, error) from error
         try:
             self._store.write(
                 partial(set_last_backup, record=LastBackup(time=utc_naive(manifest.created_at), path=folder))
@@ -175,6 +189,30 @@ class BackupRepository:
         )
         return BackupResult(folder, manifest)
 
+    def _failure(self, target: str, folder: str, error: Exception) -> BackupTargetError | BackupWriteError:
+        """Log why a backup failed and return the exception for the caller: 400 for a wrong folder, else 503."""
+        reason = _describe_error(error)
+        logger.warning("backup of catalog %s to %s failed: %s", self._store.path, folder, reason)
+        if isinstance(error, CopyTimeoutError):
+            return BackupWriteError(
+                f"writing the backup to {target!r} failed: {reason}, within {self._timeout_seconds:g} s "
+                "(catalog.backup_timeout_seconds). The backup was stopped so that catalog writes go on, and the "
+                "partial backup was removed; check that the backup folder's storage responds, or raise the "
+                "setting for a large catalog on slow storage"
+            )
+        failed_path = getattr(error, "filename", None)
+        if (
+            isinstance(error, OSError)
+            and error.errno in _TARGET_ERRNOS
+            and isinstance(failed_path, str)
+            and (failed_path == folder or failed_path.startswith(folder + os.sep))
+        ):
+            return BackupTargetError(
+                f"the backup folder {target!r} cannot take a backup: {reason}; the partial backup was removed, so "
+                "choose a folder that this service can write"
+            )
+        return BackupWriteError(f"writing the backup to {target!r} failed: {reason}; the partial backup was removed")
+
     def last(self) -> LastBackup | None:
         """Return the last backup made of this catalog, or of the backup it was restored from; None before any."""
         row = self._store.query_one("SELECT value FROM catalog_meta WHERE key = ?", [_LAST_BACKUP_KEY])
@@ -189,7 +227,13 @@ class BackupRepository:
     def _write_files(self, folder: str, uploads_folder: str) -> BackupManifest:
         started = time.monotonic()
         snapshot = self._store.write_steps(
-            partial(_take_snapshot, database_path=self._store.path, folder=folder, uploads_folder=uploads_folder)
+            partial(
+                _take_snapshot,
+                database_path=self._store.path,
+                folder=folder,
+                uploads_folder=uploads_folder,
+                timeout_seconds=self._timeout_seconds,
+            )
         )
         files = [describe_file(os.path.join(folder, DATABASE_NAME), DATABASE_NAME)]
         wal_copy = os.path.join(folder, DATABASE_NAME + WAL_SUFFIX)
@@ -258,9 +302,15 @@ def table_rows(connection: duckdb.DuckDBPyConnection) -> list[TableRows]:
     return counts
 
 
-def _take_snapshot(connection: Connection, database_path: str, folder: str, uploads_folder: str) -> _Snapshot:
-    """Copy the catalog file and the uploaded files that it lists; runs on the writer thread, so no write interleaves."""
+def _take_snapshot(
+    connection: Connection, database_path: str, folder: str, uploads_folder: str, timeout_seconds: float
+) -> _Snapshot:
+    """Copy the catalog file and the uploaded files that it lists; runs on the writer thread, so no write interleaves.
+
+    Raise CopyTimeoutError when the copies take longer than `timeout_seconds`.
+    """
     started = time.monotonic()
+    deadline = started + timeout_seconds
     taken_at = datetime.now(UTC).replace(microsecond=0)
     checkpointed = True
     try:
@@ -283,12 +333,12 @@ def _take_snapshot(connection: Connection, database_path: str, folder: str, uplo
     wal = database_path + WAL_SUFFIX
     if os.path.exists(wal):
         copies.append((wal, os.path.join(folder, DATABASE_NAME + WAL_SUFFIX)))
-    copy_in_child(copies)
+    copy_in_child(copies, max(deadline - time.monotonic(), 0.0))
 
     locations = connection.execute(
         "SELECT file_location FROM files WHERE origin = 'upload' ORDER BY file_location"
     ).fetchall()
-    uploads, missing = _copy_uploads([str(row[0]) for row in locations], uploads_folder, folder)
+    uploads, missing = _copy_uploads([str(row[0]) for row in locations], uploads_folder, folder, deadline)
     return _Snapshot(
         taken_at=taken_at,
         checkpointed=checkpointed,
@@ -300,12 +350,21 @@ def _take_snapshot(connection: Connection, database_path: str, folder: str, uplo
     )
 
 
-def _copy_uploads(locations: list[str], uploads_folder: str, folder: str) -> tuple[list[BackupFile], list[str]]:
-    """Copy the uploaded files at `locations` into the backup; return their entries and the missing ones."""
+def _copy_uploads(
+    locations: list[str], uploads_folder: str, folder: str, deadline: float
+) -> tuple[list[BackupFile], list[str]]:
+    """Copy the uploaded files at `locations` into the backup; return their entries and the missing ones.
+
+    Raise CopyTimeoutError when the monotonic clock passes `deadline` between two files.
+    """
     root = os.path.abspath(uploads_folder)
     entries = []
     missing = []
     for location in locations:
+        if time.monotonic() > deadline:
+            # NOTE: the check runs between files, so one upload copy that hangs in the kernel
+            # (a hung NFS mount) is not bounded; the catalog file, copied in a child, is.
+            raise CopyTimeoutError("copying the uploaded files did not finish in time")
         path = os.path.abspath(location)
         if os.path.commonpath([root, path]) != root or path == root:
             logger.warning(
@@ -316,7 +375,7 @@ def _copy_uploads(locations: list[str], uploads_folder: str, folder: str) -> tup
 
         relative = os.path.relpath(path, root)
         target = os.path.join(folder, UPLOADS_FOLDER, relative)
-        os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+        make_folders(folder, os.path.join(UPLOADS_FOLDER, os.path.dirname(relative)))
         name = "/".join([UPLOADS_FOLDER, *relative.split(os.sep)])
         try:
             entries.append(copy_file(path, target, name))
@@ -369,13 +428,21 @@ def _remove_partial(folder: str, created: bool) -> None:
 def _write_manifest(folder: str, manifest: BackupManifest) -> None:
     """Write manifest.json under a temporary name, flush it, then rename it: its presence marks a complete backup."""
     partial_path = os.path.join(folder, f".{MANIFEST_NAME}.partial")
-    descriptor = os.open(partial_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    descriptor = os.open(partial_path, CREATE_FLAGS, 0o600)
     with os.fdopen(descriptor, "wb") as handle:
+        os.fchmod(descriptor, 0o600)
         handle.write(msgspec.json.format(msgspec.json.encode(manifest), indent=2))
         handle.flush()
         os.fsync(handle.fileno())
     os.rename(partial_path, os.path.join(folder, MANIFEST_NAME))
     sync_path(folder)
+
+
+def _describe_error(error: Exception) -> str:
+    """Return the reason of a failed backup, with the file it concerns when the error names one."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.filename}: {error.strerror}" if error.filename else error.strerror
+    return str(error).splitlines()[0]
 
 
 def utc_naive(moment: datetime) -> datetime:

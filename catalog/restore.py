@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import stat
 import tempfile
 
 import duckdb
@@ -51,6 +52,8 @@ class RestoreResult(msgspec.Struct, kw_only=True, frozen=True):
     catalog_path: str
     # The files and folders that the restore moved aside, under their new names.
     replaced: list[str]
+    # Tokens that the restore revoked, or None when it was not asked to revoke them.
+    revoked_tokens: int | None = None
 
 
 def read_manifest(folder: str) -> BackupManifest:
@@ -58,6 +61,7 @@ def read_manifest(folder: str) -> BackupManifest:
     if not os.path.isdir(folder):
         raise InvalidBackupError(f"the backup folder {folder!r} does not exist or is not a folder")
     path = os.path.join(folder, MANIFEST_NAME)
+    _refuse_links(folder, MANIFEST_NAME)
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
@@ -100,8 +104,12 @@ def verify_backup(folder: str) -> BackupManifest:
     return manifest
 
 
-def restore_backup(folder: str, catalog_path: str, uploads_folder: str) -> RestoreResult:
+def restore_backup(folder: str, catalog_path: str, uploads_folder: str, revoke_tokens: bool = False) -> RestoreResult:
     """Put the backup in `folder` in place of the catalog at `catalog_path` and its `uploads_folder`.
+
+    The restored catalog has the users, passwords and tokens of the backup's time, so an
+    account deleted or a token revoked since then works again. With `revoke_tokens`, every
+    token of the restored catalog is revoked, and every user must sign in again.
 
     Raise InvalidBackupError when the backup fails a check, and RestoreError when another process
     has the catalog open or a file of an earlier restore is in the way. Neither changes the catalog.
@@ -119,25 +127,34 @@ def restore_backup(folder: str, catalog_path: str, uploads_folder: str) -> Resto
             )
 
     try:
-        replaced = _stage_and_swap(folder, manifest, catalog_path, uploads_folder, moves)
+        replaced, revoked = _stage_and_swap(folder, manifest, catalog_path, uploads_folder, moves, revoke_tokens)
     except (OSError, duckdb.Error) as error:
         reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
         raise RestoreError(f"restoring {folder!r} failed: {reason}; the catalog was not changed") from None
     logger.info(
-        "restored catalog %s from the backup %s made at %s; %d uploaded files; replaced files kept as %s",
+        "restored catalog %s from the backup %s made at %s; %d uploaded files; %s; replaced files kept as %s",
         catalog_path,
         folder,
         manifest.created_at.isoformat(),
         manifest.uploads,
+        "users and tokens as at backup time" if revoked is None else f"{revoked} tokens revoked",
         ", ".join(replaced) or "none",
     )
-    return RestoreResult(manifest=manifest, catalog_path=catalog_path, replaced=replaced)
+    return RestoreResult(manifest=manifest, catalog_path=catalog_path, replaced=replaced, revoked_tokens=revoked)
 
 
 def _stage_and_swap(
-    folder: str, manifest: BackupManifest, catalog_path: str, uploads_folder: str, moves: list[tuple[str, str]]
-) -> list[str]:
-    """Copy and check the backup in a folder beside the catalog, then swap it in; return the paths moved aside."""
+    folder: str,
+    manifest: BackupManifest,
+    catalog_path: str,
+    uploads_folder: str,
+    moves: list[tuple[str, str]],
+    revoke_tokens: bool,
+) -> tuple[list[str], int | None]:
+    """Copy and check the backup in a folder beside the catalog, then swap it in.
+
+    Return the paths moved aside, and the count of revoked tokens (None without `revoke_tokens`).
+    """
     catalog_folder = os.path.dirname(catalog_path)
     os.makedirs(catalog_folder, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(catalog_path)}.restore-", dir=catalog_folder)
@@ -145,12 +162,12 @@ def _stage_and_swap(
         _stage(folder, manifest, staging)
         staged_database = os.path.join(staging, DATABASE_NAME)
         check_database(staged_database, manifest, folder)
-        _adapt(staged_database, manifest, folder, uploads_folder)
+        revoked = _adapt(staged_database, manifest, folder, uploads_folder, revoke_tokens)
         # NOTE: a service that starts between this check and the renames below would open the
         # old catalog file; the window is as short as the renames.
         _check_not_in_use(catalog_path)
         installs = [(staged_database, catalog_path), (os.path.join(staging, UPLOADS_FOLDER), uploads_folder)]
-        return _swap(moves, installs)
+        return _swap(moves, installs), revoked
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -192,8 +209,33 @@ def _check_contents(connection: duckdb.DuckDBPyConnection, manifest: BackupManif
             )
 
 
+def _refuse_links(folder: str, name: str) -> None:
+    """Raise InvalidBackupError when the file `name` of a backup, or a folder on its way, is a symbolic link.
+
+    A backup's files are regular files, so a link means that someone changed the folder,
+    and a restore would read a file from elsewhere.
+    """
+    path = folder
+    for part in name.split("/"):
+        path = os.path.join(path, part)
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            raise InvalidBackupError(
+                f"file {name!r} of the backup {folder!r} cannot be read: {error.strerror}"
+            ) from None
+        if stat.S_ISLNK(mode):
+            raise InvalidBackupError(
+                f"{path!r} in the backup {folder!r} is a symbolic link; a backup contains only files and folders, "
+                "so the backup was changed after it was written"
+            )
+
+
 def _describe_or_fail(folder: str, entry: BackupFile) -> BackupFile:
     """Return the entry of a backup file as it is on disk; raise InvalidBackupError when it is missing."""
+    _refuse_links(folder, entry.path)
     try:
         return describe_file(os.path.join(folder, *entry.path.split("/")), entry.path)
     except FileNotFoundError:
@@ -225,6 +267,7 @@ def _stage(folder: str, manifest: BackupManifest, staging: str) -> None:
         source = os.path.join(folder, *entry.path.split("/"))
         target = os.path.join(staging, *entry.path.split("/"))
         os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+        _refuse_links(folder, entry.path)
         try:
             copied = copy_file(source, target, entry.path, entry.mtime_ns)
         except FileNotFoundError:
@@ -236,11 +279,13 @@ def _stage(folder: str, manifest: BackupManifest, staging: str) -> None:
         _check_entry(copied, entry, folder)
 
 
-def _adapt(path: str, manifest: BackupManifest, folder: str, uploads_folder: str) -> None:
+def _adapt(path: str, manifest: BackupManifest, folder: str, uploads_folder: str, revoke_tokens: bool) -> int | None:
     """Point the uploaded files at the new uploads folder, and record the restored backup as the last one.
 
+    With `revoke_tokens`, also revoke every token and return how many were live; else return None.
     The CHECKPOINT at the end writes every change into the file, so no WAL is left beside it.
     """
+    revoked = None
     connection = duckdb.connect(path, config={"enable_external_access": False})
     try:
         old_root = manifest.uploads_folder.rstrip(os.sep) + os.sep
@@ -253,10 +298,15 @@ def _adapt(path: str, manifest: BackupManifest, folder: str, uploads_folder: str
                 [new_root, len(old_root) + 1, old_root],
             )
         set_last_backup(connection, LastBackup(time=utc_naive(manifest.created_at), path=folder))
+        if revoke_tokens:
+            # Revoked rather than deleted: a later use of one is then recognised as revoked.
+            row = connection.execute("UPDATE tokens SET revoked = true WHERE NOT revoked").fetchone()
+            revoked = int(row[0]) if row else 0
         connection.execute("COMMIT")
         connection.execute("CHECKPOINT")
     finally:
         connection.close()
+    return revoked
 
 
 def _swap(moves: list[tuple[str, str]], installs: list[tuple[str, str]]) -> list[str]:

@@ -65,6 +65,10 @@ class CatalogSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Maximum wait in seconds between two attempts to write a catalog file that the file
     # system rejected (disk full, read-only). The first wait is 0.5 s, and each one doubles.
     write_retry_seconds: float = 30.0
+    # Maximum seconds that a backup may hold the catalog's writer thread while it copies the
+    # catalog and the uploads. A backup that takes longer is stopped and removed (503), so a
+    # backup folder on storage that hangs cannot block writes and sign-ins for longer.
+    backup_timeout_seconds: float = 300.0
 
 
 class AuthSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -327,6 +331,7 @@ _RANGES = (
     ("server", "event_keepalive_seconds", 0.1, 3_600),
     ("catalog", "event_history", 0, 1_000_000),
     ("catalog", "write_retry_seconds", 0.1, 3_600),
+    ("catalog", "backup_timeout_seconds", 1, 3_600),
     ("catalog", "threads", 0, 4_096),
     ("auth", "access_token_minutes", 1, 525_600),
     ("auth", "refresh_token_days", 1, 3_650),

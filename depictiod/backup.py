@@ -84,7 +84,7 @@ def run_restore(arguments: argparse.Namespace, settings: Settings) -> int:
             )
             return 0
         uploads = UploadFolder.for_catalog(settings.catalog.path).root
-        result = restore_backup(source, settings.catalog.path, uploads)
+        result = restore_backup(source, settings.catalog.path, uploads, revoke_tokens=arguments.revoke_tokens)
     except (InvalidBackupError, RestoreError) as error:
         print(f"depictiod: {error}", file=sys.stderr)
         return 1
@@ -96,6 +96,13 @@ def run_restore(arguments: argparse.Namespace, settings: Settings) -> int:
     for replaced in result.replaced:
         print(f"kept the replaced {replaced.removesuffix(BEFORE_RESTORE_SUFFIX)} as {replaced}")
     print("the next start scans every workflow location, so results written since the backup come back")
+    if result.revoked_tokens is None:
+        print(
+            "warning: users, passwords and tokens are as they were at backup time, so accounts deleted and tokens "
+            "revoked since then work again; run restore with --revoke-tokens to revoke every token"
+        )
+    else:
+        print(f"revoked {result.revoked_tokens} tokens; every user and script must sign in again")
     return 0
 
 
@@ -110,6 +117,7 @@ def _backup_through_service(arguments: argparse.Namespace, settings: Settings, t
                 f"environment variable {TOKEN_VARIABLE}"
             )
         out = _request_backup(url, token, target)
+        _check_same_catalog(out, settings.catalog.path, url)
     except _BackupCommandError as error:
         print(f"depictiod: {error}", file=sys.stderr)
         return 1
@@ -143,6 +151,17 @@ def _request_backup(url: str, token: str, target: str) -> BackupOut:
         return msgspec.json.decode(body, type=BackupOut)
     except msgspec.DecodeError as error:
         raise _BackupCommandError(f"the service at {url} sent an invalid response: {error}") from None
+
+
+def _check_same_catalog(out: BackupOut, catalog_path: str, url: str) -> None:
+    """Raise _BackupCommandError when the service backed up another catalog than `catalog_path`."""
+    if os.path.realpath(out.catalog_path) == os.path.realpath(catalog_path):
+        return
+    raise _BackupCommandError(
+        f"the service at {url} holds the catalog {out.catalog_path!r}, not {catalog_path!r} of these settings, so "
+        f"the backup in {out.path} is of the wrong catalog; delete it, and pass --url with the address of the "
+        "service that holds the catalog"
+    )
 
 
 def _error_detail(body: bytes) -> str:

@@ -160,6 +160,11 @@ def _add_backup_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPa
     restore.add_argument("--from", dest="source", required=True, help="the backup folder")
     restore.add_argument("--config", default="depictio.toml", help=config_help)
     restore.add_argument("--check", action="store_true", help="only check the backup; change nothing")
+    restore.add_argument(
+        "--revoke-tokens",
+        action="store_true",
+        help="revoke every token of the restored catalog, so every user and script must sign in again",
+    )
 
 
 def _configure_logging(level: str) -> None:

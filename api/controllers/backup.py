@@ -19,8 +19,10 @@ _DESCRIPTION = (
     "`manifest.json` that lists each file's size and xxh3-128 digest. The copy runs between two "
     "catalog writes: writes wait for it and reads go on. `to` is an absolute path on the service's "
     "machine, of a new or empty folder whose parent exists, outside the catalog's folder, the "
-    "uploads and spill folders and every workflow location (400 otherwise). A disk error while "
-    "writing removes the partial backup and returns 503. `depictiod restore --from <folder>` "
+    "uploads and spill folders and every workflow location (400 otherwise). A folder that can "
+    "never be written (read-only, path too long, permission denied) is 400 too. A disk error "
+    "while writing, or a copy that holds catalog writes longer than catalog.backup_timeout_seconds, "
+    "removes the partial backup and returns 503. `depictiod restore --from <folder>` "
     "restores it while the service is stopped."
 )
 
@@ -38,8 +40,13 @@ class BackupController(Controller):
         description=_DESCRIPTION,
         responses={
             **error_responses(401, 403, 413),
-            400: ResponseSpec(ErrorBody, description="The folder is not absolute, not empty, or in a protected place"),
-            503: ResponseSpec(ErrorBody, description="Writing the backup failed; the partial backup was removed"),
+            400: ResponseSpec(
+                ErrorBody,
+                description="The folder is not absolute, not empty, in a protected place, or cannot be written",
+            ),
+            503: ResponseSpec(
+                ErrorBody, description="Writing the backup failed or timed out; the partial backup was removed"
+            ),
         },
     )
     def backup(self, request: Request[Any, Any, Any], data: JSONBody[BackupIn]) -> BackupOut:
@@ -54,6 +61,7 @@ def backup_out(result: BackupResult) -> BackupOut:
     manifest = result.manifest
     return BackupOut(
         path=result.folder,
+        catalog_path=manifest.catalog_path,
         created_at=manifest.created_at.strftime(TIME_FORMAT),
         schema_version=manifest.schema_version,
         files=len(manifest.files),

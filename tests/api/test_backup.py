@@ -37,6 +37,18 @@ def service(tmp_path: Path) -> Iterator[TestClient]:
 
 
 @pytest.fixture
+def quick_timeout_service(tmp_path: Path) -> Iterator[TestClient]:
+    """The app of `service`, but a backup may hold catalog writes for 1 s at most."""
+    root = tmp_path / "service"
+    root.mkdir()
+    write_settings(root, copy_bundled_examples(root))
+    environ = {"DEPICTIO_CATALOG_BACKUP_TIMEOUT_SECONDS": "1"}
+    settings = load_settings(str(root / "depictio.toml"), environ=environ)
+    with TestClient(create_app(settings, load_projects(settings.projects), admin_password=ADMIN_PASSWORD)) as client:
+        yield client
+
+
+@pytest.fixture
 def admin(service: TestClient) -> dict[str, str]:
     return login(service, "admin@example.org", ADMIN_PASSWORD)
 
@@ -85,6 +97,7 @@ def test_backup_copies_every_table(service: TestClient, admin: dict[str, str], t
     assert expected[f"data.dc_{BUNDLED_PHYSICAL_FEATURES_ID}"] == 344
     catalog = service.app.state.catalog
     assert manifest.catalog_path == catalog.path
+    assert body["catalog_path"] == catalog.path
     assert oct(os.stat(folder).st_mode & 0o777) == oct(0o700)
     assert oct(os.stat(folder / "catalog.duckdb").st_mode & 0o777) == oct(0o600)
 
@@ -222,3 +235,27 @@ def _penguin_rows(count: int) -> bytes:
 
 def _upload_locations(catalog: Any) -> list[str]:
     return sorted(str(row[0]) for row in catalog.store.query("SELECT file_location FROM files WHERE origin = 'upload'"))
+
+
+def test_hung_backup_gets_503_and_frees_writes(
+    quick_timeout_service: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = quick_timeout_service
+    admin = login(service, "admin@example.org", ADMIN_PASSWORD)
+    # The copy runs in a child Python; this stand-in stops itself (SIGSTOP), like a copy to storage that hangs.
+    stopped_python = tmp_path / "stopped-python"
+    stopped_python.write_text(f'#!/bin/sh\nkill -STOP $$\nexec {sys.executable} "$@"\n')
+    stopped_python.chmod(0o700)
+    folder = tmp_path / "hung"
+
+    monkeypatch.setattr(sys, "executable", str(stopped_python))
+    response = service.post(BACKUP, json={"to": str(folder)}, headers=admin)
+    monkeypatch.undo()
+
+    assert response.status_code == 503, response.text
+    detail = response.json()["detail"]
+    assert "did not finish in time, within 1 s (catalog.backup_timeout_seconds)" in detail
+    assert "the partial backup was removed" in detail
+    assert not folder.exists()
+    # A sign-in writes to the catalog, so it shows that the writer thread is free again.
+    assert login(service, "admin@example.org", ADMIN_PASSWORD)

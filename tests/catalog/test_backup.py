@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,11 @@ from api.security import hash_password
 from catalog import (
     SCHEMA_VERSION,
     BackupTargetError,
+    BackupWriteError,
     Catalog,
     InvalidBackupError,
     RestoreError,
+    TokenRecord,
     UserRecord,
     restore_backup,
     user_id_for,
@@ -31,8 +34,9 @@ from catalog import (
     verify_backup,
 )
 from catalog.backup import FORMAT, FORMAT_VERSION, BackupManifest, table_rows
-from catalog.backup_files import describe_file
+from catalog.backup_files import CopyTimeoutError, copy_in_child, describe_file, make_folders
 from catalog.store import Connection
+from config import CatalogSettings
 
 ROWS = 5000
 
@@ -349,3 +353,166 @@ def test_restore_replays_wal_of_backup(catalog_path: Path, tmp_path: Path) -> No
     finally:
         restored.close()
     assert rows == [(ROWS + 1, -1)]
+
+
+def _stopped_python(tmp_path: Path) -> str:
+    """Write a stand-in for the Python interpreter that stops itself (SIGSTOP) before it runs, like a copy that hangs."""
+    script = tmp_path / "stopped-python"
+    script.write_text(f'#!/bin/sh\nkill -STOP $$\nexec {sys.executable} "$@"\n')
+    script.chmod(0o700)
+    return str(script)
+
+
+def test_copy_refuses_symbolic_link_target(catalog_path: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious content")
+    victim.chmod(0o644)
+    link = tmp_path / "planted.duckdb"
+    link.symlink_to(victim)
+
+    with pytest.raises(OSError, match="File exists") as raised:
+        copy_in_child([(str(catalog_path), str(link))], timeout_seconds=60)
+
+    assert raised.value.filename == str(link)
+    assert victim.read_text() == "precious content"
+    assert victim.stat().st_mode & 0o777 == 0o644
+
+
+def test_copy_creates_private_file(catalog_path: Path, tmp_path: Path) -> None:
+    target = tmp_path / "copy.duckdb"
+
+    copy_in_child([(str(catalog_path), str(target))], timeout_seconds=60)
+
+    assert target.read_bytes() == catalog_path.read_bytes()
+    assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_make_folders_refuses_symbolic_link(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    (backup / "uploads").symlink_to(elsewhere)
+
+    with pytest.raises(OSError, match="is not a folder"):
+        make_folders(str(backup), os.path.join("uploads", "collection"))
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_copy_stops_at_timeout(tmp_path: Path) -> None:
+    # Opening a named pipe that no process writes to blocks, like a read from storage that hangs.
+    source = tmp_path / "pipe"
+    os.mkfifo(source)
+
+    with pytest.raises(CopyTimeoutError, match="did not finish in time"):
+        copy_in_child([(str(source), str(tmp_path / "copy"))], timeout_seconds=1)
+
+
+def test_backup_timeout_releases_writes(catalog_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    catalog = Catalog(str(catalog_path), CatalogSettings(path=str(catalog_path), backup_timeout_seconds=1))
+    folder = tmp_path / "hung-backup"
+    try:
+        monkeypatch.setattr(sys, "executable", _stopped_python(tmp_path))
+        with pytest.raises(BackupWriteError, match=r"catalog.backup_timeout_seconds.*partial backup was removed"):
+            catalog.backups.write(str(folder), str(catalog_path) + ".uploads", [])
+        monkeypatch.undo()
+        _add_user(catalog, "after-timeout@example.org")
+    finally:
+        catalog.close()
+
+    assert not folder.exists()
+    assert "after-timeout@example.org" in _emails(catalog_path)
+
+
+def test_copy_error_names_target(catalog_path: Path, tmp_path: Path) -> None:
+    # A file size limit makes writes to the copy fail, as a full backup disk does.
+    target = tmp_path / "copy.duckdb"
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))
+    try:
+        with pytest.raises(OSError, match="File too large") as raised:
+            copy_in_child([(str(catalog_path), str(target))], timeout_seconds=60)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+    assert raised.value.filename == str(target)
+
+
+def test_backup_rejects_too_long_path(catalog_path: Path, tmp_path: Path) -> None:
+    # The folder itself can be created, but the path of catalog.duckdb inside it exceeds PATH_MAX.
+    parent = tmp_path
+    while len(str(parent)) < 3800:
+        parent = parent / ("p" * 200)
+    parent.mkdir(parents=True)
+    folder = parent / ("b" * (4090 - len(str(parent)) - 1))
+    assert len(str(folder)) == 4090
+
+    catalog = Catalog(str(catalog_path))
+    try:
+        with pytest.raises(BackupTargetError, match=r"cannot take a backup: .*File name too long"):
+            catalog.backups.write(str(folder), str(catalog_path) + ".uploads", [])
+    finally:
+        catalog.close()
+    assert not folder.exists()
+
+
+def _add_token(catalog: Catalog, token_id: str, revoked: bool) -> None:
+    now = utc_now()
+    catalog.tokens.add(
+        TokenRecord(
+            id=token_id,
+            user_id=user_id_for("first@example.org"),
+            name=token_id,
+            token_lifetime="long-lived",
+            jti=f"jti-{token_id}",
+            expire_datetime=now + timedelta(days=30),
+            created_at=now,
+            revoked=revoked,
+            refresh_jti=None,
+            refresh_expire_datetime=None,
+            access_seconds=None,
+        )
+    )
+
+
+def test_restore_revokes_every_token(catalog_path: Path, tmp_path: Path) -> None:
+    catalog = Catalog(str(catalog_path))
+    try:
+        _add_token(catalog, "live", revoked=False)
+        _add_token(catalog, "already-revoked", revoked=True)
+    finally:
+        catalog.close()
+    folder = tmp_path / "backup-with-tokens"
+    _back_up(catalog_path, folder)
+    kept_target = tmp_path / "kept" / "catalog.duckdb"
+    revoked_target = tmp_path / "revoked" / "catalog.duckdb"
+
+    kept = restore_backup(str(folder), str(kept_target), str(kept_target) + ".uploads")
+    revoked = restore_backup(str(folder), str(revoked_target), str(revoked_target) + ".uploads", revoke_tokens=True)
+
+    assert kept.revoked_tokens is None
+    assert revoked.revoked_tokens == 1
+    for target, expected in [(kept_target, False), (revoked_target, True)]:
+        restored = Catalog(str(target))
+        try:
+            token = restored.tokens.get("live")
+        finally:
+            restored.close()
+        assert token is not None
+        assert token.revoked is expected
+
+
+@pytest.mark.parametrize("linked", ["catalog.duckdb", "manifest.json"])
+def test_restore_refuses_symbolic_link(backup: Path, tmp_path: Path, linked: str) -> None:
+    # The link points at a copy with the same content, so only the link itself is wrong.
+    elsewhere = tmp_path / f"elsewhere-{linked}"
+    shutil.copyfile(backup / linked, elsewhere)
+    (backup / linked).unlink()
+    (backup / linked).symlink_to(elsewhere)
+    target = tmp_path / "new" / "catalog.duckdb"
+
+    with pytest.raises(InvalidBackupError, match="is a symbolic link"):
+        verify_backup(str(backup))
+    with pytest.raises(InvalidBackupError, match="is a symbolic link"):
+        restore_backup(str(backup), str(target), str(target) + ".uploads")
+    assert not target.exists()

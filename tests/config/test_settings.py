@@ -98,6 +98,7 @@ OVERRIDES: list[tuple[str, str, Callable[[Settings], Any], Any]] = [
     ("DEPICTIO_CATALOG_TEMP_DIRECTORY", "/srv/spill", lambda s: s.catalog.temp_directory, "/srv/spill"),
     ("DEPICTIO_CATALOG_EVENT_HISTORY", "50", lambda s: s.catalog.event_history, 50),
     ("DEPICTIO_CATALOG_WRITE_RETRY_SECONDS", "5", lambda s: s.catalog.write_retry_seconds, 5.0),
+    ("DEPICTIO_CATALOG_BACKUP_TIMEOUT_SECONDS", "60", lambda s: s.catalog.backup_timeout_seconds, 60.0),
     ("DEPICTIO_SERVER_EVENT_STREAMS", "7", lambda s: s.server.event_streams, 7),
     ("DEPICTIO_SERVER_EVENT_STREAMS_PER_USER", "2", lambda s: s.server.event_streams_per_user, 2),
     ("DEPICTIO_SERVER_EVENT_KEEPALIVE_SECONDS", "2.5", lambda s: s.server.event_keepalive_seconds, 2.5),

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from api import create_app
-from catalog import verify_backup
+from catalog import Catalog, verify_backup
 from config import Settings
 from tests.e2e.test_live_server import (
     API,
@@ -472,3 +472,51 @@ def test_restore_command_checks_intact_backup(stopped: tuple[Path, Path]) -> Non
 
     assert checked.returncode == 0, checked.stderr
     assert f"backup {backup} is valid" in checked.stdout
+
+
+def test_backup_command_rejects_other_catalog(running: tuple[LiveServer, Path], tmp_path: Path) -> None:
+    # These settings name another catalog, held open by this test, so the command asks the
+    # service at --url, which holds the catalog of `running` instead.
+    server, _ = running
+    other = tmp_path / "other"
+    other.mkdir()
+    other_settings = write_settings(other, copy_bundled_examples(other))
+    held = Catalog(str(other / "catalog.duckdb"))
+    backup = tmp_path / "backup"
+    try:
+        written = _run(
+            "backup",
+            "--config",
+            str(other_settings),
+            "--to",
+            str(backup),
+            "--url",
+            server.base_url,
+            environ={"DEPICTIO_TOKEN": _sign_in(server)},
+        )
+    finally:
+        held.close()
+
+    assert written.returncode == 1
+    assert f"not {str(other / 'catalog.duckdb')!r} of these settings" in written.stderr
+    assert "the backup in" in written.stderr
+    assert "backup written" not in written.stdout
+
+
+def test_restore_command_warns_about_tokens(stopped: tuple[Path, Path], tmp_path: Path) -> None:
+    _, intact = stopped
+    root = tmp_path / "restored"
+    root.mkdir()
+    restored_settings = write_settings(root, [])
+
+    restored = _run("restore", "--config", str(restored_settings), "--from", str(intact))
+    shutil.move(root / "catalog.duckdb", root / "first.duckdb")
+    shutil.rmtree(root / "catalog.duckdb.uploads", ignore_errors=True)
+    revoking = _run("restore", "--config", str(restored_settings), "--from", str(intact), "--revoke-tokens")
+
+    assert restored.returncode == 0, restored.stderr
+    assert "warning: users, passwords and tokens are as they were at backup time" in restored.stdout
+    assert "--revoke-tokens" in restored.stdout
+    assert revoking.returncode == 0, revoking.stderr
+    assert "revoked 0 tokens; every user and script must sign in again" in revoking.stdout
+    assert "warning: users" not in revoking.stdout
