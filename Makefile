@@ -46,5 +46,15 @@ conformance: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench
 
+# 32 clients on the read routes of a live depictiod for 60 s while it ingests a 200-run tree; see docs/reliability.md.
+.PHONY: load
+load: $(VENV)/.installed-test
+	$(BIN)/python -m bench.load_while_ingesting
+
+# 50 starts and stops of the service and 1,000 rescans in one process; open files, threads and memory must stay flat.
+.PHONY: leaks
+leaks: $(VENV)/.installed-test
+	$(BIN)/python -m bench.leaks
+
 clean:
 	rm -rf $(VENV) var .cache .pytest_cache .mypy_cache .ruff_cache

@@ -44,6 +44,8 @@ START_SECONDS = 120.0
 _REPORT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 # Log lines that show a failure inside the service, whatever the responses were.
 _LOG_FAILURE_MARKS = (" ERROR ", " CRITICAL ", "Traceback")
+# The start of catalog.store's warning for a CHECKPOINT that found another transaction open.
+_CHECKPOINT_FAILURE = "WARNING catalog.store: checkpoint of catalog"
 
 
 class LoadWhileIngesting(msgspec.Struct, kw_only=True, frozen=True):
@@ -62,6 +64,10 @@ class LoadWhileIngesting(msgspec.Struct, kw_only=True, frozen=True):
     tables: list[TableCheck]
     server_exit_code: int | None
     log_failures: list[str]
+    # CHECKPOINT needs a moment with no open transaction, which a loaded API seldom gives, so
+    # the write-ahead log grows until one succeeds. These two figures show how far it went.
+    checkpoint_failures: int
+    wal_mib_after_load: float
     peak_rss_mib: float
 
     def problems(self) -> list[str]:
@@ -128,6 +134,7 @@ def run(root: Path, runs: int, clients: int, seconds: float) -> LoadWhileIngesti
             growth.start()
             load = run_route_load(server.port, read_routes(run_ids), token, clients, seconds)
             runs_listed = len(_get(api, f"{API}/runs/list/{WORKFLOW_ID}"))
+            wal_mib = _wal_mib(root / "service" / "catalog.duckdb")
             if not growth.join(timeout=60):
                 raise RuntimeError("writing the run tree did not finish within 60 s after the load")
             if growth.error is not None:
@@ -147,7 +154,9 @@ def run(root: Path, runs: int, clients: int, seconds: float) -> LoadWhileIngesti
         catch_up_seconds=catch_up,
         tables=check_tables(root / "service" / "catalog.duckdb", tree),
         server_exit_code=server.process.returncode,
-        log_failures=_log_failures(server),
+        log_failures=_log_lines(server, _LOG_FAILURE_MARKS),
+        checkpoint_failures=len(_log_lines(server, (_CHECKPOINT_FAILURE,))),
+        wal_mib_after_load=wal_mib,
         peak_rss_mib=peak,
     )
 
@@ -196,9 +205,16 @@ def _scans_by_trigger(api: httpx.Client) -> dict[str, int]:
     return dict(triggers.most_common())
 
 
-def _log_failures(server: Server) -> list[str]:
+def _log_lines(server: Server, marks: tuple[str, ...]) -> list[str]:
+    """Return the lines of the service's log that contain one of `marks`."""
     lines = server.log.read_text(encoding="utf-8", errors="replace").splitlines()
-    return [line for line in lines if any(mark in line for mark in _LOG_FAILURE_MARKS)]
+    return [line for line in lines if any(mark in line for mark in marks)]
+
+
+def _wal_mib(catalog: Path) -> float:
+    """Return the size of the catalog's write-ahead log in MiB, 0 when DuckDB has none open."""
+    wal = catalog.with_name(catalog.name + ".wal")
+    return wal.stat().st_size / 2**20 if wal.exists() else 0.0
 
 
 def format_report(result: LoadWhileIngesting) -> str:
@@ -233,7 +249,8 @@ def format_report(result: LoadWhileIngesting) -> str:
         )
     lines.append(
         f"service: exit code {result.server_exit_code}, {len(result.log_failures)} ERROR lines or tracebacks "
-        f"in its log, peak RSS {result.peak_rss_mib:,.0f} MiB"
+        f"in its log, peak RSS {result.peak_rss_mib:,.0f} MiB; {result.checkpoint_failures} checkpoints failed, "
+        f"write-ahead log {result.wal_mib_after_load:.1f} MiB right after the load"
     )
     return "\n".join(lines)
 
