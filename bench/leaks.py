@@ -8,9 +8,9 @@ collection (VmRSS). After a warm-up of a fifth of the cycles, the median of the 
 three samples must stay within a fixed margin of the median of the first three. The
 command prints every sample, and exits with 1 when a resource grew past its margin.
 
-A lifecycle is what `depictiod serve` does: uvicorn starts the app, whose lifespan opens
+A lifecycle is what `depictiod serve` does. uvicorn starts the app, whose lifespan opens
 the catalog and starts the ingestor (start-up scan, watch by events, reconcile
-scheduler); a client signs in and reads the project list over HTTP; then uvicorn stops
+scheduler). A client signs in and reads the project list over HTTP. Then uvicorn stops,
 and the lifespan stops the ingestor and closes the catalog. A scan cycle rewrites one
 file of a three-run tree with other values and rescans the workflow, as a scheduled
 reconcile does, so that every cycle reads a changed file and updates a table.
@@ -80,10 +80,10 @@ class Margins(msgspec.Struct, kw_only=True, frozen=True):
     threads: int = 2
     # Kernel threads: DuckDB starts and stops its worker threads with each database.
     tasks: int = 4
-    # NOTE: the C heap in use grows by about 28 MiB over the first 2,000 rescans, then stays
-    # flat up to 3,000, and RSS grows by about 16 MiB from rescan 200 to 1,000. DuckDB 1.5.5
-    # alone shows the same bounded growth with GROUP BY and ORDER BY queries (see
-    # docs/reliability.md), so runs much longer than 1,000 rescans may exceed this margin.
+    # NOTE: part of this margin is used up without any leak. The C heap in use grows by about
+    # 29 MiB over the first 2,000 rescans and then stops, as DuckDB 1.5.5 alone does over
+    # GROUP BY and ORDER BY queries. RSS grew by 12.6 MiB from rescan 200 to 1,000 in one
+    # run; docs/reliability.md has the figures.
     rss_mib: float = 24.0
 
 
