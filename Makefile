@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck pytest conformance check scan bench faults fuzz clean
+.PHONY: run test lint typecheck pytest conformance check scan bench faults fuzz load leaks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,14 @@ faults: $(VENV)/.installed-test
 FUZZ_EXAMPLES ?= 100
 fuzz: $(VENV)/.installed-test
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -s tests/e2e/test_fuzz_live.py
+
+# 32 clients on the read routes of a live depictiod for 60 s while it ingests a 200-run tree; see docs/reliability.md.
+load: $(VENV)/.installed-test
+	$(BIN)/python -m bench.load_while_ingesting
+
+# 50 starts and stops of the service and 1,000 rescans in one process; open files, threads and memory must stay flat.
+leaks: $(VENV)/.installed-test
+	$(BIN)/python -m bench.leaks
 
 clean:
 	rm -rf $(VENV) var .cache .pytest_cache .mypy_cache .ruff_cache

@@ -51,7 +51,7 @@ async def _load(port: int, requests: list[bytes], clients: int, seconds: float) 
                 index += 1
                 sent = time.perf_counter()
                 writer.write(request)
-                statuses.append(await _read_response(reader))
+                statuses.append(await read_response(reader))
                 latencies.append(time.perf_counter() - sent)
         finally:
             writer.close()
@@ -68,7 +68,7 @@ async def _load(port: int, requests: list[bytes], clients: int, seconds: float) 
     )
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
+async def read_response(reader: asyncio.StreamReader) -> int:
     """Read one response, with a Content-Length or chunked body; return its status code."""
     head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
     status = int(head[0].split()[1])

@@ -51,17 +51,28 @@ def _start(command: list[str], log: Path, port: int) -> Server:
     return Server(process, port, log)
 
 
-def start_depictiod(folder: Path, project: Path, settle_seconds: float, watch_mode: str) -> Server:
-    """Start `depictiod serve` with its catalog, key, settings and log in `folder`, with no scheduled reconcile."""
+def start_depictiod(
+    folder: Path,
+    project: Path,
+    settle_seconds: float,
+    watch_mode: str,
+    reconcile_seconds: int = 0,
+    log_level: str = "WARNING",
+) -> Server:
+    """Start `depictiod serve` with its catalog, key, settings and log in `folder`.
+
+    `reconcile_seconds` = 0, the default, schedules no reconcile.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     settings = folder / "depictio.toml"
     settings.write_text(
         f'projects = ["{project}"]\n'
-        f'[server]\nhost = "127.0.0.1"\nport = {port}\nlog_level = "WARNING"\n'
+        f'[server]\nhost = "127.0.0.1"\nport = {port}\nlog_level = "{log_level}"\n'
         f'[catalog]\npath = "{folder / "catalog.duckdb"}"\n'
         f'[auth]\nkey_file = "{folder / "auth.key"}"\nadmin_email = "{ADMIN_EMAIL}"\n'
-        f'[ingest]\nreconcile_seconds = 0\nsettle_seconds = {settle_seconds}\nwatch_mode = "{watch_mode}"\n',
+        f"[ingest]\nreconcile_seconds = {reconcile_seconds}\nsettle_seconds = {settle_seconds}\n"
+        f'watch_mode = "{watch_mode}"\n',
         encoding="utf-8",
     )
     command = [sys.executable, "-m", "depictiod", "serve", "--config", str(settings)]
