@@ -61,6 +61,14 @@ class RunRepository:
             for row in self._store.query("SELECT id FROM files WHERE run_id = ? ORDER BY file_location", [run_id])
         ]
 
+    def file_ids_by_run(self, workflow_id: str) -> dict[str, list[str]]:
+        """Return {run id: its file ids in path order} of the workflow's runs that have files, in one query."""
+        rows = self._store.query(
+            "SELECT run_id, list(id ORDER BY file_location) FROM files WHERE workflow_id = ? GROUP BY run_id",
+            [workflow_id],
+        )
+        return {str(run_id): list(file_ids) for run_id, file_ids in rows}
+
 
 class FileRepository:
     def __init__(self, store: Store, events: EventLog) -> None:

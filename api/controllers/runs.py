@@ -35,10 +35,10 @@ class RunController(Controller):
     def list_runs(self, access: NamedDependency[Access], workflow_id: FromPath[str]) -> list[RunDocument]:
         _, project = access.workflow(workflow_id)
         permissions = access.permissions(project.project)
-        return [
-            RunDocument(**_run_fields(access, run, permissions))
-            for run in access.catalog.runs.list_for_workflow(workflow_id)
-        ]
+        runs = access.catalog.runs.list_for_workflow(workflow_id)
+        # One query for the file ids of every run, not one per run.
+        file_ids = access.catalog.runs.file_ids_by_run(workflow_id)
+        return [RunDocument(**_run_fields(run, file_ids.get(run.id, []), permissions)) for run in runs]
 
     @get(
         "/get/{run_id:str}",
@@ -49,7 +49,8 @@ class RunController(Controller):
     )
     def get_run(self, access: NamedDependency[Access], run_id: FromPath[str]) -> RunOut:
         run, project = access.run(run_id)
-        return RunOut(**_run_fields(access, run, access.permissions(project.project)))
+        file_ids = access.catalog.runs.file_ids(run.id)
+        return RunOut(**_run_fields(run, file_ids, access.permissions(project.project)))
 
     @post(
         "/upsert_batch",
@@ -179,12 +180,12 @@ def _check_sent(run: RunRecord, project_source: str) -> None:
         )
 
 
-def _run_fields(access: NamedDependency[Access], run: RunRecord, permissions: PermissionsOut) -> dict[str, Any]:
+def _run_fields(run: RunRecord, file_ids: list[str], permissions: PermissionsOut) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "id": run.id,
         "workflow_id": run.workflow_id,
         "run_tag": run.run_tag,
-        "files_id": access.catalog.runs.file_ids(run.id),
+        "files_id": file_ids,
         "workflow_config_id": run.workflow_config_id,
         "run_location": run.run_location,
         "creation_time": format_time(run.creation_time),

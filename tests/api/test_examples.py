@@ -156,6 +156,15 @@ def test_run_get_uses_model_ids(client: TestClient, admin: dict[str, str]) -> No
     assert len(response.json()["files_id"]) == 2
 
 
+def test_run_list_files_match_each_run(client: TestClient, admin: dict[str, str]) -> None:
+    runs = client.get(f"{API}/runs/list/{PENGUINS_WORKFLOW_ID}", headers=admin).json()
+    assert len(runs) == 3
+    for run in runs:
+        one = client.get(f"{API}/runs/get/{run['_id']}", headers=admin).json()
+        assert run["files_id"] == one["files_id"]
+        assert len(run["files_id"]) == 2
+
+
 def test_specs_describe_columns(client: TestClient, admin: dict[str, str]) -> None:
     specs = client.get(f"{API}/deltatables/specs/{PHYSICAL_FEATURES_ID}", headers=admin).json()
     by_name = {spec["name"]: spec for spec in specs}
