@@ -33,6 +33,7 @@ from catalog import (
     Catalog,
     CollectionRecord,
     DashboardRecord,
+    FileRecord,
     ProjectRecord,
     RunRecord,
     UserRecord,
@@ -155,6 +156,14 @@ class Access:
         workflow = self.catalog.projects.workflow(record.workflow_id) if record else None
         project = self.catalog.projects.get(workflow.project_id) if workflow else None
         self._check(project, project is None, f"run {run_id!r}", level)
+        assert record is not None and project is not None
+        return record, project
+
+    def file(self, file_id: str, level: Level | None = None) -> tuple[FileRecord, ProjectRecord]:
+        record = self.catalog.files.get(file_id)
+        collection = self.catalog.projects.collection(record.data_collection_id) if record else None
+        project = self.catalog.projects.get(collection.project_id) if collection else None
+        self._check(project, project is None, f"file {file_id!r}", level)
         assert record is not None and project is not None
         return record, project
 

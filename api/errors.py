@@ -47,6 +47,7 @@ _ERROR_DESCRIPTIONS = {
     406: "The Accept header names no format that this operation serves",
     409: "The request conflicts with the state of the catalog",
     413: "The request body is larger than the limit of this operation",
+    416: "The Range header selects no byte of the file; Content-Range gives the file's size",
     429: "Too many requests of this kind; Retry-After gives the seconds to wait when it is known",
     503: "The catalog is not available, or an upload cannot be stored; try again shortly",
 }

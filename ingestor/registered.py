@@ -40,17 +40,12 @@ def check_registered_files(
     started = time.monotonic()
     started_at = utc_now()
     warnings: list[str] = []
-    roots = [os.path.realpath(folder) for folder in workflow.data_location.locations]
-    if client_roots is not None:
-        allowed = [os.path.realpath(folder) for folder in client_roots]
-        outside = [root for root in roots if not under_any(root, allowed)]
-        for root in outside:
-            warnings.append(
-                f"location {root!r} is outside ingest.client_roots, and the user who set it is not an "
-                "administrator; its files are not read"
-            )
-        roots = [root for root in roots if root not in outside]
-    roots += [os.path.realpath(folder) for folder in link_roots or []]
+    roots, outside = registered_file_roots(workflow, link_roots, client_roots)
+    for root in outside:
+        warnings.append(
+            f"location {root!r} is outside ingest.client_roots, and the user who set it is not an "
+            "administrator; its files are not read"
+        )
     # Uploaded files live in the service's own folder, outside the locations, and never change.
     records = [record for record in catalog.files.list_for_workflow(workflow.id) if record.origin != "upload"]
     changed: list[FileRecord] = []
@@ -119,6 +114,24 @@ def check_registered_files(
         unsettled=sum(unsettled.values()),
         failures=failures,
     )
+
+
+def registered_file_roots(
+    workflow: Workflow, link_roots: list[str] | None, client_roots: list[str] | None
+) -> tuple[list[str], list[str]]:
+    """Return (roots, outside): the folders a registered file may resolve into, and the locations left out.
+
+    With `client_roots`, a location that does not resolve to a folder under one of them is
+    left out. The folders of `link_roots` always count.
+    """
+    roots = [os.path.realpath(folder) for folder in workflow.data_location.locations]
+    outside: list[str] = []
+    if client_roots is not None:
+        allowed = [os.path.realpath(folder) for folder in client_roots]
+        outside = [root for root in roots if not under_any(root, allowed)]
+        roots = [root for root in roots if root not in outside]
+    roots += [os.path.realpath(folder) for folder in link_roots or []]
+    return roots, outside
 
 
 def _observe(record: FileRecord, roots: list[str], settle_seconds: float) -> tuple[FileRecord, str | None] | None:

@@ -22,8 +22,8 @@ from ingestor.discover import IgnoreRules
 from ingestor.joins import run_joins
 from ingestor.metrics import IngestMetrics
 from ingestor.progress import ProgressCallback, ScanProgress
-from ingestor.registered import check_registered_files
-from ingestor.scan import WorkflowScan, scan_workflow
+from ingestor.registered import check_registered_files, registered_file_roots
+from ingestor.scan import WorkflowScan, link_target_roots, scan_workflow
 from ingestor.uploads import UploadFolder
 from ingestor.watch import LocationWatch, Watcher
 
@@ -167,6 +167,17 @@ class Ingestor:
         if user is not None and user.is_admin:
             return None
         return list(self.settings.ingest.client_roots)
+
+    def file_roots(self, project_id: str, workflow: Workflow) -> list[str]:
+        """Return the folders that a registered file of `workflow` may resolve into, as its scans apply them.
+
+        Files of a project from a project file may also link into the parent folders of the
+        locations; files of a sent project only into the locations that its reads allow.
+        """
+        if project_id not in self._sent:
+            return link_target_roots(workflow, self.settings.ingest.link_roots)
+        roots, _ = registered_file_roots(workflow, self.settings.ingest.link_roots, self._client_roots(project_id))
+        return roots
 
     def is_sent(self, project_id: str) -> bool:
         """Return True when the project was sent over the API, so its clients register its files."""

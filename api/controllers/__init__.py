@@ -1,5 +1,6 @@
 """Route handlers, one controller per Depictio resource."""
 
+from api.controllers.artifacts import ArtifactController
 from api.controllers.auth import AuthController
 from api.controllers.backup import BackupController
 from api.controllers.cli import CLIController
@@ -22,6 +23,7 @@ from api.controllers.utils import UtilsController, health
 from api.controllers.workflows import WorkflowController
 
 CONTROLLERS = [
+    ArtifactController,
     AuthController,
     CLIController,
     DashboardController,

@@ -1,0 +1,294 @@
+"""Downloads of registered files and run archives, over the real app and real files in a temporary folder."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+
+from api import create_app
+from catalog import FileRecord
+from config import load_projects, load_settings
+from tests.api.conftest import API, add_user, login
+from tests.examples import copy_bundled_examples, write_settings
+
+PASSWORD = "artifact-test-password"
+VIEWER = "viewer@example.org"
+STRANGER = "stranger@example.org"
+PENGUINS_WORKFLOW = "6a0001000000000000000002"
+IRIS_WORKFLOW = "6a0002000000000000000002"
+
+
+@dataclass
+class World:
+    client: TestClient
+    root: Path
+    viewer: dict[str, str]
+    stranger: dict[str, str]
+    admin: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    root = tmp_path_factory.mktemp("artifacts")
+    penguins, iris = copy_bundled_examples(root)
+    # Penguins is private with one viewer; iris is private with no member but its owner.
+    roles = f"permissions:\n  owners: [admin@example.org]\n  viewers: [{VIEWER}]"
+    penguins.write_text(penguins.read_text().replace("is_public: true", f"is_public: false\n{roles}"))
+    iris.write_text(iris.read_text().replace("is_public: true", "is_public: false"))
+    settings_path = write_settings(root, [penguins, iris])
+    settings = load_settings(str(settings_path), environ={"DEPICTIO_INGEST_WATCH_MODE": "off"})
+    app = create_app(settings, load_projects(settings.projects), admin_password=PASSWORD)
+    with TestClient(app) as client:
+        yield World(
+            client=client,
+            root=root,
+            viewer=add_user(client, VIEWER, PASSWORD),
+            stranger=add_user(client, STRANGER, PASSWORD),
+            admin=login(client, "admin@example.org", PASSWORD),
+        )
+
+
+def _files(world: World, workflow_id: str) -> list[FileRecord]:
+    records: list[FileRecord] = world.client.app.state.catalog.files.list_for_workflow(workflow_id)
+    assert records, f"workflow {workflow_id} has no registered file"
+    return sorted(records, key=lambda record: record.file_location)
+
+
+def _penguin_file(world: World) -> FileRecord:
+    return _files(world, PENGUINS_WORKFLOW)[0]
+
+
+def _content_url(file_id: str) -> str:
+    return f"{API}/files/{file_id}/content"
+
+
+@pytest.fixture
+def restored(world: World) -> Iterator[FileRecord]:
+    """Yield a registered penguins file, then put back its bytes and mtime, so the catalog's record fits again."""
+    record = _penguin_file(world)
+    path = Path(record.file_location)
+    original = path.read_bytes()
+    yield record
+    if path.is_symlink() or path.exists():
+        path.unlink()
+    path.write_bytes(original)
+    os.utime(path, ns=(record.mtime_ns, record.mtime_ns))
+
+
+def test_viewer_downloads_identical_bytes(world: World) -> None:
+    record = _penguin_file(world)
+
+    response = world.client.get(_content_url(record.id), headers=world.viewer)
+
+    assert response.status_code == 200, response.text
+    assert response.content == Path(record.file_location).read_bytes()
+    assert response.headers["etag"] == f'"{record.content_hash}"'
+    assert response.headers["content-type"].startswith("text/csv")
+    assert response.headers["content-disposition"] == f'attachment; filename="{record.filename}"'
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_stranger_gets_404(world: World) -> None:
+    response = world.client.get(_content_url(_penguin_file(world).id), headers=world.stranger)
+
+    assert response.status_code == 404
+    assert response.json()["detail"].endswith("not found")
+
+
+def test_anonymous_gets_401(world: World) -> None:
+    response = world.client.get(_content_url(_penguin_file(world).id))
+
+    assert response.status_code == 401
+
+
+def test_file_of_unreadable_project_is_404(world: World) -> None:
+    iris_file = _files(world, IRIS_WORKFLOW)[0]
+
+    response = world.client.get(_content_url(iris_file.id), headers=world.viewer)
+
+    assert response.status_code == 404
+
+
+def test_missing_file_id_is_404(world: World) -> None:
+    response = world.client.get(_content_url("f" * 24), headers=world.admin)
+
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "file_id",
+    ["..%2F..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "..", "%2E%2E%2Fcatalog.duckdb"],
+)
+def test_path_in_file_id_is_rejected(world: World, file_id: str) -> None:
+    response = world.client.get(f"{API}/files/{file_id}/content", headers=world.admin)
+
+    assert response.status_code == 404
+    assert b"root:" not in response.content
+
+
+def test_registered_location_as_id_is_rejected(world: World) -> None:
+    location = _penguin_file(world).file_location
+
+    response = world.client.get(_content_url(location.replace("/", "%2F")), headers=world.admin)
+
+    assert response.status_code == 404
+
+
+def test_symlink_out_of_locations_is_rejected(world: World, restored: FileRecord, tmp_path: Path) -> None:
+    # The target has the same bytes and mtime, so only its place can be the reason.
+    outside = tmp_path / "outside.csv"
+    shutil.copy2(restored.file_location, outside)
+    os.utime(outside, ns=(restored.mtime_ns, restored.mtime_ns))
+    Path(restored.file_location).unlink()
+    Path(restored.file_location).symlink_to(outside)
+
+    response = world.client.get(_content_url(restored.id), headers=world.admin)
+
+    assert response.status_code == 409
+    assert "outside its workflow's locations" in response.json()["detail"]
+
+
+def test_symlink_inside_locations_is_served(world: World, restored: FileRecord) -> None:
+    path = Path(restored.file_location)
+    inside = path.parent / "copy-of-registered-file.bin"
+    shutil.copy2(path, inside)
+    os.utime(inside, ns=(restored.mtime_ns, restored.mtime_ns))
+    try:
+        path.unlink()
+        path.symlink_to(inside)
+
+        response = world.client.get(_content_url(restored.id), headers=world.admin)
+    finally:
+        inside.unlink()
+
+    assert response.status_code == 200
+    assert response.headers["etag"] == f'"{restored.content_hash}"'
+
+
+def test_changed_content_gets_409(world: World, restored: FileRecord) -> None:
+    path = Path(restored.file_location)
+    original = path.read_bytes()
+    # Same size, other bytes: only the content hash tells.
+    path.write_bytes(original[:-2] + (b"99" if original[-2:] != b"99" else b"88"))
+
+    response = world.client.get(_content_url(restored.id), headers=world.admin)
+
+    assert response.status_code == 409
+    assert "other content on disk" in response.json()["detail"]
+
+
+def test_changed_size_gets_409(world: World, restored: FileRecord) -> None:
+    Path(restored.file_location).write_bytes(b"a,b\n1,2\n")
+
+    response = world.client.get(_content_url(restored.id), headers=world.admin)
+
+    assert response.status_code == 409
+    assert "bytes on disk" in response.json()["detail"]
+
+
+def test_range_returns_slice(world: World) -> None:
+    record = _penguin_file(world)
+    original = Path(record.file_location).read_bytes()
+
+    response = world.client.get(_content_url(record.id), headers={**world.viewer, "Range": "bytes=10-29"})
+
+    assert response.status_code == 206
+    assert response.content == original[10:30]
+    assert response.headers["content-range"] == f"bytes 10-29/{len(original)}"
+
+
+def test_suffix_range_returns_tail(world: World) -> None:
+    record = _penguin_file(world)
+    original = Path(record.file_location).read_bytes()
+
+    response = world.client.get(_content_url(record.id), headers={**world.viewer, "Range": "bytes=-7"})
+
+    assert response.status_code == 206
+    assert response.content == original[-7:]
+
+
+def test_open_range_returns_rest(world: World) -> None:
+    record = _penguin_file(world)
+    original = Path(record.file_location).read_bytes()
+
+    response = world.client.get(_content_url(record.id), headers={**world.viewer, "Range": "bytes=5-"})
+
+    assert response.status_code == 206
+    assert response.content == original[5:]
+
+
+def test_range_after_end_gets_416(world: World) -> None:
+    record = _penguin_file(world)
+
+    response = world.client.get(_content_url(record.id), headers={**world.viewer, "Range": f"bytes={record.filesize}-"})
+
+    assert response.status_code == 416
+    assert response.headers["content-range"] == f"bytes */{record.filesize}"
+    assert response.json()["status_code"] == 416
+
+
+def test_range_with_other_if_range_sends_whole_file(world: World) -> None:
+    record = _penguin_file(world)
+
+    response = world.client.get(
+        _content_url(record.id), headers={**world.viewer, "Range": "bytes=0-3", "If-Range": '"old"'}
+    )
+
+    assert response.status_code == 200
+    assert len(response.content) == record.filesize
+
+
+def test_if_none_match_gets_304(world: World) -> None:
+    record = _penguin_file(world)
+    etag = f'"{record.content_hash}"'
+
+    response = world.client.get(_content_url(record.id), headers={**world.viewer, "If-None-Match": etag})
+
+    assert response.status_code == 304
+    assert response.content == b""
+    assert response.headers["etag"] == etag
+
+
+def test_archive_holds_every_run_file(world: World) -> None:
+    run = world.client.app.state.catalog.runs.list_for_workflow(PENGUINS_WORKFLOW)[0]
+    expected = {
+        os.path.relpath(record.file_location, run.run_location): Path(record.file_location).read_bytes()
+        for record in _files(world, PENGUINS_WORKFLOW)
+        if record.run_id == run.id
+    }
+
+    response = world.client.get(f"{API}/runs/{run.id}/archive", headers=world.viewer)
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/zip"
+    assert response.headers["content-disposition"] == f'attachment; filename="{run.run_tag}.zip"'
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        assert archive.testzip() is None
+        assert sorted(archive.namelist()) == sorted(expected)
+        for name, content in expected.items():
+            assert archive.read(name) == content, name
+
+
+def test_archive_for_stranger_is_404(world: World) -> None:
+    run = world.client.app.state.catalog.runs.list_for_workflow(PENGUINS_WORKFLOW)[0]
+
+    response = world.client.get(f"{API}/runs/{run.id}/archive", headers=world.stranger)
+
+    assert response.status_code == 404
+
+
+def test_archive_with_changed_file_gets_409(world: World, restored: FileRecord) -> None:
+    Path(restored.file_location).write_bytes(b"a,b\n1,2\n")
+
+    response = world.client.get(f"{API}/runs/{restored.run_id}/archive", headers=world.admin)
+
+    assert response.status_code == 409
+    assert restored.file_location in response.json()["detail"]
