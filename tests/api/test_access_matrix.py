@@ -435,6 +435,9 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/health/live"): Case("public", names_object=False),
     ("GET", "/health/ready"): Case("public", names_object=False),
     ("GET", "/metrics"): Case("admin", names_object=False),
+    # Artifacts: the bytes of a registered file, and a run's files as one zip archive.
+    ("GET", f"{API}/files/{{file_id:str}}/content"): Case("read"),
+    ("GET", f"{API}/runs/{{run_id:str}}/archive"): Case("read"),
 }
 # Backups must be outside the catalog's folder, so they go to a folder of their own (see _backup_root).
 _backup_folders: list[Path] = []
@@ -536,6 +539,13 @@ def _first_run_id(client: TestClient, workflow_id: str) -> str:
     return run_id
 
 
+def _first_file_id(client: TestClient, workflow_id: str) -> str:
+    files = client.app.state.catalog.files.list_for_workflow(workflow_id)
+    assert files, f"workflow {workflow_id} has no file; the matrix needs one"
+    file_id: str = files[0].id
+    return file_id
+
+
 def add_dashboard(client: TestClient, project_id: str) -> str:
     """Store a dashboard of one table in the project; return its id."""
     now = utc_now()
@@ -573,11 +583,13 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             "private": {
                 **PRIVATE_PROJECT,
                 "run_id": _first_run_id(client, PRIVATE_PROJECT["workflow_id"]),
+                "file_id": _first_file_id(client, PRIVATE_PROJECT["workflow_id"]),
                 "dashboard_id": add_dashboard(client, PRIVATE_PROJECT["project_id"]),
             },
             "public": {
                 **PUBLIC_PROJECT,
                 "run_id": _first_run_id(client, PUBLIC_PROJECT["workflow_id"]),
+                "file_id": _first_file_id(client, PUBLIC_PROJECT["workflow_id"]),
                 "dashboard_id": add_dashboard(client, PUBLIC_PROJECT["project_id"]),
             },
             "missing": MISSING_OBJECT,
