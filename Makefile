@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck pytest conformance check scan bench faults fuzz load leaks clean
+.PHONY: run test browser lint typecheck pytest conformance check scan bench faults fuzz load leaks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,10 +33,25 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-pytest: $(VENV)/.installed-test
+pytest: $(VENV)/.installed-test browser
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
+
+# The browser tests (tests/web) drive Debian's Chromium. Installs it when it is missing: as root,
+# or through sudo when that needs no password; otherwise says what to install, and those tests skip.
+BROWSER_PACKAGES := chromium chromium-driver
+CHROMIUM := /usr/bin/chromium
+browser:
+	@if [ -x $(CHROMIUM) ]; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BROWSER_PACKAGES); \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BROWSER_PACKAGES); \
+	else \
+		echo "make browser: $(CHROMIUM) is missing; install the Debian packages $(BROWSER_PACKAGES) as root for the browser tests"; \
+	fi
 
 # The real Depictio CLI against a live depictiod; installs the CLI into .cache/ on first use.
 conformance: $(VENV)/.installed-test
