@@ -662,7 +662,14 @@ def _call(world: World, method: str, path: str, case: Case, column: str) -> Any:
         headers = {**headers, "Content-Type": "text/plain"}
     try:
         return world.client.request(
-            method, url, params=params, json=json_body, data=case.form, files=case.files, content=content, headers=headers
+            method,
+            url,
+            params=params,
+            json=json_body,
+            data=case.form,
+            files=case.files,
+            content=content,
+            headers=headers,
         )
     finally:
         # The web sign-in sets a session cookie, which must not sign in the next caller.
