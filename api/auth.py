@@ -70,6 +70,16 @@ def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     return token.strip()
 
 
+def request_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """Return the token that authenticates a request: its bearer token, else the session cookie of a GET or HEAD."""
+    token = bearer_token(connection)
+    if token is not None or connection.headers.get("authorization"):
+        return token
+    if connection.scope.get("method") not in _COOKIE_METHODS:
+        return None
+    return connection.cookies.get(SESSION_COOKIE) or None
+
+
 class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
     """Resolve `Authorization: Bearer <token>` to a user and its token record; an invalid token gets 401."""
 

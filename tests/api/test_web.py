@@ -304,3 +304,13 @@ def test_html_escapes_catalog_text(world: World, browser: TestClient) -> None:
     html = page(browser, f"/collections/{PHYSICAL_FEATURES}")
 
     assert "<script>" not in html.split("</head>")[1]
+
+
+def test_session_cookie_opens_the_event_stream(browser: TestClient) -> None:
+    sign_in(browser, VIEWER)
+
+    # max_seconds=0 sends the missed events and ends, so the request returns.
+    for _ in range(8):  # More than server.event_streams_per_user: each stream gives its place back.
+        response = browser.get(f"{API}/events?max_seconds=0")
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("text/event-stream")
