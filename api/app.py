@@ -30,6 +30,7 @@ from api.ratelimit import LoginRateLimiter
 from api.security import ensure_admin
 from api.table_uploads import upload_body_limit
 from api.tokens import TokenService
+from api.web import html_aware, web_router
 from catalog import Catalog, CatalogUnwritableError, user_id_for, utc_now
 from config import Project, Settings
 from ingestor import Ingestor
@@ -131,12 +132,21 @@ def create_app(
         security=[{"BearerToken": []}],
     )
     app = Litestar(
-        route_handlers=[api, uploads, health, health_live, health_ready, metrics_route(settings.server.metrics_public)],
+        route_handlers=[
+            api,
+            uploads,
+            web_router(dependencies),
+            health,
+            health_live,
+            health_ready,
+            metrics_route(settings.server.metrics_public),
+        ],
         lifespan=[lifespan],
         middleware=[DefineMiddleware(BearerAuthenticationMiddleware, exclude=PUBLIC_PATHS)],
         # Every route declares opt={"access": <rule>}; this guard applies it (api.access).
         guards=[enforce_access_rule],
-        exception_handlers=EXCEPTION_HANDLERS,
+        # Browsers that open a page get errors as pages; every other client gets the JSON body.
+        exception_handlers={kind: html_aware(handler) for kind, handler in EXCEPTION_HANDLERS.items()},
         openapi_config=openapi,
         state=State({}),
         # Logging is configured by the command line (depictiod.cli), not by Litestar.

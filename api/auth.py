@@ -4,6 +4,12 @@ A request without an Authorization header is anonymous (user None); the route's 
 rule decides whether that is enough (api.access). A header that is present must hold a
 valid token, except on public routes, which ignore it.
 
+Without that header, a GET or HEAD request may carry the web page's session cookie
+(SESSION_COOKIE) instead: it holds an access token of the same kind. Other methods never
+read it, so a page of another site cannot make a browser change anything. A rejected cookie
+leaves the request anonymous and sets `session_rejected` in the request state, so the web
+pages can renew the session.
+
 A 401 response keeps the one error body and carries the challenge of RFC 6750 in
 `WWW-Authenticate`. Without credentials it is plain `Bearer`. For a rejected token it adds
 `error="invalid_token"` and one of two fixed descriptions that clients may compare:
@@ -38,6 +44,10 @@ PUBLIC_PATHS = [
     r"^/docs",
 ]
 
+# The web page's session: an access token in an HttpOnly cookie (see api.web.session).
+SESSION_COOKIE = "depictiod_session"
+_COOKIE_METHODS = frozenset({"GET", "HEAD"})
+
 EXPIRED_DESCRIPTION = "The token expired"
 INVALID_DESCRIPTION = "The token is invalid"
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -60,6 +70,16 @@ def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     return token.strip()
 
 
+def request_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """Return the token that authenticates a request: its bearer token, else the session cookie of a GET or HEAD."""
+    token = bearer_token(connection)
+    if token is not None or connection.headers.get("authorization"):
+        return token
+    if connection.scope.get("method") not in _COOKIE_METHODS:
+        return None
+    return connection.cookies.get(SESSION_COOKIE) or None
+
+
 class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
     """Resolve `Authorization: Bearer <token>` to a user and its token record; an invalid token gets 401."""
 
@@ -68,7 +88,7 @@ class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
             return AuthenticationResult(user=None, auth=None)
         header = connection.headers.get("authorization")
         if not header:
-            return AuthenticationResult(user=None, auth=None)
+            return await _session_result(connection)
         token = bearer_token(connection)
         if token is None:
             raise NotAuthorizedException(
@@ -82,3 +102,18 @@ class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
         except InvalidTokenError as error:
             raise NotAuthorizedException(str(error), headers=token_challenge(error)) from None
         return AuthenticationResult(user=user, auth=record)
+
+
+async def _session_result(connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+    """Resolve the session cookie of a GET or HEAD request; anonymous without one or when it is rejected."""
+    cookie = connection.cookies.get(SESSION_COOKIE)
+    if not cookie or connection.scope.get("method") not in _COOKIE_METHODS:
+        return AuthenticationResult(user=None, auth=None)
+
+    tokens: TokenService = connection.app.state.tokens
+    try:
+        user, record = await to_thread.run_sync(tokens.verify_access, cookie)
+    except InvalidTokenError:
+        connection.state.session_rejected = True
+        return AuthenticationResult(user=None, auth=None)
+    return AuthenticationResult(user=user, auth=record)

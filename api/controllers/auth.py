@@ -67,28 +67,11 @@ class AuthController(Controller):
         Failed sign-ins are counted per account and per client address; over the limit
         the response is 429 with Retry-After, before the password is checked.
         """
-        catalog: Catalog = request.app.state.catalog
-        tokens: TokenService = request.app.state.tokens
         if data.grant_type not in (None, "", "password"):
             raise NotAuthorizedException(
                 "invalid credentials: grant_type must be 'password'", headers={"WWW-Authenticate": "Bearer"}
             )
-
-        account = data.username.strip()
-        address = client_address(request)
-        _check_rate_limit(request, account, address)
-
-        user = catalog.users.get_by_email(account)
-        if user is None:
-            verify_unknown_user(data.password)
-        if user is None or not user.is_active or not verify_password(user.password_hash, data.password):
-            _limiter(request).record_failure(account, address)
-            logger.info("failed sign-in for %r from %s", account, address)
-            raise NotAuthorizedException("invalid credentials", headers={"WWW-Authenticate": "Bearer"})
-
-        _limiter(request).record_success(account, address)
-        issued = tokens.issue_session(user)
-        catalog.users.record_login(user.id)
+        issued = sign_in(request, data.username, data.password)
         return token_out(issued, logged_in=True)
 
     @post(
@@ -208,6 +191,32 @@ class AuthController(Controller):
         if valid:
             return TokenValidityOut(success=True, can_refresh=can_refresh, action="valid")
         return TokenValidityOut(success=False, can_refresh=can_refresh, action="refresh" if can_refresh else "logout")
+
+
+def sign_in(request: Request[Any, Any, Any], email: str, password: str) -> IssuedToken:
+    """Check an e-mail address and password and issue a session's token pair; 401 or 429 when that fails.
+
+    Failed sign-ins are counted per account and per client address; over the limit the
+    request gets 429 with Retry-After before the password is checked.
+    """
+    catalog: Catalog = request.app.state.catalog
+    tokens: TokenService = request.app.state.tokens
+    account = email.strip()
+    address = client_address(request)
+    _check_rate_limit(request, account, address)
+
+    user = catalog.users.get_by_email(account)
+    if user is None:
+        verify_unknown_user(password)
+    if user is None or not user.is_active or not verify_password(user.password_hash, password):
+        _limiter(request).record_failure(account, address)
+        logger.info("failed sign-in for %r from %s", account, address)
+        raise NotAuthorizedException("invalid credentials", headers={"WWW-Authenticate": "Bearer"})
+
+    _limiter(request).record_success(account, address)
+    issued = tokens.issue_session(user)
+    catalog.users.record_login(user.id)
+    return issued
 
 
 def _limiter(request: Request[Any, Any, Any]) -> LoginRateLimiter:

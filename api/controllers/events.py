@@ -18,7 +18,7 @@ from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent
 
 from api.access import Access
-from api.auth import bearer_token
+from api.auth import request_token
 from api.errors import ErrorBody, error_responses
 from api.events import (
     RETRY_MILLISECONDS,
@@ -149,9 +149,9 @@ class EventController(Controller):
         state = request.app.state
         settings: Settings = state.settings
         limits: StreamLimits = state.event_stream_limits
+        token = request_token(request)
+        assert token is not None, "a signed-in request carries a bearer token or a session cookie"
         release = limits.acquire(user.id)
-        token = bearer_token(request)
-        assert token is not None, "a signed-in request carries a bearer token"
         catalog: Catalog = access.catalog
         subscription, missed, gap = catalog.events.subscribe(asyncio.get_running_loop(), stream_request.last_event_id)
         stream = EventStream(

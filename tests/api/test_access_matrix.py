@@ -438,6 +438,20 @@ CASES: dict[tuple[str, str], Case] = {
     # Artifacts: the bytes of a registered file, and a run's files as one zip archive.
     ("GET", f"{API}/files/{{file_id:str}}/content"): Case("read"),
     ("GET", f"{API}/runs/{{run_id:str}}/archive"): Case("read"),
+    # The web page: the same rules as the API routes that serve the same data. Sign-in and
+    # sign-out redirect, and the client follows to the page where they lead.
+    ("GET", "/"): Case("read", names_object=False),
+    ("GET", "/projects/{project_id:str}"): Case("read"),
+    ("GET", "/runs/{run_id:str}"): Case("read"),
+    ("GET", "/collections/{data_collection_id:str}"): Case("read"),
+    ("GET", "/scans"): Case("read", names_object=False),
+    ("GET", "/login"): Case("public", names_object=False),
+    ("POST", "/login"): Case("public", form={"email": LOGIN_USER, "password": PASSWORD}, names_object=False),
+    ("POST", "/logout"): Case("public", names_object=False),
+    ("GET", "/session/refresh"): Case("public", names_object=False),
+    ("GET", "/static/{version:str}/{name:str}"): Case(
+        "public", prepare=lambda *_: {"version": "1", "name": "depictiod.css"}, missing_status=404
+    ),
 }
 # Backups must be outside the catalog's folder, so they go to a folder of their own (see _backup_root).
 _backup_folders: list[Path] = []
@@ -646,9 +660,20 @@ def _call(world: World, method: str, path: str, case: Case, column: str) -> Any:
     if case.text is not None:
         content = case.text(target, target_name).encode()
         headers = {**headers, "Content-Type": "text/plain"}
-    return world.client.request(
-        method, url, params=params, json=json_body, data=case.form, files=case.files, content=content, headers=headers
-    )
+    try:
+        return world.client.request(
+            method,
+            url,
+            params=params,
+            json=json_body,
+            data=case.form,
+            files=case.files,
+            content=content,
+            headers=headers,
+        )
+    finally:
+        # The web sign-in sets a session cookie, which must not sign in the next caller.
+        world.client.cookies.clear()
 
 
 def test_every_route_has_a_case() -> None:

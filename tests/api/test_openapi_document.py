@@ -57,9 +57,21 @@ def _rules(client: TestClient) -> dict[tuple[str, str], str]:
     return rules
 
 
+def _web_page_routes(client: TestClient) -> set[tuple[str, str]]:
+    """Return the routes of the web page (api.web), which leave themselves out of the document: pages, not operations."""
+    pages = set()
+    for route in client.app.routes:
+        path = _PATH_PARAMETER_TYPE.sub(r"{\1}", route.path)
+        for handler in getattr(route, "route_handlers", []):
+            if not handler.resolve_include_in_schema() and not path.startswith("/docs") and path != "/schema":
+                pages |= {(method, path) for method in handler.http_methods}
+    return pages
+
+
 def test_document_lists_every_api_route(client: TestClient, document: dict[str, Any]) -> None:
     listed = {(method, path) for method, path, _ in _operations(document)}
     routes = {key for key in _rules(client) if key[0] not in ("HEAD", "OPTIONS") and not key[1].startswith("/docs")}
+    routes -= _web_page_routes(client)
 
     assert routes - listed == set()
     assert len(listed) > 60
@@ -67,6 +79,14 @@ def test_document_lists_every_api_route(client: TestClient, document: dict[str, 
 
 def test_document_leaves_out_documentation_pages(document: dict[str, Any]) -> None:
     assert [path for path in document["paths"] if path.startswith("/docs")] == []
+
+
+def test_document_leaves_out_web_pages(client: TestClient, document: dict[str, Any]) -> None:
+    pages = _web_page_routes(client)
+    listed = {(method, path) for method, path, _ in _operations(document)}
+
+    assert len(pages) >= 8
+    assert pages & listed == set()
 
 
 def test_every_operation_has_summary(document: dict[str, Any]) -> None:
