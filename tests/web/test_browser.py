@@ -9,8 +9,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import time
+import zipfile
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -34,6 +36,7 @@ PENGUIN_RUNS = ["run_1_adelie", "run_2_chinstrap", "run_3_gentoo"]
 PHYSICAL_FEATURES_ID = "6a0001000000000000000003"
 PHYSICAL_FEATURES_ROWS = 344
 IRIS_COLLECTION_ID = "6a0002000000000000000003"
+UNKNOWN_ID = "6a00ffffffffffffffffffff"
 PHONE_VIEWPORT = {"width": 390, "height": 844}
 # Null bytes make the ingestor record the file as binary, so it fails for sure.
 NOT_A_CSV = bytes(range(256)) * 16
@@ -62,7 +65,8 @@ def _click_and_wait(browsing: Browsing, target: Locator, label: str) -> None:
 
 def _open_project(browsing: Browsing) -> None:
     """Go from the list of projects to the penguins project page."""
-    browsing.goto("/", "projects")
+    if urlsplit(browsing.page.url).path != "/":
+        browsing.goto("/", "projects")
     link = browsing.page.locator("ul#projects > li.project > a.project-link", has_text=PENGUINS_NAME)
     expect(link).to_have_count(1, timeout=WAIT_MS)
     assert link.get_attribute("href") == f"/projects/{PENGUINS_PROJECT_ID}"
@@ -138,7 +142,7 @@ def test_project_lists_three_runs(signed_in: Browsing) -> None:
         run_id = runs.nth(index).get_attribute("data-run-id")
         assert runs.nth(index).locator("a.run-link").get_attribute("href") == f"/runs/{run_id}"
     tags = page.locator("#collections tr.collection a.collection-link").all_inner_texts()
-    assert sorted(tags) == ["demographic_data", "physical_features"]
+    assert {"demographic_data", "physical_features"} <= set(tags)
 
 
 def test_collection_preview_pages_and_sorts(signed_in: Browsing) -> None:
@@ -201,7 +205,7 @@ def test_parquet_download_matches_table(signed_in: Browsing, tmp_path: Path) -> 
     assert set(header) <= set(table.column_names)
 
 
-def test_failed_file_shows_reason(browse: BrowseFactory, fresh_server: WebServer) -> None:
+def test_failed_file_shows_reason(browse: BrowseFactory, fresh_server: WebServer, tmp_path: Path) -> None:
     browsing = browse(server=fresh_server)
     browsing.sign_in()
     (fresh_server.penguins_data / "run_2_chinstrap" / "physical_features.csv").write_bytes(NOT_A_CSV)
@@ -225,6 +229,24 @@ def test_failed_file_shows_reason(browse: BrowseFactory, fresh_server: WebServer
     assert "NUL bytes" in reasons[0]
     assert reasons[0] in failed.inner_text()
     expect(browsing.page.locator('#files tr.file[data-status="aggregated"]')).to_have_count(1, timeout=WAIT_MS)
+    expect(browsing.page.locator("#run-status")).to_be_visible(timeout=WAIT_MS)
+    expect(browsing.page.locator("#parameters")).to_be_visible(timeout=WAIT_MS)
+    for download_link in browsing.page.locator("#files tr.file a.file-download").all():
+        assert re.fullmatch(r"/depictio/api/v1/files/[^/]+/content", download_link.get_attribute("href") or "")
+
+    # The session cookie authenticates the API route of the run archive.
+    with browsing.page.expect_download(timeout=WAIT_MS) as started:
+        browsing.page.click("a#run-archive", timeout=WAIT_MS)
+    archive = tmp_path / "run.zip"
+    started.value.save_as(archive)
+    with zipfile.ZipFile(archive) as opened:
+        names = [Path(name).name for name in opened.namelist()]
+    assert sorted(names) == ["demographic_data.csv", "physical_features.csv"]
+
+    _click_and_wait(browsing, browsing.page.locator("#nav-scans"), "scans")
+    expect(browsing.page.locator("tr.scan").first).to_be_visible(timeout=WAIT_MS)
+    expect(browsing.page.locator("#failed-files li.file-error")).to_have_count(1, timeout=WAIT_MS)
+    assert reasons[0] in browsing.page.locator("#failed-files li.file-error").inner_text()
 
 
 def test_new_run_appears_without_reload(browse: BrowseFactory, fresh_server: WebServer, tmp_path: Path) -> None:
@@ -254,10 +276,11 @@ def test_new_run_appears_without_reload(browse: BrowseFactory, fresh_server: Web
 def test_pages_read_without_javascript(browse: BrowseFactory) -> None:
     browsing = browse(java_script_enabled=False)
     browsing.sign_in()
-    assert browsing.page.locator("body").get_attribute("data-live-state") is None
 
     _open_project(browsing)
     expect(browsing.page.locator("tr.run")).to_have_count(3, timeout=WAIT_MS)
+    # The script would open the event stream at once; without it the state stays as served.
+    assert browsing.page.locator("body").get_attribute("data-live-state") != "open"
     link = browsing.page.locator("#collections tr.collection a.collection-link", has_text="physical_features")
     _click_and_wait(browsing, link, "collection")
     expect(browsing.page.locator("#row-range")).to_have_text(f"Rows 1–50 of {PHYSICAL_FEATURES_ROWS}", timeout=WAIT_MS)
@@ -267,7 +290,7 @@ def test_pages_read_without_javascript(browse: BrowseFactory) -> None:
         f"Rows 51–100 of {PHYSICAL_FEATURES_ROWS}", timeout=WAIT_MS
     )
     expect(browsing.page.locator("#preview tbody tr")).to_have_count(50, timeout=WAIT_MS)
-    assert browsing.page.locator("body").get_attribute("data-live-state") is None
+    assert browsing.page.locator("body").get_attribute("data-refreshed") == "0"
 
 
 def test_phone_has_no_page_scroll(browse: BrowseFactory) -> None:
@@ -296,13 +319,16 @@ def test_viewer_gets_404_for_private_project(browse: BrowseFactory, server: WebS
     listed = viewer.page.locator("ul#projects a.project-link").all_inner_texts()
     assert PENGUINS_NAME in listed
     assert not [name for name in listed if "Iris" in name]
-    for label, path in (
-        ("project", f"/projects/{IRIS_PROJECT_ID}"),
-        ("collection", f"/collections/{IRIS_COLLECTION_ID}"),
-    ):
-        viewer.goto(path, f"viewer-{label}", status=404)
+    messages = {}
+    for label, identifier in (("project", IRIS_PROJECT_ID), ("collection", IRIS_COLLECTION_ID)):
+        viewer.goto(f"/{label}s/{identifier}", f"viewer-{label}", status=404)
         expect(viewer.page.locator(".flash.error")).to_be_visible(timeout=WAIT_MS)
-        assert "text/html" in (viewer.page.evaluate("document.contentType") or "")
+        assert viewer.page.evaluate("document.contentType") == "text/html"
+        messages[label] = viewer.page.locator(".flash.error").inner_text().replace(identifier, "ID")
+
+    # A project that does not exist gets the same page, so the 404 does not tell that iris exists.
+    viewer.goto(f"/projects/{UNKNOWN_ID}", "viewer-unknown-project", status=404)
+    assert viewer.page.locator(".flash.error").inner_text().replace(UNKNOWN_ID, "ID") == messages["project"]
 
     admin = browse()
     admin.sign_in()
