@@ -1,4 +1,4 @@
-"""Errors as pages for browsers: the API's JSON error handlers, wrapped to render HTML when a browser asks for it."""
+"""Error pages for browsers: the API's JSON error handlers, wrapped to render HTML when a browser requests a page."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def path_with_query(request: Request[Any, Any, Any]) -> str:
 
 
 def html_aware(handler: Handler) -> Handler:
-    """Return a handler that answers a browser's page request with an HTML page, and every other request as `handler` does.
+    """Wrap `handler` so that a browser's page request gets an HTML page, and every other request the JSON body.
 
     A page that needs a sign-in sends the browser to renew its session, which falls back
     to the sign-in form.

@@ -80,8 +80,8 @@ class PageController(Controller):
         def link(**changes: Any) -> str:
             params = {"sort": sort_text, "limit": str(limit) if limit != PREVIEW_ROWS else ""}
             params.update({key: str(value) for key, value in changes.items()})
-            kept = {key: value for key, value in params.items() if value}
-            return f"/collections/{record.id}" + (f"?{urlencode(kept)}" if kept else "")
+            given = {key: value for key, value in params.items() if value}
+            return f"/collections/{record.id}" + (f"?{urlencode(given)}" if given else "")
 
         next_link = None
         if page is not None and page.next_after is not None:

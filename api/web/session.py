@@ -1,7 +1,7 @@
 """Sign-in, sign-out and renewal of the web page's session, kept in two HttpOnly cookies.
 
-`depictiod_session` holds an access token; the API's authentication middleware reads it on
-GET and HEAD requests (api.auth). `depictiod_refresh` holds the refresh token and is sent
+`depictiod_session` contains an access token; the API's authentication middleware reads it on
+GET and HEAD requests (api.auth). `depictiod_refresh` contains the refresh token and is sent
 only to `/session/refresh`, which exchanges it for a new pair when the session expired.
 Both are SameSite=Lax, so other sites' pages cannot send them with their requests, and the
 form posts here also check the Origin header.

@@ -1,4 +1,4 @@
-"""What each page shows, read from the catalog through the request's Access: plain values for the templates."""
+"""Page contents read from the catalog through the request's Access, as plain values for the templates."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from api.access import Access
-from catalog import CollectionRecord, FileRecord, ProjectRecord, RunRecord, ScanReport, TableRecord, WorkflowRecord
+from catalog import FileRecord, ProjectRecord, RunRecord, ScanReport, TableRecord, WorkflowRecord
 from config import DataCollection, Workflow
 
 # Longer cell values are cut in the preview; the downloads hold them whole.
@@ -189,10 +189,6 @@ def drift_rows(access: Access, table: TableRecord | None) -> list[DriftRow]:
         )
         for note in table.drift
     ]
-
-
-def collection_files(access: Access, collection: CollectionRecord) -> dict[str, int]:
-    return access.catalog.files.status_counts(collection.id)
 
 
 def failed_files(access: Access, projects: list[ProjectRecord]) -> list[FileFailure]:
