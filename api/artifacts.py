@@ -7,6 +7,7 @@ rejected, and so is a file whose size or content hash differs from the catalog's
 
 from __future__ import annotations
 
+import errno
 import logging
 import mimetypes
 import os
@@ -22,7 +23,7 @@ from urllib.parse import quote
 import xxhash
 
 from catalog import ConflictError, FileRecord
-from catalog.safe_open import open_regular
+from catalog.safe_open import open_beneath
 from ingestor.scan import under_any
 
 logger = logging.getLogger(__name__)
@@ -127,9 +128,12 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 def open_registered(record: FileRecord, roots: list[str]) -> BinaryIO:
     """Open a registered file for reading after checking it against its catalog record.
 
-    Raise FileChangedError (409) when the file is missing, is not a regular file, resolves
-    outside `roots`, or differs from the catalog in size or content hash. When size and
-    nanosecond mtime match the record, the stored hash is trusted, as the scans trust it.
+    The path is resolved once, must lie inside one of `roots`, and is then opened from that
+    root without following links (catalog.safe_open.open_beneath), so a link swapped in
+    meanwhile cannot lead the open elsewhere. Raise FileChangedError (409) when the file is
+    missing, is not a regular file, resolves outside `roots`, or differs from the catalog
+    in size or content hash. When size and nanosecond mtime match the record, the stored
+    hash is trusted, as the scans trust it.
     """
     name = f"file {record.file_location!r} ({record.id})"
     if not record.content_hash:
@@ -137,36 +141,33 @@ def open_registered(record: FileRecord, roots: list[str]) -> BinaryIO:
             f"{name} has no content in the catalog: {record.error or 'it was not read yet'}; "
             "it can be downloaded after a scan reads it"
         )
-    real_path = os.path.realpath(record.file_location)
-    if not under_any(real_path, roots):
+    try:
+        real_path = os.path.realpath(record.file_location)
+    except OSError:
+        # A link that turns into a file while it is resolved makes readlink fail with EINVAL.
+        raise FileChangedError(f"{name} was replaced while it was opened; try again") from None
+    root = next((root for root in roots if under_any(real_path, [root]) and real_path != root), None)
+    if root is None:
         raise FileChangedError(
             f"{name} resolves to a path outside its workflow's locations, so it is not served; "
             "replace the link by the file, or add the target's folder to ingest.link_roots"
         )
     try:
-        handle = open_regular(real_path)
+        handle = open_beneath(real_path, root)
     except OSError as error:
+        if error.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise FileChangedError(f"{name} was replaced while it was opened; try again") from None
         raise FileChangedError(f"{name} cannot be opened ({error.strerror}); the next scan records why") from None
     try:
-        _check_opened(handle, real_path, record, name)
+        _check_opened(handle, record, name)
     except BaseException:
         handle.close()
         raise
     return handle
 
 
-def _check_opened(handle: BinaryIO, real_path: str, record: FileRecord, name: str) -> None:
+def _check_opened(handle: BinaryIO, record: FileRecord, name: str) -> None:
     opened = os.fstat(handle.fileno())
-    # The path is resolved again after the open: a link swapped in between would point the
-    # resolved path at another inode than the one opened.
-    current = os.path.realpath(record.file_location)
-    try:
-        named = os.stat(current)
-    except OSError:
-        named = None
-    if current != real_path or named is None or not os.path.samestat(opened, named):
-        raise FileChangedError(f"{name} was replaced while it was opened; try again")
-
     if opened.st_size != record.filesize:
         raise FileChangedError(
             f"{name} has {opened.st_size} bytes on disk but {record.filesize} in the catalog, so it changed "
@@ -350,6 +351,9 @@ def archive_names(records: list[FileRecord], run_location: str) -> list[tuple[Fi
             continue
         locations.add(location)
         name = os.path.relpath(location, run_folder) if under_any(location, [run_folder]) else record.filename
+        # Zip names separate folders with "/" only, and extractors on Windows would read a
+        # backslash in a Linux file name as a separator too.
+        name = name.replace("\\", "_")
         if name in taken or name.startswith(("..", "/")) or name == ".":
             name = f"{record.id}/{os.path.basename(location)}"
         taken.add(name)

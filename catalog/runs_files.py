@@ -56,10 +56,18 @@ class RunRepository:
         return {str(run_id): str(workflow_id) for run_id, workflow_id in rows}
 
     def file_ids(self, run_id: str) -> list[str]:
-        return [
-            row[0]
-            for row in self._store.query("SELECT id FROM files WHERE run_id = ? ORDER BY file_location", [run_id])
-        ]
+        """Return the ids of the run's files in path order.
+
+        Only files of the run's own workflow count. A client of another project may register
+        a file under a run id that its project does not own (run ids of scanned runs are
+        derived from names), and such a file must not appear in this run.
+        """
+        rows = self._store.query(
+            "SELECT id FROM files WHERE run_id = ? "
+            "AND workflow_id = (SELECT workflow_id FROM runs WHERE id = ?) ORDER BY file_location",
+            [run_id, run_id],
+        )
+        return [row[0] for row in rows]
 
     def file_ids_by_run(self, workflow_id: str) -> dict[str, list[str]]:
         """Return {run id: its file ids in path order} of the workflow's runs that have files, in one query."""

@@ -38,6 +38,37 @@ def open_regular(path: str) -> BinaryIO:
         raise
 
 
+def open_beneath(path: str, root: str) -> BinaryIO:
+    """Open the regular file `path` below the folder `root` without following any symbolic link on the way.
+
+    Each component is opened relative to its parent's descriptor with O_NOFOLLOW, so the
+    file opened is the one reached from `root` through real folders. A link swapped in
+    anywhere on the path fails the open (ELOOP or ENOTDIR) instead of leading elsewhere.
+    `path` must be absolute, normalized and inside `root`.
+    """
+    relative = os.path.relpath(path, root)
+    if relative == "." or relative.startswith(".." + os.sep) or relative == ".." or os.path.isabs(relative):
+        raise OSError(errno.EINVAL, "not a file below its root folder", path)
+    parts = relative.split(os.sep)
+    folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
+            os.close(folder)
+            folder = child
+        descriptor = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder)
+    finally:
+        os.close(folder)
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a folder, a named pipe or a device)", path)
+        os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
 @contextmanager
 def releasing_fifos(paths: list[str]) -> Iterator[None]:
     """Unblock any reader that opens one of `paths` after it became a FIFO, while the block runs.

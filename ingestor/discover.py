@@ -122,6 +122,7 @@ def _run_folders(folder: str, structure: str, pattern: re.Pattern[str] | None, w
     except OSError as error:
         warnings.append(f"location {folder!r} cannot be listed: {error.strerror}; skipped")
         return []
+    names = _skip_non_utf8(folder, names, warnings)
     runs = [
         os.path.join(folder, name)
         for name in names
@@ -176,6 +177,27 @@ class CollectionMatcher:
         return {key: value for key, value in found.groupdict().items() if value is not None}
 
 
+def is_utf8_name(name: str) -> bool:
+    """Return True when a file name decodes as UTF-8; Python keeps other bytes as surrogates that no JSON can carry."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _skip_non_utf8(folder: str, names: list[str], warnings: list[str]) -> list[str]:
+    kept = []
+    for name in names:
+        if is_utf8_name(name):
+            kept.append(name)
+            continue
+        # The path as bytes, escaped by repr(), so the warning itself stays valid text.
+        path = os.fsencode(os.path.join(folder, name))
+        warnings.append(f"{path!r} is skipped: its name is not valid UTF-8; rename it to read it")
+    return kept
+
+
 def walk_run(
     run_location: str,
     warnings: list[str],
@@ -197,8 +219,9 @@ def walk_run(
     for folder, subfolders, names in os.walk(run_location, onerror=report, followlinks=False):
         if checkpoint is not None:
             checkpoint()
-        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
-        for name in sorted(names):
+        visible = [name for name in subfolders if not name.startswith(".")]
+        subfolders[:] = sorted(_skip_non_utf8(folder, visible, warnings))
+        for name in sorted(_skip_non_utf8(folder, names, warnings)):
             path = os.path.join(folder, name)
             relative_path = os.path.relpath(path, run_location).replace(os.sep, "/")
             if rules.ignores(relative_path):

@@ -227,6 +227,20 @@ def link_target_roots(workflow: Workflow, extra_roots: list[str]) -> list[str]:
     return roots + [os.path.realpath(root) for root in extra_roots]
 
 
+def download_roots(workflow: Workflow, extra_roots: list[str]) -> list[str]:
+    """Return the folders whose files may be downloaded: the locations, the `work/` folder beside each, and `extra_roots`.
+
+    Narrower than `link_target_roots`: a scan reads a link into a location's parent folder
+    only as table rows, but a download would send any file there as it is, so only the
+    folder where Nextflow keeps the targets of its result links is added.
+    """
+    roots = []
+    for location in workflow.data_location.locations:
+        real = os.path.realpath(location)
+        roots += [real, os.path.realpath(os.path.join(os.path.dirname(real), "work"))]
+    return roots + [os.path.realpath(root) for root in extra_roots]
+
+
 def _find_recursive_files(
     workflow: Workflow,
     runs: list[RunFound],

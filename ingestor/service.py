@@ -23,7 +23,7 @@ from ingestor.joins import run_joins
 from ingestor.metrics import IngestMetrics
 from ingestor.progress import ProgressCallback, ScanProgress
 from ingestor.registered import check_registered_files, registered_file_roots
-from ingestor.scan import WorkflowScan, link_target_roots, scan_workflow
+from ingestor.scan import WorkflowScan, download_roots, scan_workflow
 from ingestor.uploads import UploadFolder
 from ingestor.watch import LocationWatch, Watcher
 
@@ -169,13 +169,14 @@ class Ingestor:
         return list(self.settings.ingest.client_roots)
 
     def file_roots(self, project_id: str, workflow: Workflow) -> list[str]:
-        """Return the folders that a registered file of `workflow` may resolve into, as its scans apply them.
+        """Return the folders that a registered file of `workflow` may resolve into to be downloaded.
 
-        Files of a project from a project file may also link into the parent folders of the
-        locations; files of a sent project only into the locations that its reads allow.
+        Files of a project from a project file may also link into the `work/` folder beside
+        each location (see `download_roots`); files of a sent project only into the
+        locations that its reads allow. Both may link into `ingest.link_roots`.
         """
         if project_id not in self._sent:
-            return link_target_roots(workflow, self.settings.ingest.link_roots)
+            return download_roots(workflow, self.settings.ingest.link_roots)
         roots, _ = registered_file_roots(workflow, self.settings.ingest.link_roots, self._client_roots(project_id))
         return roots
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import shutil
@@ -10,13 +11,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import pytest
 from litestar.testing import TestClient
 
+import api.artifacts as artifacts
 from api import create_app
 from catalog import FileRecord
 from config import load_projects, load_settings
+from config.ids import derive_id
 from tests.api.conftest import API, add_user, login
+from tests.api.test_sent_projects import file_document, project_document
 from tests.examples import copy_bundled_examples, write_settings
 
 PASSWORD = "artifact-test-password"
@@ -292,3 +297,173 @@ def test_archive_with_changed_file_gets_409(world: World, restored: FileRecord) 
 
     assert response.status_code == 409
     assert restored.file_location in response.json()["detail"]
+
+
+def test_link_swapped_in_during_open_is_409(
+    world: World, restored: FileRecord, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The path resolves to the registered file, then a link to a file outside the locations,
+    # with the same size and mtime, takes its place just before the open.
+    path = Path(restored.file_location)
+    original = path.read_bytes()
+    secret = tmp_path / "secret.csv"
+    secret.write_bytes(b"S" * len(original))
+    os.utime(secret, ns=(restored.mtime_ns, restored.mtime_ns))
+    real_open_beneath = artifacts.open_beneath
+
+    def swap_then_open(real_path: str, root: str) -> object:
+        path.unlink()
+        path.symlink_to(secret)
+        return real_open_beneath(real_path, root)
+
+    monkeypatch.setattr(artifacts, "open_beneath", swap_then_open)
+    response = world.client.get(_content_url(restored.id), headers={**world.admin, "Range": "bytes=0-"})
+
+    assert response.status_code == 409
+    assert "replaced while it was opened" in response.json()["detail"]
+    assert b"SSSS" not in response.content
+
+
+def test_folder_swapped_for_link_during_open_is_409(
+    world: World, restored: FileRecord, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The run folder itself becomes a link to a copy outside the locations.
+    run_folder = Path(restored.file_location).parent
+    moved = tmp_path / "moved-run"
+    outside = tmp_path / "outside-run"
+    shutil.copytree(run_folder, outside)
+    real_open_beneath = artifacts.open_beneath
+
+    def swap_then_open(real_path: str, root: str) -> object:
+        run_folder.rename(moved)
+        run_folder.symlink_to(outside)
+        return real_open_beneath(real_path, root)
+
+    monkeypatch.setattr(artifacts, "open_beneath", swap_then_open)
+    try:
+        response = world.client.get(_content_url(restored.id), headers=world.admin)
+    finally:
+        run_folder.unlink()
+        moved.rename(run_folder)
+
+    assert response.status_code == 409
+
+
+def test_link_resolving_during_swap_is_409(world: World, restored: FileRecord, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Python's realpath raises EINVAL when a link turns into a file between lstat and readlink.
+    real_realpath = os.path.realpath
+
+    def failing_realpath(name: str, strict: bool = False) -> str:
+        if name != restored.file_location:
+            return real_realpath(name, strict=strict)
+        raise OSError(errno.EINVAL, "Invalid argument", name)
+
+    monkeypatch.setattr(artifacts.os.path, "realpath", failing_realpath)
+    response = world.client.get(_content_url(restored.id), headers=world.admin)
+
+    assert response.status_code == 409
+
+
+def test_link_into_parent_folder_is_rejected(world: World, restored: FileRecord) -> None:
+    # Scans read links into a location's parent folder, for Nextflow; downloads do not serve them.
+    path = Path(restored.file_location)
+    original = path.read_bytes()
+    parent_file = path.parents[2] / "project.yaml"
+    path.unlink()
+    path.symlink_to(parent_file)
+    ingestor = world.client.app.state.ingestor
+    try:
+        ingestor.rescan_workflow(restored.workflow_id)
+
+        response = world.client.get(_content_url(restored.id), headers=world.viewer)
+    finally:
+        path.unlink()
+        path.write_bytes(original)
+        os.utime(path, ns=(restored.mtime_ns, restored.mtime_ns))
+        ingestor.rescan_workflow(restored.workflow_id)
+
+    assert response.status_code == 409
+    assert response.content != parent_file.read_bytes()
+
+
+def test_link_into_nextflow_work_folder_is_served(world: World, restored: FileRecord) -> None:
+    # Nextflow publishes results as links into the work/ folder beside the results folder.
+    path = Path(restored.file_location)
+    expected = path.read_bytes()
+    location = path.parents[1]
+    target = location.parent / "work" / "ab" / "cdef" / path.name
+    target.parent.mkdir(parents=True)
+    shutil.copy2(path, target)
+    path.unlink()
+    path.symlink_to(target)
+    try:
+        response = world.client.get(_content_url(restored.id), headers=world.viewer)
+    finally:
+        shutil.rmtree(location.parent / "work")
+
+    assert response.status_code == 200
+    assert response.content == expected
+
+
+def test_archive_names_replace_backslashes(world: World) -> None:
+    run = world.client.app.state.catalog.runs.list_for_workflow(PENGUINS_WORKFLOW)[0]
+    record = next(record for record in _files(world, PENGUINS_WORKFLOW) if record.run_id == run.id)
+
+    names = artifacts.archive_names(
+        [msgspec.structs.replace(record, file_location=f"{run.run_location}/x\\..\\evil.csv")], run.run_location
+    )
+
+    assert [name for _, name in names] == ["x_.._evil.csv"]
+
+
+@pytest.fixture(scope="module")
+def client_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """Yield the bundled examples, penguins private with a viewer, and a folder where any user may send projects."""
+    root = tmp_path_factory.mktemp("artifacts-clients")
+    penguins, iris = copy_bundled_examples(root)
+    roles = f"permissions:\n  owners: [admin@example.org]\n  viewers: [{VIEWER}]"
+    penguins.write_text(penguins.read_text().replace("is_public: true", f"is_public: false\n{roles}"))
+    (root / "clients").mkdir()
+    settings_path = write_settings(root, [penguins, iris])
+    environ = {"DEPICTIO_INGEST_WATCH_MODE": "off", "DEPICTIO_INGEST_CLIENT_ROOTS": str(root / "clients")}
+    settings = load_settings(str(settings_path), environ=environ)
+    app = create_app(settings, load_projects(settings.projects), admin_password=PASSWORD)
+    with TestClient(app) as client:
+        yield World(
+            client=client,
+            root=root,
+            viewer=add_user(client, VIEWER, PASSWORD),
+            stranger=add_user(client, STRANGER, PASSWORD),
+            admin=login(client, "admin@example.org", PASSWORD),
+        )
+
+
+def test_file_of_other_project_never_joins_run(client_world: World) -> None:
+    # Ids of scanned runs derive from the workflow id and the folder name, so another user can
+    # register a file under the id of a run that another project writes later.
+    future_run = derive_id("run", PENGUINS_WORKFLOW, "run_4_emperor")
+    lab = client_world.root / "clients" / "lab" / "data"
+    (lab / "run_x").mkdir(parents=True)
+    (lab / "run_x" / "measures.csv").write_text("individual_id,bill_length_mm\nFAKE,0\n")
+    created = client_world.client.post(
+        f"{API}/projects/create", json=project_document(lab), headers=client_world.stranger
+    )
+    assert created.status_code == 200, created.text
+    document = file_document(lab, "run_x", "7f0000000000000000000001", future_run, filename="physical_features.csv")
+    registered = client_world.client.post(
+        f"{API}/files/upsert_batch", json={"files": [document]}, headers=client_world.stranger
+    )
+    assert registered.status_code == 200, registered.text
+    penguins_data = client_world.root / "bundled" / "penguins" / "data"
+    (penguins_data / "run_4_emperor").mkdir()
+    shutil.copy2(penguins_data / "run_1_adelie" / "physical_features.csv", penguins_data / "run_4_emperor")
+    client_world.client.app.state.ingestor.rescan_workflow(PENGUINS_WORKFLOW)
+
+    archive_response = client_world.client.get(f"{API}/runs/{future_run}/archive", headers=client_world.viewer)
+    run_response = client_world.client.get(f"{API}/runs/get/{future_run}", headers=client_world.viewer)
+
+    assert archive_response.status_code == 200, archive_response.text
+    with zipfile.ZipFile(io.BytesIO(archive_response.content)) as archive:
+        assert archive.namelist() == ["physical_features.csv"]
+        assert b"FAKE" not in archive.read("physical_features.csv")
+    assert "7f0000000000000000000001" not in run_response.text

@@ -227,3 +227,21 @@ def test_binary_file_in_csv_collection_names_reason(
     assert failed.status == "failed"
     assert reason in (failed.error or "")
     assert harness.row_count_by_run("t") == {"run_2": 1}
+
+
+def test_non_utf8_name_skips_only_that_file(start: StartHarness, data_dir: Path) -> None:
+    write_file(data_dir / "run_1" / "t.csv", "a,b\n1,x\n2,y\n")
+    # A name that is not UTF-8 is legal on Linux; Python reads it with surrogate escapes.
+    with open(os.fsencode(data_dir / "run_1") + b"/\xff\xfe t.csv", "wb") as handle:
+        handle.write(b"a,b\n3,z\n")
+    os.makedirs(os.fsencode(data_dir) + b"/run_\xff")
+    with open(os.fsencode(data_dir) + b"/run_\xff/t.csv", "wb") as handle:
+        handle.write(b"a,b\n4,w\n")
+    harness = start([table_collection("t", r".*t\.csv$")])
+
+    result = harness.scan()
+
+    assert harness.row_count_by_run("t") == {"run_1": 2}
+    warnings = [warning for scan in result.workflows for warning in scan.warnings]
+    assert any("\\xff\\xfe t.csv" in warning and "not valid UTF-8" in warning for warning in warnings), warnings
+    assert any("run_\\xff'" in warning for warning in warnings), warnings
