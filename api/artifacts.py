@@ -49,7 +49,15 @@ _EXTRA_TYPES = {
     ".yml": "application/yaml",
     ".geojson": "application/geo+json",
 }
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# Positions of more than 18 digits exceed any file size; such a header is ignored like any invalid one.
+_RANGE = re.compile(r"bytes=(\d{0,18})-(\d{0,18})")
+# Files whose content was hashed because their mtime differed from the catalog's: (path,
+# size, mtime_ns) -> xxh3-128. A repeated request for such a file does not hash it again.
+_VERIFIED_MAX = 1024
+_verified: dict[tuple[str, int, int], str] = {}
+_verified_lock = threading.Lock()
+# One lock per file being hashed, so that concurrent requests for it hash it once.
+_hashing: dict[str, threading.Lock] = {}
 
 
 class FileChangedError(ConflictError):
@@ -175,15 +183,33 @@ def _check_opened(handle: BinaryIO, record: FileRecord, name: str) -> None:
         )
     if opened.st_mtime_ns == record.mtime_ns:
         return
-    digest = xxhash.xxh3_128()
-    while chunk := handle.read(CHUNK_BYTES):
-        digest.update(chunk)
-    handle.seek(0)
-    if digest.hexdigest() != record.content_hash:
+    if _content_hash(handle, record.file_location, opened) != record.content_hash:
         raise FileChangedError(
             f"{name} has other content on disk than in the catalog, so it changed since it was registered; "
             "try again after the next scan"
         )
+
+
+def _content_hash(handle: BinaryIO, path: str, opened: os.stat_result) -> str:
+    """Return the xxh3-128 digest of an opened file, from the cache when its size and mtime were hashed before."""
+    key = (path, opened.st_size, opened.st_mtime_ns)
+    with _verified_lock:
+        file_lock = _hashing.setdefault(path, threading.Lock())
+    with file_lock:
+        with _verified_lock:
+            cached = _verified.get(key)
+        if cached is not None:
+            return cached
+        digest = xxhash.xxh3_128()
+        while chunk := handle.read(CHUNK_BYTES):
+            digest.update(chunk)
+        handle.seek(0)
+        with _verified_lock:
+            if len(_verified) >= _VERIFIED_MAX:
+                _verified.pop(next(iter(_verified)))
+            _verified[key] = digest.hexdigest()
+            _hashing.pop(path, None)
+        return digest.hexdigest()
 
 
 def unchanged_since(handle: BinaryIO, before: os.stat_result) -> bool:
@@ -309,8 +335,8 @@ class ArchiveStream:
         try:
             handle = self.open_file(entry.record, entry.roots)
         except FileChangedError as error:
-            logger.warning("archive %s cut at %s: %s", self.description, entry.name, error)
-            raise ArtifactAbortedError(f"archive {self.description} cut short: {error}") from None
+            logger.warning("%s cut at %s: %s", self.description, entry.name, error)
+            raise ArtifactAbortedError(f"{self.description} cut short: {error}") from None
         with handle:
             before = os.fstat(handle.fileno())
             info = zipfile.ZipInfo(entry.name, date_time=time.localtime(before.st_mtime)[:6])
@@ -323,8 +349,8 @@ class ArchiveStream:
                     yield from self._take(sink)
             if not unchanged_since(handle, before) or digest.hexdigest() != entry.record.content_hash:
                 # The central directory is never written, so the client gets no valid archive.
-                logger.warning("archive %s cut at %s: the file changed while it was sent", self.description, entry.name)
-                raise ArtifactAbortedError(f"archive {self.description} cut short: {entry.name} changed")
+                logger.warning("%s cut at %s: the file changed while it was sent", self.description, entry.name)
+                raise ArtifactAbortedError(f"{self.description} cut short: {entry.name} changed")
         yield from self._take(sink)
 
     def _take(self, sink: _ChunkSink) -> Generator[bytes, None, None]:

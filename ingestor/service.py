@@ -172,12 +172,14 @@ class Ingestor:
         """Return the folders that a registered file of `workflow` may resolve into to be downloaded.
 
         Files of a project from a project file may also link into the `work/` folder beside
-        each location (see `download_roots`); files of a sent project only into the
-        locations that its reads allow. Both may link into `ingest.link_roots`.
+        each location and into `ingest.link_roots` (see `download_roots`). Files of a sent
+        project may only resolve into the locations that its reads allow.
         """
         if project_id not in self._sent:
             return download_roots(workflow, self.settings.ingest.link_roots)
-        roots, _ = registered_file_roots(workflow, self.settings.ingest.link_roots, self._client_roots(project_id))
+        # Any signed-in user may send a project, so its downloads never reach into the link
+        # roots that the administrator set for the project files.
+        roots, _ = registered_file_roots(workflow, [], self._client_roots(project_id))
         return roots
 
     def is_sent(self, project_id: str) -> bool:

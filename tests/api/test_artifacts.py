@@ -21,6 +21,7 @@ from catalog import FileRecord
 from config import load_projects, load_settings
 from config.ids import derive_id
 from tests.api.conftest import API, add_user, login
+from tests.api.test_sent_projects import IDS as SENT_IDS
 from tests.api.test_sent_projects import file_document, project_document
 from tests.examples import copy_bundled_examples, write_settings
 
@@ -467,3 +468,67 @@ def test_file_of_other_project_never_joins_run(client_world: World) -> None:
         assert archive.namelist() == ["physical_features.csv"]
         assert b"FAKE" not in archive.read("physical_features.csv")
     assert "7f0000000000000000000001" not in run_response.text
+
+
+def test_touched_file_is_hashed_once(world: World, restored: FileRecord, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Same bytes, newer mtime: the content hash decides, and a second request reuses it.
+    path = Path(restored.file_location)
+    os.utime(path, ns=(restored.mtime_ns + 10**9, restored.mtime_ns + 10**9))
+    hashed: list[str] = []
+    real_content_hash = artifacts._content_hash
+
+    def counting(handle: object, location: str, opened: os.stat_result) -> str:
+        if (location, opened.st_size, opened.st_mtime_ns) not in artifacts._verified:
+            hashed.append(location)
+        return real_content_hash(handle, location, opened)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(artifacts, "_content_hash", counting)
+    first = world.client.get(_content_url(restored.id), headers={**world.viewer, "Range": "bytes=0-0"})
+    second = world.client.get(_content_url(restored.id), headers={**world.viewer, "Range": "bytes=0-0"})
+
+    assert first.status_code == 206
+    assert second.status_code == 206
+    assert hashed == [restored.file_location]
+
+
+def test_range_with_huge_numbers_sends_whole_file(world: World) -> None:
+    record = _penguin_file(world)
+
+    response = world.client.get(_content_url(record.id), headers={**world.viewer, "Range": "bytes=" + "9" * 5000 + "-"})
+
+    assert response.status_code == 200
+    assert len(response.content) == record.filesize
+
+
+def test_sent_project_link_into_link_roots_is_rejected(tmp_path: Path) -> None:
+    # Link roots are set for project files; a user who sends a project gets no download from them.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "private.csv").write_text("individual_id,bill_length_mm\nsecret,1\n")
+    lab = tmp_path / "clients" / "lab" / "data"
+    (lab / "run_x").mkdir(parents=True)
+    (lab / "run_x" / "measures.csv").symlink_to(shared / "private.csv")
+    penguins, iris = copy_bundled_examples(tmp_path)
+    settings_path = write_settings(tmp_path, [penguins, iris])
+    environ = {
+        "DEPICTIO_INGEST_WATCH_MODE": "off",
+        "DEPICTIO_INGEST_CLIENT_ROOTS": str(tmp_path / "clients"),
+        "DEPICTIO_INGEST_LINK_ROOTS": str(shared),
+    }
+    settings = load_settings(str(settings_path), environ=environ)
+    app = create_app(settings, load_projects(settings.projects), admin_password=PASSWORD)
+    with TestClient(app) as client:
+        stranger = add_user(client, STRANGER, PASSWORD)
+        created = client.post(f"{API}/projects/create", json=project_document(lab), headers=stranger)
+        assert created.status_code == 200, created.text
+        run_id = derive_id("run", "x", "run_x")
+        document = file_document(lab, "run_x", "7f0000000000000000000002", run_id)
+        registered = client.post(f"{API}/files/upsert_batch", json={"files": [document]}, headers=stranger)
+        assert registered.status_code == 200, registered.text
+        # The scan reads the link's target, since it lies in a link root.
+        client.app.state.ingestor.rescan_workflow(SENT_IDS["workflow"])
+
+        response = client.get(_content_url("7f0000000000000000000002"), headers=stranger)
+
+    assert response.status_code == 409, response.text
+    assert "outside its workflow's locations" in response.json()["detail"]
