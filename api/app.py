@@ -30,7 +30,7 @@ from api.ratelimit import LoginRateLimiter
 from api.security import ensure_admin
 from api.table_uploads import upload_body_limit
 from api.tokens import TokenService
-from api.web import html_aware, web_router
+from api.web import Renewals, html_aware, web_router
 from catalog import Catalog, CatalogUnwritableError, user_id_for, utc_now
 from config import Project, Settings
 from ingestor import Ingestor
@@ -82,6 +82,7 @@ def create_app(
                 total=settings.server.event_streams, per_user=settings.server.event_streams_per_user
             )
             app.state.sql_slots = threading.BoundedSemaphore(settings.sql.max_concurrent)
+            app.state.web_renewals = Renewals()
             if started is None and scan_in_background:
                 await to_thread.run_sync(ingestor.start_in_background)
                 logger.info(

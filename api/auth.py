@@ -4,7 +4,7 @@ A request without an Authorization header is anonymous (user None); the route's 
 rule decides whether that is enough (api.access). A header that is present must hold a
 valid token, except on public routes, which ignore it.
 
-Without that header, a GET or HEAD request may carry the web page's session cookie
+Without that header, a GET request may carry the web page's session cookie
 (SESSION_COOKIE) instead: it holds an access token of the same kind. Other methods never
 read it, so a page of another site cannot make a browser change anything. A rejected cookie
 leaves the request anonymous and sets `session_rejected` in the request state, so the web
@@ -46,7 +46,7 @@ PUBLIC_PATHS = [
 
 # The web page's session: an access token in an HttpOnly cookie (see api.web.session).
 SESSION_COOKIE = "depictiod_session"
-_COOKIE_METHODS = frozenset({"GET", "HEAD"})
+_COOKIE_METHODS = frozenset({"GET"})
 
 EXPIRED_DESCRIPTION = "The token expired"
 INVALID_DESCRIPTION = "The token is invalid"
@@ -71,7 +71,7 @@ def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
 
 
 def request_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    """Return the token that authenticates a request: its bearer token, else the session cookie of a GET or HEAD."""
+    """Return the token that authenticates a request: its bearer token, else the session cookie of a GET."""
     token = bearer_token(connection)
     if token is not None or connection.headers.get("authorization"):
         return token
@@ -105,7 +105,7 @@ class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
 
 
 async def _session_result(connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
-    """Resolve the session cookie of a GET or HEAD request; anonymous without one or when it is rejected."""
+    """Resolve the session cookie of a GET request; anonymous without one or when it is rejected."""
     cookie = connection.cookies.get(SESSION_COOKIE)
     if not cookie or connection.scope.get("method") not in _COOKIE_METHODS:
         return AuthenticationResult(user=None, auth=None)

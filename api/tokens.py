@@ -211,6 +211,17 @@ class TokenService:
         user = self._catalog.users.get(record.user_id)
         return record if user is not None and user.is_active else None
 
+    def record_of_refresh(self, refresh_token: str) -> TokenRecord | None:
+        """Return the record that a validly signed refresh token belongs to, used or not; None for any other token."""
+        try:
+            claims = self._decode(refresh_token, "refresh")
+        except InvalidTokenError:
+            return None
+        record = self._catalog.tokens.get(str(claims.get("tid")))
+        if record is None or record.user_id != claims["sub"]:
+            return None
+        return record
+
     def refresh_token_matches(self, refresh_token: str, record: TokenRecord) -> bool:
         """Return True when `refresh_token` is the current, valid refresh token of `record`."""
         try:

@@ -348,6 +348,9 @@ def _serve(arguments: argparse.Namespace, settings: Settings, projects: list[Pro
             log_config=None,
             lifespan="on",
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+            # uvicorn trusts X-Forwarded-For from loopback by default, which would let any
+            # local client pick the address that the sign-in limits count.
+            proxy_headers=False,
         ),
         catalog,
     )

@@ -13,7 +13,7 @@ from litestar.response import Redirect
 
 from api.web.errors import html_aware, path_with_query
 from api.web.pages import PageController
-from api.web.session import SessionController, renew_url
+from api.web.session import Renewals, SessionController, renew_url
 from api.web.static import static_file
 
 
@@ -34,4 +34,4 @@ def web_router(dependencies: dict[str, Any]) -> Router:
     )
 
 
-__all__ = ["html_aware", "web_router"]
+__all__ = ["Renewals", "html_aware", "web_router"]

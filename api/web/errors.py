@@ -38,11 +38,13 @@ def html_aware(handler: Handler) -> Handler:
 
     def handle(request: Request[Any, Any, Any], exception: Any) -> Response[Any]:
         response = handler(request, exception)
+        if not request.url.path.startswith(API_PREFIX):
+            response.headers["Vary"] = "Accept"
         if not _is_page_request(request):
             return response
         status = response.status_code or 500
         if status == 401 and request.method in ("GET", "HEAD"):
-            return Redirect(renew_url(path_with_query(request)), status_code=303)
+            return Redirect(renew_url(path_with_query(request)), status_code=303, headers={"Vary": "Accept"})
         detail = response.content.detail if isinstance(response.content, ErrorBody) else HTTPStatus(status).phrase
         page = render_page(request, "error.html", status_code=status, title=HTTPStatus(status).phrase, detail=detail)
         for name, value in response.headers.items():

@@ -18,7 +18,7 @@ from api.access import Access
 from api.rows import decode_cursor, encode_cursor
 from api.web import views
 from api.web.render import render_page
-from catalog.row_filters import FilterError, RowsQuery, StaleCursorError
+from catalog.row_filters import FilterError, RowPosition, RowsQuery, StaleCursorError
 
 PREVIEW_ROWS = 50
 MIN_PREVIEW_ROWS = 10
@@ -64,9 +64,7 @@ class PageController(Controller):
         sort_text = query.get("sort") or ""
         sort = _sort_keys(sort_text)
         cursor = query.get("after")
-        rows_query = RowsQuery(
-            sort=sort, limit=limit, after=decode_cursor(cursor) if cursor else None, count_total=True
-        )
+        rows_query = RowsQuery(sort=sort, limit=limit, after=_position(cursor), count_total=True)
         try:
             page = access.catalog.tables.rows(record.id, rows_query)
         except FilterError as error:
@@ -129,14 +127,28 @@ class PageController(Controller):
         )
 
 
+def _position(cursor: str | None) -> RowPosition | None:
+    if not cursor:
+        return None
+    try:
+        return decode_cursor(cursor)
+    except ClientException:
+        raise ClientException(
+            "invalid request: after: not a link that this page made; start from the first page"
+        ) from None
+
+
 def _bounded_int(text: str | None, name: str, default: int, low: int, high: int) -> int:
+    """Return a whole number from a query parameter, clamped to low..high; 400 for anything else."""
     if text is None or text == "":
         return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ClientException(f"invalid request: {name}: {text[:40]!r} is not a whole number") from None
-    return min(max(value, low), high)
+    digits = text.strip().removeprefix("-").removeprefix("+")
+    if not digits.isascii() or not digits.isdigit():
+        raise ClientException(f"invalid request: {name}: {text[:40]!r} is not a whole number")
+    if len(digits) > 19:
+        # Python refuses to convert very long numbers, and any of them is past the bounds.
+        return low if text.strip().startswith("-") else high
+    return min(max(int(text), low), high)
 
 
 def _sort_keys(text: str) -> tuple[tuple[str, bool], ...]:

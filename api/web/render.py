@@ -80,5 +80,17 @@ def render_page(
 
 
 def wants_html(request: Request[Any, Any, Any]) -> bool:
-    """Return True when the client asks for HTML, as browsers do when they open a page."""
-    return "text/html" in request.headers.get("accept", "")
+    """Return True when the Accept header lists text/html with a weight above 0, as browsers send it for a page."""
+    for item in request.headers.get("accept", "").split(","):
+        media_type, _, parameters = item.partition(";")
+        if media_type.strip().lower() != "text/html":
+            continue
+        for parameter in parameters.split(";"):
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    return float(value) > 0
+                except ValueError:
+                    return False
+        return True
+    return False

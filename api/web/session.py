@@ -1,15 +1,19 @@
 """Sign-in, sign-out and renewal of the web page's session, kept in two HttpOnly cookies.
 
 `depictiod_session` contains an access token; the API's authentication middleware reads it on
-GET and HEAD requests (api.auth). `depictiod_refresh` contains the refresh token and is sent
-only to `/session/refresh`, which exchanges it for a new pair when the session expired.
-Both are SameSite=Lax, so other sites' pages cannot send them with their requests, and the
-form posts here also check the Origin header.
+GET requests (api.auth). `depictiod_refresh` contains the refresh token and is sent only
+to the paths under `/session`: `/session/refresh` exchanges it for a new pair when the
+session expired, and `/session/logout` revokes it. Both cookies are SameSite=Lax, so other
+sites' pages cannot send them with their requests, and the form posts here also check the
+Origin header.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
@@ -30,8 +34,41 @@ from api.web.render import render_page
 logger = logging.getLogger(__name__)
 
 REFRESH_COOKIE = "depictiod_refresh"
+# The refresh cookie goes to the paths under /session only: renewal and sign-out.
+SESSION_PATH = "/session"
 REFRESH_PATH = "/session/refresh"
+LOGOUT_PATH = "/session/logout"
 MAX_FORM_FIELD = 1024
+RENEWAL_REUSE_SECONDS = 30.0
+
+
+class Renewals:
+    """Renew sessions so that several tabs renewing with one refresh cookie at once all stay signed in.
+
+    A refresh token works once, and presenting it again revokes the whole session, as a
+    theft would. Two tabs that reload at the same moment send the same cookie, so the
+    token pair that a refresh token produced is kept for RENEWAL_REUSE_SECONDS and given
+    to every request that presents it in that window. The pairs stay in this process's
+    memory only.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # sha256 of the refresh token -> (the pair it produced, time.monotonic() of that).
+        self._recent: dict[str, tuple[IssuedToken, float]] = {}
+
+    def renew(self, tokens: TokenService, refresh_token: str) -> IssuedToken:
+        """Return the new pair for `refresh_token`; raise InvalidTokenError when it cannot be refreshed."""
+        key = hashlib.sha256(refresh_token.encode()).hexdigest()
+        with self._lock:
+            now = time.monotonic()
+            self._recent = {k: v for k, v in self._recent.items() if now - v[1] < RENEWAL_REUSE_SECONDS}
+            recent = self._recent.get(key)
+            if recent is not None:
+                return recent[0]
+            issued = tokens.refresh(refresh_token)
+            self._recent[key] = (issued, now)
+            return issued
 
 
 class SignInForm(msgspec.Struct, kw_only=True):
@@ -59,13 +96,20 @@ def renew_url(next_path: str) -> str:
 
 
 def check_same_origin(request: Request[Any, Any, Any]) -> None:
-    """Refuse a form post whose Origin header names another site (403)."""
+    """Reject a form post whose Origin header, or Referer header without an Origin, names another site (403)."""
     origin = request.headers.get("origin")
-    if origin is None:
+    source = origin if origin is not None else request.headers.get("referer")
+    if source is None:
         return
     host = request.headers.get("host", "")
-    if origin == "null" or urlsplit(origin).netloc != host:
-        raise PermissionDeniedException(f"the form was sent from {origin!r}, not from this site; open the page here")
+    try:
+        netloc = urlsplit(source).netloc
+    except ValueError:
+        netloc = None
+    if source == "null" or netloc != host:
+        raise PermissionDeniedException(
+            f"the form was sent from {source[:200]!r}, not from this site; open the page here"
+        )
 
 
 def _session_cookies(request: Request[Any, Any, Any], issued: IssuedToken) -> list[Cookie]:
@@ -86,7 +130,7 @@ def _session_cookies(request: Request[Any, Any, Any], issued: IssuedToken) -> li
         Cookie(
             key=REFRESH_COOKIE,
             value=issued.refresh_token,
-            path=REFRESH_PATH,
+            path=SESSION_PATH,
             max_age=max(int((refresh_expires - now).total_seconds()), 0),
             httponly=True,
             samesite="lax",
@@ -98,7 +142,7 @@ def _session_cookies(request: Request[Any, Any, Any], issued: IssuedToken) -> li
 def _cleared_cookies() -> list[Cookie]:
     return [
         Cookie(key=SESSION_COOKIE, value="", path="/", max_age=0, httponly=True, samesite="lax"),
-        Cookie(key=REFRESH_COOKIE, value="", path=REFRESH_PATH, max_age=0, httponly=True, samesite="lax"),
+        Cookie(key=REFRESH_COOKIE, value="", path=SESSION_PATH, max_age=0, httponly=True, samesite="lax"),
     ]
 
 
@@ -120,6 +164,8 @@ class SessionController(Controller):
         target = local_path(data.next)
         if len(data.email) > MAX_FORM_FIELD or len(data.password) > MAX_FORM_FIELD:
             return _login_failed(request, data, target, "the e-mail address or password is too long", 400)
+        # A sign-in over another session ends that session.
+        _revoke_session(request)
         try:
             issued = sign_in(request, data.email, data.password)
         except NotAuthorizedException:
@@ -129,19 +175,10 @@ class SessionController(Controller):
         logger.info("web sign-in of user %s", issued.record.user_id)
         return Redirect(target, status_code=303, cookies=_session_cookies(request, issued))
 
-    @post("/logout", sync_to_thread=True, opt={"access": "public"}, status_code=303)
+    @post(LOGOUT_PATH, sync_to_thread=True, opt={"access": "public"}, status_code=303)
     def logout(self, request: Request[Any, Any, Any]) -> Response[Any]:
         check_same_origin(request)
-        tokens: TokenService = request.app.state.tokens
-        cookie = request.cookies.get(SESSION_COOKIE)
-        if cookie:
-            try:
-                _, record = tokens.verify_access(cookie)
-            except InvalidTokenError:
-                record = None
-            if record is not None:
-                request.app.state.catalog.tokens.revoke(record.id)
-                logger.info("web sign-out of user %s", record.user_id)
+        _revoke_session(request)
         return Redirect("/login", status_code=303, cookies=_cleared_cookies())
 
     @get(REFRESH_PATH, sync_to_thread=True, opt={"access": "public"})
@@ -151,12 +188,31 @@ class SessionController(Controller):
         refresh_token = request.cookies.get(REFRESH_COOKIE)
         if not refresh_token:
             return Redirect(sign_in_url(target), status_code=303, cookies=_cleared_cookies())
-        tokens: TokenService = request.app.state.tokens
+        renewals: Renewals = request.app.state.web_renewals
         try:
-            issued = tokens.refresh(refresh_token)
+            issued = renewals.renew(request.app.state.tokens, refresh_token)
         except InvalidTokenError:
             return Redirect(sign_in_url(target), status_code=303, cookies=_cleared_cookies())
         return Redirect(target, status_code=303, cookies=_session_cookies(request, issued))
+
+
+def _revoke_session(request: Request[Any, Any, Any]) -> None:
+    """Revoke the token of the request's session: by its access cookie, or by its refresh cookie once that expired."""
+    tokens: TokenService = request.app.state.tokens
+    record = None
+    access_token = request.cookies.get(SESSION_COOKIE)
+    if access_token:
+        try:
+            _, record = tokens.verify_access(access_token)
+        except InvalidTokenError:
+            record = None
+    refresh_token = request.cookies.get(REFRESH_COOKIE)
+    if record is None and refresh_token:
+        record = tokens.record_of_refresh(refresh_token)
+    if record is None or record.revoked:
+        return
+    request.app.state.catalog.tokens.revoke(record.id)
+    logger.info("web sign-out of user %s, token %s", record.user_id, record.id)
 
 
 def _login_failed(

@@ -10,7 +10,8 @@ from litestar.params import FromPath
 
 from api.web.render import STATIC, asset_version
 
-_MEDIA_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+# Litestar adds "; charset=utf-8" to text types itself.
+_MEDIA_TYPES = {".css": "text/css", ".js": "text/javascript"}
 _FILES = {path.name: path for path in STATIC.iterdir() if path.suffix in _MEDIA_TYPES}
 
 

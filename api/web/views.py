@@ -13,7 +13,7 @@ from api.access import Access
 from catalog import FileRecord, ProjectRecord, RunRecord, ScanReport, TableRecord, WorkflowRecord
 from config import DataCollection, Workflow
 
-# Longer cell values are cut in the preview; the downloads hold them whole.
+# Longer cell and parameter values are cut on the pages; the downloads contain them whole.
 MAX_CELL_CHARS = 200
 FAILED_FILES_SHOWN = 200
 
@@ -165,7 +165,7 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
             pairs += _flatten(value, f"{name}.")
             continue
         text = value if isinstance(value, str) else json.dumps(value, default=str)
-        pairs.append((name, text))
+        pairs.append((name, _cut(text)))
     return pairs
 
 
@@ -223,4 +223,8 @@ def cell_text(value: Any) -> str:
         text = json.dumps(value, default=str)
     else:
         text = str(value)
+    return _cut(text)
+
+
+def _cut(text: str) -> str:
     return text if len(text) <= MAX_CELL_CHARS else text[: MAX_CELL_CHARS - 1] + "…"

@@ -447,7 +447,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/scans"): Case("read", names_object=False),
     ("GET", "/login"): Case("public", names_object=False),
     ("POST", "/login"): Case("public", form={"email": LOGIN_USER, "password": PASSWORD}, names_object=False),
-    ("POST", "/logout"): Case("public", names_object=False),
+    ("POST", "/session/logout"): Case("public", names_object=False),
     ("GET", "/session/refresh"): Case("public", names_object=False),
     ("GET", "/static/{version:str}/{name:str}"): Case(
         "public", prepare=lambda *_: {"version": "1", "name": "depictiod.css"}, missing_status=404

@@ -107,7 +107,7 @@ def test_sign_in_sets_httponly_lax_cookies(browser: TestClient) -> None:
     assert "SameSite=lax" in session
     assert "Path=/;" in session or session.endswith("Path=/")
     assert "HttpOnly" in refresh
-    assert "Path=/session/refresh" in refresh
+    assert "Path=/session;" in refresh or refresh.endswith("Path=/session")
 
 
 @pytest.mark.parametrize(
@@ -233,7 +233,7 @@ def test_sign_out_revokes_the_session(browser: TestClient) -> None:
     token = browser.cookies.get("depictiod_session")
     assert token
 
-    browser.post("/logout", headers=BROWSER)
+    browser.post("/session/logout", headers=BROWSER)
     response = browser.get(f"{API}/auth/me", headers={"Authorization": f"Bearer {token}"})
 
     assert response.status_code == 401
@@ -242,7 +242,7 @@ def test_sign_out_revokes_the_session(browser: TestClient) -> None:
 
 def test_rejected_session_renews_through_refresh_cookie(browser: TestClient) -> None:
     sign_in(browser, VIEWER)
-    refresh_token = browser.cookies.get("depictiod_refresh", path="/session/refresh")
+    refresh_token = browser.cookies.get("depictiod_refresh", path="/session")
     assert refresh_token
     domain = next(cookie.domain for cookie in browser.cookies.jar if cookie.name == "depictiod_session")
     browser.cookies.set("depictiod_session", "not-a-token", domain=domain, path="/")
@@ -317,3 +317,106 @@ def test_session_cookie_opens_the_event_stream(browser: TestClient) -> None:
         response = browser.get(f"{API}/events?max_seconds=0")
         assert response.status_code == 200, response.text
         assert response.headers["content-type"].startswith("text/event-stream")
+
+
+def test_parallel_renewals_keep_the_session(browser: TestClient) -> None:
+    # Two tabs renewing at once send the same refresh cookie; neither may end the session.
+    sign_in(browser, VIEWER)
+    refresh_token = browser.cookies.get("depictiod_refresh", path="/session")
+    assert refresh_token
+
+    locations = []
+    for _ in range(2):
+        browser.cookies.clear()
+        browser.cookies.set("depictiod_refresh", refresh_token, path="/session")
+        response = browser.get("/session/refresh?next=/scans", follow_redirects=False)
+        locations.append(response.headers["location"])
+        session = next(c for c in response.headers.get_list("set-cookie") if c.startswith("depictiod_session="))
+        token = session.split(";")[0].removeprefix("depictiod_session=")
+        assert browser.get(f"{API}/auth/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+    assert locations == ["/scans", "/scans"]
+
+
+def test_sign_out_after_expiry_revokes_refresh(browser: TestClient) -> None:
+    sign_in(browser, VIEWER)
+    refresh_token = browser.cookies.get("depictiod_refresh", path="/session")
+    assert refresh_token
+    # The browser dropped the expired access cookie; the refresh cookie still goes to /session.
+    browser.cookies.clear()
+    browser.cookies.set("depictiod_refresh", refresh_token, path="/session")
+
+    browser.post("/session/logout", headers=BROWSER, follow_redirects=False)
+    browser.cookies.set("depictiod_refresh", refresh_token, path="/session")
+    response = browser.get("/session/refresh?next=/", follow_redirects=False)
+
+    assert response.headers["location"].startswith("/login")
+
+
+@pytest.mark.parametrize("origin", ["http://[::1", "null", "https://evil.example.org"])
+def test_bad_origin_on_sign_out_is_403(browser: TestClient, origin: str) -> None:
+    response = browser.post("/session/logout", headers={**BROWSER, "Origin": origin}, follow_redirects=False)
+
+    assert response.status_code == 403
+
+
+def test_foreign_referer_without_origin_is_403(browser: TestClient) -> None:
+    response = browser.post(
+        "/login",
+        data={"email": VIEWER, "password": PASSWORD},
+        headers={**BROWSER, "Referer": "https://evil.example.org/page"},
+        follow_redirects=False,
+    )
+
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("accept", "html"),
+    [("text/html;q=0, application/json", False), ("TEXT/HTML", True), ("application/json", False)],
+)
+def test_accept_header_picks_error_format(browser: TestClient, accept: str, html: bool) -> None:
+    response = browser.get("/projects/ffffffffffffffffffffffff", headers={"Accept": accept}, follow_redirects=False)
+
+    assert response.headers["content-type"].startswith("text/html") is html or response.status_code == 303
+    assert response.headers["vary"] == "Accept"
+
+
+def test_huge_numbers_in_page_parameters_are_clamped(browser: TestClient) -> None:
+    sign_in(browser, VIEWER)
+
+    preview = browser.get(f"/collections/{PHYSICAL_FEATURES}?limit={'9' * 5000}", headers=BROWSER)
+    scans = browser.get(f"/scans?offset={'9' * 5000}", headers=BROWSER)
+
+    assert preview.status_code == 200
+    assert scans.status_code == 200
+    assert "No scan on this page" in scans.text
+
+
+def test_bad_cursor_names_the_after_parameter(browser: TestClient) -> None:
+    sign_in(browser, VIEWER)
+
+    response = browser.get(f"/collections/{PHYSICAL_FEATURES}?after=garbage", headers=BROWSER)
+
+    assert response.status_code == 400
+    assert "after:" in response.text
+
+
+def test_static_file_has_one_charset(browser: TestClient) -> None:
+    sign_in(browser, VIEWER)
+    html = page(browser, "/")
+    style = re.search(r'href="(/static/\w+/depictiod\.css)"', html)
+    assert style is not None
+
+    response = browser.get(style.group(1))
+
+    assert response.headers["content-type"] == "text/css; charset=utf-8"
+
+
+def test_sign_in_over_a_session_ends_it(browser: TestClient) -> None:
+    sign_in(browser, VIEWER)
+    first = browser.cookies.get("depictiod_session")
+
+    sign_in(browser, STRANGER)
+
+    assert browser.get(f"{API}/auth/me", headers={"Authorization": f"Bearer {first}"}).status_code == 401
