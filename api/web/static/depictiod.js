@@ -9,7 +9,7 @@
   var body = document.body;
   var note = document.getElementById("live-note");
   var types = ["run.added", "file.added", "file.failed", "table.updated", "schema.changed", "scan.finished", "history.gap"];
-  var here = window.location.pathname + window.location.search;
+  var pagePath = window.location.pathname + window.location.search;
   var source = null;
   var pending = null;
   var busy = false;
@@ -31,10 +31,10 @@
 
   function load() {
     // An expired session is renewed by a redirect that leads back to this page.
-    return fetch(here, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+    return fetch(pagePath, { credentials: "same-origin", headers: { "Accept": "text/html" } })
       .then(function (response) {
         var landed = new URL(response.url);
-        if (!response.ok || landed.pathname + landed.search !== here) { throw new Error("status " + response.status); }
+        if (!response.ok || landed.pathname + landed.search !== pagePath) { throw new Error("status " + response.status); }
         return response.text();
       });
   }
