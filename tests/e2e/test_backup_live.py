@@ -229,7 +229,7 @@ def test_backup_during_ingest_is_consistent(tmp_path: Path) -> None:
     assert counts[0] < final_rows, "the first backup came after the whole ingest, so it proves nothing"
 
 
-def _read_routes(project_name: str, run_id: str) -> dict[str, list[tuple[str, dict[str, str]]]]:
+def _read_routes(project_name: str, run_id: str, file_id: str) -> dict[str, list[tuple[str, dict[str, str]]]]:
     """Return the requests that read each GET route of the API: path and query parameters."""
     per_collection = {
         "datacollections/get_tag_from_id/{data_collection_id:str}": {},
@@ -261,6 +261,8 @@ def _read_routes(project_name: str, run_id: str) -> dict[str, list[tuple[str, di
         "projects/get/from_id": ("projects/get/from_id", {"project_id": PENGUINS_PROJECT_ID}),
         "projects/get/from_name/{project_name:path}": (f"projects/get/from_name/{project_name}", {}),
         "runs/get/{run_id:str}": (f"runs/get/{run_id}", {}),
+        "runs/{run_id:str}/archive": (f"runs/{run_id}/archive", {}),
+        "files/{file_id:str}/content": (f"files/{file_id}/content", {}),
         "runs/list/{workflow_id:str}": (f"runs/list/{BUNDLED_PENGUINS_WORKFLOW_ID}", {}),
         "workflows/get/from_args": ("workflows/get/from_args", {"name": "iris_workflow", "engine": "python"}),
         "workflows/get/from_id": ("workflows/get/from_id", {"workflow_id": IRIS_WORKFLOW_ID}),
@@ -319,7 +321,7 @@ def _prepare_service(server: LiveServer, headers: dict[str, str]) -> None:
 
 
 def test_every_read_route_is_compared() -> None:
-    routes = _read_routes("any", "any")
+    routes = _read_routes("any", "any", "any")
 
     assert sorted(_api_get_routes() - set(NOT_COMPARED)) == sorted(routes)
 
@@ -339,7 +341,8 @@ def test_restored_catalog_serves_same_responses(tmp_path: Path) -> None:
         project = httpx.get(
             f"{first.base_url}{API}/projects/get/from_id", params={"project_id": PENGUINS_PROJECT_ID}, headers=headers
         )
-        routes = _read_routes(project.json()["name"], runs.json()[0]["_id"])
+        files = httpx.get(f"{first.base_url}{API}/files/list/{COLLECTIONS[0]}", headers=headers, timeout=30)
+        routes = _read_routes(project.json()["name"], runs.json()[0]["_id"], files.json()[0]["_id"])
         before = _responses(first, headers, routes)
         scans_before = httpx.get(f"{first.base_url}{API}/scans", params={"limit": 500}, headers=headers).json()
         result = _run(
@@ -379,6 +382,9 @@ def test_restored_catalog_serves_same_responses(tmp_path: Path) -> None:
     )
     for request in before:
         assert after[request] == moved[request], request
+    # Every route answered with data, so equal answers mean equal data.
+    failed = [request for request, response in before.items() if request != "/health" and response[0] != 200]
+    assert failed == []
     assert all(report in scans_after["scans"] for report in scans_before["scans"])
     assert status["last_backup"]["path"] == str(backup)
 
