@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test browser lint typecheck pytest conformance check scan bench faults fuzz load leaks clean
+.PHONY: run test browser postgres lint typecheck pytest conformance check scan bench faults fuzz load leaks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-pytest: $(VENV)/.installed-test browser
+pytest: $(VENV)/.installed-test browser postgres
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
@@ -51,6 +51,22 @@ browser:
 		sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BROWSER_PACKAGES); \
 	else \
 		echo "make browser: $(CHROMIUM) is missing; install the Debian packages $(BROWSER_PACKAGES) as root for the browser tests"; \
+	fi
+
+# The DuckLake tests start a throwaway PostgreSQL cluster (tests/postgres.py) with the server binaries
+# of Debian's postgresql package, in /usr/lib/postgresql/<version>/bin. Installs the package when they
+# are missing: as root, or through sudo when that needs no password; otherwise says what to install,
+# and those tests skip.
+POSTGRES_PACKAGES := postgresql
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(POSTGRES_PACKAGES); \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(POSTGRES_PACKAGES); \
+	else \
+		echo "make postgres: initdb and pg_ctl are missing from /usr/lib/postgresql/<version>/bin; install the Debian package $(POSTGRES_PACKAGES) as root for the DuckLake tests"; \
 	fi
 
 # The real Depictio CLI against a live depictiod; installs the CLI into .cache/ on first use.
