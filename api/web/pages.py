@@ -35,7 +35,8 @@ class PageController(Controller):
     @get("/", sync_to_thread=True, opt={"access": "read"})
     def projects(self, request: Request[Any, Any, Any], access: NamedDependency[Access]) -> Response[str]:
         access.require_rule()
-        return render_page(request, "projects.html", title="Projects", projects=views.project_summaries(access))
+        summaries = views.project_summaries(access)
+        return render_page(request, "projects.html", title="Projects", projects=summaries, live=True)
 
     @get("/projects/{project_id:str}", sync_to_thread=True, opt={"access": "read"})
     def project(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from litestar import Request, Response
 from litestar.enums import MediaType
+
+from catalog import FileRecord
 
 _HERE = Path(__file__).parent
 TEMPLATES = _HERE / "templates"
@@ -55,6 +58,21 @@ def _format_bytes(value: int | None) -> str:
     return f"{size:.1f} TiB"
 
 
+def _path_in_run(record: FileRecord) -> str:
+    """Return a file's path below its run folder, so that files of one name in two subfolders differ."""
+    marker = f"{os.sep}{record.run_tag}{os.sep}"
+    _, found, below = record.file_location.rpartition(marker)
+    return below if found else record.filename
+
+
+def _failure_reason(record: FileRecord) -> str:
+    """Return a failed file's reason, with its line number unless the reason names the line already."""
+    reason = record.error or "no reason recorded"
+    if record.error_line is not None and "line" not in reason.lower():
+        reason += f" (line {record.error_line})"
+    return reason
+
+
 @functools.cache
 def _environment() -> Environment:
     environment = Environment(
@@ -66,6 +84,8 @@ def _environment() -> Environment:
     )
     environment.filters["time"] = _format_time
     environment.filters["bytes"] = _format_bytes
+    environment.filters["path_in_run"] = _path_in_run
+    environment.filters["reason"] = _failure_reason
     environment.globals["static"] = lambda name: f"/static/{asset_version()}/{name}"
     return environment
 

@@ -163,13 +163,13 @@ class SessionController(Controller):
         check_same_origin(request)
         target = local_path(data.next)
         if len(data.email) > MAX_FORM_FIELD or len(data.password) > MAX_FORM_FIELD:
-            return _login_failed(request, data, target, "the e-mail address or password is too long", 400)
+            return _login_failed(request, data, target, "The e-mail address or password is too long.", 400)
         # A sign-in over another session ends that session.
         _revoke_session(request)
         try:
             issued = sign_in(request, data.email, data.password)
         except NotAuthorizedException:
-            return _login_failed(request, data, target, "wrong e-mail address or password", 401)
+            return _login_failed(request, data, target, "Wrong e-mail address or password.", 401)
         except TooManyRequestsException as error:
             return _login_failed(request, data, target, str(error.detail), 429, error.headers)
         logger.info("web sign-in of user %s", issued.record.user_id)

@@ -7,10 +7,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import pytest
 from litestar.testing import TestClient
 
 from api import create_app
+from api.web.render import _failure_reason, _path_in_run
 from api.web.session import local_path
 from config import load_projects, load_settings
 from tests.api.conftest import API, add_user
@@ -420,3 +422,22 @@ def test_sign_in_over_a_session_ends_it(browser: TestClient) -> None:
     sign_in(browser, STRANGER)
 
     assert browser.get(f"{API}/auth/me", headers={"Authorization": f"Bearer {first}"}).status_code == 401
+
+
+def test_run_page_tells_same_named_files_apart(world: World) -> None:
+    record = world.client.app.state.catalog.files.list_for_workflow(PENGUINS_WORKFLOW)[0]
+    nested = msgspec.structs.replace(
+        record, file_location=record.file_location.replace(f"/{record.run_tag}/", f"/{record.run_tag}/qc/")
+    )
+
+    assert _path_in_run(record) == record.filename
+    assert _path_in_run(nested) == f"qc/{record.filename}"
+
+
+def test_failure_reason_names_its_line_once(world: World) -> None:
+    record = world.client.app.state.catalog.files.list_for_workflow(PENGUINS_WORKFLOW)[0]
+
+    assert _failure_reason(msgspec.structs.replace(record, error="bad quote", error_line=3)) == "bad quote (line 3)"
+    assert _failure_reason(msgspec.structs.replace(record, error="line 3 has 6 fields", error_line=3)) == (
+        "line 3 has 6 fields"
+    )
