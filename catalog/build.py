@@ -31,6 +31,7 @@ import pyarrow.feather
 from catalog import specs
 from catalog.errors import CatalogUnwritableError
 from catalog.failures import read_error_reason
+from catalog.lake import is_lake
 from catalog.readers import (
     ROW_ID,
     SourceFile,
@@ -240,7 +241,16 @@ class TableBuilder:
         self.file_columns: dict[str, set[str]] = {}
         # The table's columns by lower-case name, as (spelling, type); DuckDB names ignore case.
         self.table: dict[str, tuple[str, str]] = {}
-        self.scratch = table_name(f"{request.collection_id}{SCRATCH_SUFFIX}")
+        # DuckLake changes a column's type only to a wider number or time type, never to text,
+        # so on a lake the scratch table lives in this connection's temporary database and
+        # the swap copies it into the lake.
+        self.in_lake = is_lake(connection)
+        if self.in_lake:
+            self.scratch = f'temp.main."dc_{request.collection_id}{SCRATCH_SUFFIX}"'
+            self.scratch_kind = "TEMP TABLE"
+        else:
+            self.scratch = table_name(f"{request.collection_id}{SCRATCH_SUFFIX}")
+            self.scratch_kind = "TABLE"
         self.aggregation_time = utc_now()
 
     def run(self) -> Columns | None:
@@ -281,7 +291,7 @@ class TableBuilder:
         # Each restart turns at least one more column into text, so the loop ends.
         for _ in range(len(self.table) + 1):
             self.connection.execute(f"DROP TABLE IF EXISTS {self.scratch}")
-            self.connection.execute(f"CREATE TABLE {self.scratch} ({self._definitions()})")
+            self.connection.execute(f"CREATE {self.scratch_kind} {self.scratch} ({self._definitions()})")
             self.failures, self.loaded, self.observed = dict(planned_failures), set(), {}
             try:
                 for unit in units:
@@ -907,7 +917,10 @@ def _swap(
         row_count = sum(outcome.row_count or 0 for outcome in outcomes)
         table = _new_record(request, builder, version, row_count, len(columns), drift)
         connection.execute(f"DROP TABLE IF EXISTS {live}")
-        connection.execute(f'ALTER TABLE {builder.scratch} RENAME TO "dc_{collection_id}"')
+        if builder.in_lake:
+            connection.execute(f"CREATE TABLE {live} AS SELECT * FROM {builder.scratch}")
+        else:
+            connection.execute(f'ALTER TABLE {builder.scratch} RENAME TO "dc_{collection_id}"')
         store_table_record(connection, table, column_specs)
         # File outcomes commit with the table, so a table never exists without them.
         store_file_results(connection, _result_rows(outcomes))

@@ -16,6 +16,7 @@ import importlib.abc
 import importlib.util
 import logging
 import os
+import random
 import re
 import sys
 import threading
@@ -28,6 +29,7 @@ from typing import Any, TypeVar
 import duckdb
 
 from catalog.errors import CatalogError, CatalogLockedError, CatalogUnwritableError, SchemaVersionError
+from catalog.lake import is_conflict, lake_cursor, maintain, open_lake
 from catalog.limits import resolve_limits
 from catalog.schema import MIGRATIONS, SCHEMA_VERSION, STATEMENTS
 from catalog.write_faults import classify_write_error, is_invalidated, is_read_only_file_system
@@ -71,6 +73,11 @@ _stop_pandas_probes()
 _LOCK_HOLDER = re.compile(r"held in (.+) \(PID (\d+)\)")
 # Seconds that reopening the file waits for open reads to end before it closes their cursors.
 REOPEN_READER_WAIT_SECONDS = 10.0
+# Attempts after a DuckLake commit conflict, and the bounds of the wait before each one
+# (doubling from the first, with jitter so that two writers do not retry in step).
+CONFLICT_RETRIES = 8
+CONFLICT_FIRST_WAIT_SECONDS = 0.05
+CONFLICT_MAX_WAIT_SECONDS = 2.0
 # The catalog_meta row that each attempt to write again replaces.
 _WRITE_CHECK_KEY = "write_checked_at"
 
@@ -80,7 +87,11 @@ class Store:
 
     def __init__(self, path: str, settings: CatalogSettings | None = None) -> None:
         self.path = path
-        limits = resolve_limits(path, settings or CatalogSettings(path=path))
+        self.settings = settings or CatalogSettings(path=path)
+        # True when the catalog is a DuckLake catalog that other processes may write too.
+        self.lake = self.settings.backend == "ducklake"
+        limits = resolve_limits(path, self.settings)
+        self._limits = limits
         # Every table build opens a private reader database with these settings.
         self.reader_config = limits.reader_config()
         folder = os.path.dirname(os.path.abspath(path))
@@ -137,7 +148,7 @@ class Store:
             limits.temp_directory,
         )
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-writer")
-        self._write_connection = self._connection.cursor()
+        self._write_connection = self._cursor()
         self._closed = False
         self._lock = threading.Lock()
         if open_failure is not None:
@@ -150,7 +161,12 @@ class Store:
             raise
 
     def _connect(self, read_only: bool) -> Connection:
+        if self.lake:
+            return open_lake(self.settings, self._limits.catalog_config())
         return duckdb.connect(self.path, read_only=read_only, config=self._config)
+
+    def _cursor(self) -> Connection:
+        return lake_cursor(self._connection) if self.lake else self._connection.cursor()
 
     def _open_read_only(self, cause: duckdb.Error) -> Connection:
         try:
@@ -206,7 +222,30 @@ class Store:
         Raise CatalogUnwritableError, without running `work`, while writes fail.
         """
         self._check_writable()
-        return self._writer.submit(self._guarded, lambda: self._run_transaction(work)).result()
+        return self._writer.submit(self._guarded, lambda: self._run_with_retries(work)).result()
+
+    def _run_with_retries(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in a transaction, again as a whole after a DuckLake commit conflict with another writer.
+
+        The loser of a conflict gets an error from COMMIT, and nothing of its transaction is
+        applied. Its reads saw the old snapshot, so the whole of `work` runs again.
+        """
+        for attempt in range(CONFLICT_RETRIES + 1):
+            try:
+                return self._run_transaction(work)
+            except duckdb.Error as error:
+                if not is_conflict(error) or attempt == CONFLICT_RETRIES:
+                    raise
+                wait = min(CONFLICT_FIRST_WAIT_SECONDS * 2**attempt, CONFLICT_MAX_WAIT_SECONDS)
+                wait *= 0.5 + random.random()
+                logger.info(
+                    "write to catalog %s conflicted with another writer (attempt %d); retrying in %.2f s",
+                    self.path,
+                    attempt + 1,
+                    wait,
+                )
+                time.sleep(wait)
+        raise AssertionError("unreachable")
 
     def _run_transaction(self, work: Callable[[Connection], T]) -> T:
         connection = self._write_connection
@@ -238,7 +277,10 @@ class Store:
         which a busy API rarely allows. A failed checkpoint is logged and retried next time.
         """
         try:
-            self.write_steps(lambda connection: connection.execute("CHECKPOINT"))
+            if self.lake:
+                self.write_steps(maintain)
+            else:
+                self.write_steps(lambda connection: connection.execute("CHECKPOINT"))
         except CatalogUnwritableError:
             # Logged once when writes started to fail. The attempt that succeeds checkpoints.
             return
@@ -320,7 +362,8 @@ class Store:
             self._run_transaction(check)
             # The checkpoint needs room for the WAL's pages in the database file, so it shows
             # whether the writes that wait behind this one can go through too.
-            self._write_connection.execute("CHECKPOINT")
+            if not self.lake:
+                self._write_connection.execute("CHECKPOINT")
         except Exception as error:
             failure = classify_write_error(error)
             if failure is None:
@@ -386,7 +429,7 @@ class Store:
                         raise
                     self._connection = self._connect(read_only=True)
                     self.read_only = True
-                self._write_connection = self._connection.cursor()
+                self._write_connection = self._cursor()
                 self._broken = False
             finally:
                 self._reopening = False
@@ -402,7 +445,7 @@ class Store:
         with self._gate:
             while self._reopening:
                 self._gate.wait()
-            cursor = self._connection.cursor()
+            cursor = self._cursor()
             self._readers += 1
         try:
             yield cursor

@@ -48,8 +48,24 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class CatalogSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    # The DuckDB file; relative paths start at the folder of depictio.toml.
+    # The DuckDB file; relative paths start at the folder of depictio.toml. With the ducklake
+    # backend, the local base path of the spill folder and the uploads folder.
     path: str = "depictio.duckdb"
+    # "duckdb": the catalog and every table in the one file `path`. "ducklake": a DuckLake
+    # catalog in PostgreSQL (`postgres`) with the tables' data as Parquet files in `data_path`,
+    # shared by several depictiod processes (see docs/scale-out.md).
+    backend: Literal["duckdb", "ducklake"] = "duckdb"
+    # libpq connection string of the DuckLake catalog database, such as
+    # "dbname=depictio host=db.example.org user=depictiod". Keep the password out of this
+    # file: libpq reads PGPASSWORD or ~/.pgpass.
+    postgres: str = ""
+    # Folder (shared by every process) or s3://bucket/prefix where DuckLake writes the
+    # tables' Parquet files. Used by this catalog alone: DuckLake's maintenance deletes files
+    # there that it does not track. Relative paths start at the folder of depictio.toml.
+    data_path: str = ""
+    # PostgreSQL schema of the DuckLake metadata; empty means DuckLake's default (public).
+    # Several catalogs can share one database with one schema each.
+    metadata_schema: str = ""
     # Memory that DuckDB may use in total, as a size ("2GB", "512MiB") or a share of the
     # machine's or container's memory ("80%"). Half goes to the catalog database and half
     # to the database that reads workflow files.
@@ -376,6 +392,8 @@ def _check_values(raw: dict[str, Any], problems: list[tuple[str, str]]) -> None:
             )
     _check_workflow_overrides(number("ingest", "workflow"), problems)
 
+    _check_backend(raw.get("catalog"), problems)
+
     memory = number("catalog", "memory_limit")
     if isinstance(memory, str) and parse_memory_limit(memory) is None:
         problems.append(
@@ -390,6 +408,32 @@ def _check_values(raw: dict[str, Any], problems: list[tuple[str, str]]) -> None:
     if isinstance(level, str) and level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append(
             ("server.log_level", f"invalid log level {level!r}; valid choices: DEBUG, INFO, WARNING, ERROR")
+        )
+
+
+def _check_backend(block: Any, problems: list[tuple[str, str]]) -> None:
+    """Require the PostgreSQL connection and the data path of a DuckLake catalog."""
+    if not isinstance(block, dict) or block.get("backend") != "ducklake":
+        return
+    for key, example in (
+        ("postgres", '"dbname=depictio host=127.0.0.1 user=depictiod"'),
+        ("data_path", '"/shared/depictio-lake"'),
+    ):
+        if not block.get(key):
+            problems.append(
+                (
+                    f"catalog.{key}",
+                    f"the ducklake backend needs catalog.{key}; set it, for example {key} = {example}, "
+                    'or use backend = "duckdb"',
+                )
+            )
+    schema = block.get("metadata_schema")
+    if isinstance(schema, str) and schema and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", schema):
+        problems.append(
+            (
+                "catalog.metadata_schema",
+                f"invalid schema name {schema!r}; use letters, digits and underscores, starting with a letter",
+            )
         )
 
 
@@ -475,10 +519,12 @@ def check_workflow_overrides(settings: Settings, projects: list[Project]) -> lis
 def _resolve_paths(settings: Settings, source_file: str) -> Settings:
     base_dir = os.path.dirname(source_file)
     temp_directory = settings.catalog.temp_directory
+    data_path = settings.catalog.data_path
     catalog = msgspec.structs.replace(
         settings.catalog,
         path=resolve_path(settings.catalog.path, base_dir),
         temp_directory=resolve_path(temp_directory, base_dir) if temp_directory else "",
+        data_path=resolve_path(data_path, base_dir) if data_path and "://" not in data_path else data_path,
     )
     auth = msgspec.structs.replace(settings.auth, key_file=resolve_path(settings.auth.key_file, base_dir))
     projects = [resolve_path(project, base_dir) for project in settings.projects]

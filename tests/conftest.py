@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests import backends
 from tests.postgres import REQUIRE_POSTGRES_VARIABLE, PostgresCluster, PostgresUnavailableError, running_cluster
 
 
@@ -32,3 +33,12 @@ def postgres_database(postgres_cluster: PostgresCluster) -> Iterator[str]:
     name = postgres_cluster.create_database()
     yield name
     postgres_cluster.drop_database(name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def lake_backend(request: pytest.FixtureRequest) -> None:
+    """With DEPICTIOD_TEST_BACKEND=ducklake, give the catalogs of the tests a DuckLake database to attach."""
+    if backends.backend() != "ducklake":
+        return
+    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+    backends.use_lake_dsn(cluster.dsn(cluster.create_database("lake")))

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.backends import catalog_toml
+
 REPOSITORY = Path(__file__).resolve().parents[1]
 SHARED_EXAMPLES = REPOSITORY.parent / "shared" / "data" / "depictio-examples"
 # The bundled example of this repository: penguins in three runs (344 rows) and iris.
@@ -86,7 +88,7 @@ def write_settings(target: Path, projects: list[Path], port: int = 8058) -> Path
     settings.write_text(
         f"projects = [{listed}]\n"
         f"[server]\nport = {port}\n"
-        f'[catalog]\npath = "{target / "catalog.duckdb"}"\n'
+        f"[catalog]\n{catalog_toml(target / 'catalog.duckdb')}"
         f'[auth]\nkey_file = "{target / "auth.key"}"\nadmin_email = "admin@example.org"\n'
         # Example files are copied just before the service starts, so they count as settled.
         "[ingest]\nreconcile_seconds = 0\nsettle_seconds = 0\n",

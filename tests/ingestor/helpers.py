@@ -13,6 +13,7 @@ import catalog
 import config
 import ingestor
 from config import Project
+from tests import backends
 
 
 def table_collection(
@@ -116,7 +117,9 @@ class Harness:
 
     def _open(self) -> None:
         self.project: Project = config.load_projects([str(self.project_path)])[0]
-        self.catalog = catalog.Catalog(str(self.catalog_path), self.catalog_settings)
+        self.catalog = catalog.Catalog(
+            str(self.catalog_path), backends.catalog_settings(self.catalog_path, self.catalog_settings)
+        )
         settings = config.Settings(ingest=self.ingest_settings)
         self.ingestor = ingestor.Ingestor(self.catalog, settings, [self.project])
         self.ingestor.register_projects()

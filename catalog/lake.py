@@ -1,0 +1,119 @@
+"""Open a DuckLake catalog: metadata in PostgreSQL, table data as Parquet files in a shared data path.
+
+The connection is an in-memory DuckDB database with the DuckLake catalog attached as LAKE and
+made the default, so the catalog's SQL runs on it unchanged. DuckDB's cursors do not inherit
+that default, so every cursor gets `USE lake` (`lake_cursor`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import duckdb
+
+from catalog.errors import CatalogError
+from catalog.extensions import EXTENSION_CONFIG, load_extensions
+from config import CatalogSettings
+
+logger = logging.getLogger(__name__)
+
+LAKE = "lake"
+# Schemas whose folders DuckLake creates under the data path. With external access off it
+# cannot create two levels at once, so they are made before (see open_lake).
+_SCHEMAS = ("main", "data")
+# Snapshots and files older than this are removed by `maintain`; processes that read an
+# older snapshot than that would lose their files.
+RETENTION = "1 hour"
+
+
+def is_remote(data_path: str) -> bool:
+    return "://" in data_path
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def open_lake(settings: CatalogSettings, config: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+    """Return a connection whose default database is the DuckLake catalog of `settings`.
+
+    `config` holds the DuckDB limits (memory, threads, spill folder). External access is
+    turned off after the attach, with the data path and the spill folder as the only
+    folders allowed, so SQL on this connection reads no other file. Raise CatalogError
+    naming the setting at fault when the catalog cannot be attached.
+    """
+    connection = duckdb.connect(":memory:", config={**EXTENSION_CONFIG, **config})
+    try:
+        extensions = ["ducklake", "postgres_scanner"] + (["httpfs"] if is_remote(settings.data_path) else [])
+        load_extensions(connection, extensions)
+        data_path = settings.data_path if is_remote(settings.data_path) else os.path.abspath(settings.data_path)
+        if not is_remote(data_path):
+            _make_folders(data_path)
+        options = [f"DATA_PATH {_quote(data_path)}"]
+        if settings.metadata_schema:
+            options.append(f"METADATA_SCHEMA {_quote(settings.metadata_schema)}")
+        try:
+            connection.execute(
+                f"ATTACH {_quote('ducklake:postgres:' + settings.postgres)} AS {LAKE} ({', '.join(options)})"
+            )
+        except duckdb.Error as error:
+            raise CatalogError(
+                f"cannot attach the DuckLake catalog (catalog.postgres, catalog.data_path {data_path!r}): "
+                f"{str(error).splitlines()[0]}. Check that PostgreSQL is reachable with that connection string "
+                "(the password comes from PGPASSWORD or ~/.pgpass)"
+            ) from None
+        connection.execute(f"USE {LAKE}")
+        if not is_remote(data_path):
+            allowed = [data_path.rstrip(os.sep) + os.sep, str(config["temp_directory"]).rstrip(os.sep) + os.sep]
+            connection.execute("SET allowed_directories = ?", [allowed])
+            connection.execute("SET enable_external_access = false")
+        # NOTE: with an s3:// data path external access stays on, because the object store must
+        # be reached; /sql still reads only the catalog's tables (catalog.sql_check).
+    except BaseException:
+        connection.close()
+        raise
+    logger.info("attached DuckLake catalog with data path %s", data_path)
+    return connection
+
+
+def _make_folders(data_path: str) -> None:
+    try:
+        for schema in _SCHEMAS:
+            os.makedirs(os.path.join(data_path, schema), exist_ok=True)
+    except OSError as error:
+        raise CatalogError(
+            f"cannot create the DuckLake data path {data_path!r}: {error.strerror}; set catalog.data_path to a "
+            "writable folder that every depictiod process of this catalog can reach"
+        ) from None
+
+
+def lake_cursor(connection: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Return a cursor of `connection` whose default database is the lake."""
+    cursor = connection.cursor()
+    cursor.execute(f"USE {LAKE}")
+    return cursor
+
+
+def is_lake(connection: duckdb.DuckDBPyConnection) -> bool:
+    """Return True when `connection` works on a DuckLake catalog."""
+    row = connection.execute("SELECT current_database()").fetchone()
+    return row is not None and row[0] == LAKE
+
+
+def is_conflict(error: BaseException) -> bool:
+    """Return True for DuckLake's commit conflict, which a retry of the whole transaction resolves."""
+    return isinstance(error, duckdb.TransactionException) and "Transaction conflict" in str(error)
+
+
+def maintain(connection: duckdb.DuckDBPyConnection) -> None:
+    """Compact the lake's files and remove snapshots and files older than RETENTION.
+
+    The files removed are DuckLake's own Parquet files in the data path: depictiod copies
+    every row there and never registers a workflow's file in place, so no user file is touched.
+    """
+    connection.execute(f"CALL ducklake_flush_inlined_data('{LAKE}')")
+    connection.execute(f"CALL ducklake_merge_adjacent_files('{LAKE}')")
+    connection.execute(f"CALL ducklake_expire_snapshots('{LAKE}', older_than => now() - INTERVAL '{RETENTION}')")
+    connection.execute(f"CALL ducklake_cleanup_old_files('{LAKE}', older_than => now() - INTERVAL '{RETENTION}')")
