@@ -45,13 +45,15 @@ def create_app(
     catalog: Catalog | None = None,
     ingestor: Ingestor | None = None,
     scan_in_background: bool = False,
+    serve_only: bool = False,
 ) -> Litestar:
     """Build the app; the first scan runs when the app starts, and the catalog closes when it stops.
 
     Without `catalog`, the app opens `settings.catalog.path` itself at start. An `ingestor`
     that was started already is not started again. By default the app accepts requests only
     after the start-up scan. With `scan_in_background` (as `depictiod serve` runs it), it
-    accepts them during the scan, and `/health/ready` is 503 until the scan is done.
+    accepts them during the scan, and `/health/ready` is 503 until the scan is done. With
+    `serve_only` (`serve --role api`), the app never scans: other processes write the catalog.
     """
     opened: Catalog | None = catalog
     started: Ingestor | None = ingestor
@@ -83,7 +85,12 @@ def create_app(
             )
             app.state.sql_slots = threading.BoundedSemaphore(settings.sql.max_concurrent)
             app.state.web_renewals = Renewals()
-            if started is None and scan_in_background:
+            if serve_only:
+                ingestor.serve_only()
+                logger.info(
+                    "depictiod ready with %d projects; it serves only, and ingest processes scan", len(projects)
+                )
+            elif started is None and scan_in_background:
                 await to_thread.run_sync(ingestor.start_in_background)
                 logger.info(
                     "depictiod accepts requests with %d projects, and is ready once the start-up scan is done",

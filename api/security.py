@@ -16,7 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from catalog import Catalog, UserRecord, user_id_for, utc_now
+from catalog import Catalog, ConflictError, UserRecord, user_id_for, utc_now
 from config import Settings
 from config.load_project import has_hidden_characters
 
@@ -145,17 +145,24 @@ def ensure_admin(catalog: Catalog, settings: Settings, password: str | None = No
             f"{MIN_PASSWORD_LENGTH}, or unset DEPICTIO_ADMIN_PASSWORD to have one generated"
         )
     email = settings.auth.admin_email
-    catalog.users.add(
-        UserRecord(
-            id=user_id_for(email),
-            email=email,
-            password_hash=hash_password(chosen),
-            is_admin=True,
-            is_active=True,
-            registration_date=utc_now(),
-            last_login=None,
+    try:
+        catalog.users.add(
+            UserRecord(
+                id=user_id_for(email),
+                email=email,
+                password_hash=hash_password(chosen),
+                is_admin=True,
+                is_active=True,
+                registration_date=utc_now(),
+                last_login=None,
+            )
         )
-    )
+    except ConflictError:
+        # Another process of a shared (DuckLake) catalog created the administrator meanwhile.
+        if catalog.users.get_by_email(email) is None:
+            raise
+        logger.info("administrator %s was created by another process of this catalog", email)
+        return
     logger.info("created administrator %s", email)
     if generated:
         print(

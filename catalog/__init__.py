@@ -51,6 +51,7 @@ from catalog.records import (
     WorkflowRecord,
 )
 from catalog.registry import DeleteCounts, Registry, UpsertCounts
+from catalog.relay import EventRelay
 from catalog.restore import (
     BEFORE_RESTORE_SUFFIX,
     InvalidBackupError,
@@ -95,8 +96,12 @@ class Catalog:
         self.sql = SqlRepository(self.store)
         self.joins = JoinRepository(self.store, self.events)
         self.backups = BackupRepository(self.store, (settings or CatalogSettings(path=path)).backup_timeout_seconds)
+        # The processes of a DuckLake catalog stream each other's change events.
+        self.relay = EventRelay(self.store, self.events) if self.store.lake else None
         try:
             self.tables.drop_scratch_tables()
+            if self.relay is not None:
+                self.relay.start()
         except BaseException:
             # An interrupt here must not leave the file open: the caller gets no catalog to close.
             self.store.close()
@@ -111,6 +116,8 @@ class Catalog:
         return read_stats(self.store)
 
     def close(self) -> None:
+        if self.relay is not None:
+            self.relay.stop()
         self.events.close()
         self.store.close()
 

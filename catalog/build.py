@@ -31,7 +31,7 @@ import pyarrow.feather
 from catalog import specs
 from catalog.errors import CatalogUnwritableError
 from catalog.failures import read_error_reason
-from catalog.lake import is_lake
+from catalog.lake import StalePlanError, claim_table_writes, is_lake
 from catalog.readers import (
     ROW_ID,
     SourceFile,
@@ -47,7 +47,7 @@ from catalog.readers import (
 from catalog.records import ColumnSpec, DriftNote, TableRecord
 from catalog.runs_files import store_file_results, utc_now
 from catalog.schema import AGGREGATED_TABLE_COLUMNS, DATA_SCHEMA
-from catalog.store import Connection
+from catalog.store import Connection, rollback
 from catalog.widen import INTEGER_TYPES, NULL, TEXT, common_type, unify
 from catalog.write_faults import classify_write_error
 
@@ -856,6 +856,12 @@ def _apply_delta(
     table = _new_record(request, builder, version, row_count, len(columns), drift)
     connection.execute("BEGIN TRANSACTION")
     try:
+        claim_table_writes(connection)
+        current = connection.execute(
+            "SELECT aggregation_version FROM aggregated_tables WHERE data_collection_id = ?", [collection_id]
+        ).fetchone()
+        if current is None or current[0] != delta.version:
+            raise StalePlanError(f"table of collection {collection_id} changed while its update was planned")
         if touched:
             connection.execute(f"DELETE FROM {live} WHERE depictio_file_id IN (SELECT unnest(?::VARCHAR[]))", [touched])
         if builder.loaded:
@@ -865,7 +871,7 @@ def _apply_delta(
         _store_manifest(connection, collection_id, delta.changed, outcomes, schemas, replace=touched)
         connection.execute("COMMIT")
     except BaseException:
-        connection.execute("ROLLBACK")
+        rollback(connection)
         raise
     logger.info(
         "collection %s: table version %d updated in place: %d files read, %d files removed",
@@ -910,6 +916,7 @@ def _swap(
     live = table_name(collection_id)
     connection.execute("BEGIN TRANSACTION")
     try:
+        claim_table_writes(connection)
         previous = connection.execute(
             "SELECT aggregation_version FROM aggregated_tables WHERE data_collection_id = ?", [collection_id]
         ).fetchone()
@@ -927,7 +934,7 @@ def _swap(
         _store_manifest(connection, collection_id, request.files, outcomes, schemas, replace=None)
         connection.execute("COMMIT")
     except BaseException:
-        connection.execute("ROLLBACK")
+        rollback(connection)
         raise
     return table
 

@@ -204,6 +204,9 @@ class EventLog:
         self._closed = False
         self._places = places
         self._workflow_projects = workflow_projects
+        # Called with each event that this process publishes (not with relayed ones), so that
+        # catalog.relay can share it with the other processes of a DuckLake catalog.
+        self.on_local_event: Callable[[Event], None] | None = None
 
     @property
     def history_size(self) -> int:
@@ -227,17 +230,26 @@ class EventLog:
         reports is committed already and the writer must go on.
         """
         try:
-            encoded = msgspec.json.encode(data)
-            with self._lock:
-                event = Event(id=self._next_id, type=data.type, project_id=data.project_id, data=encoded)
-                self._next_id += 1
-                self._history.append(event)
-                for subscriber in self._subscribers:
-                    subscriber._offer(event)
+            event = self._append(data.type, data.project_id, msgspec.json.encode(data))
+            if self.on_local_event is not None:
+                self.on_local_event(event)
             return event
         except Exception:
             logger.exception("event %s of project %s was not published", data.type, data.project_id)
             return None
+
+    def publish_relayed(self, event_type: str, project_id: str, encoded: bytes) -> Event:
+        """Publish an event that another process of the same catalog published, under a new id of this process."""
+        return self._append(event_type, project_id, encoded)
+
+    def _append(self, event_type: str, project_id: str, encoded: bytes) -> Event:
+        with self._lock:
+            event = Event(id=self._next_id, type=event_type, project_id=project_id, data=encoded)
+            self._next_id += 1
+            self._history.append(event)
+            for subscriber in self._subscribers:
+                subscriber._offer(event)
+        return event
 
     def subscribe(
         self, loop: asyncio.AbstractEventLoop, last_event_id: int | None = None

@@ -32,11 +32,12 @@ from catalog import specs
 from catalog.build import SCRATCH_SUFFIX, store_table_record, table_name
 from catalog.events import EventLog
 from catalog.join_plans import METADATA_METATYPE, JoinPlan, JoinSide
+from catalog.lake import claim_table_writes, is_lake
 from catalog.records import ColumnSpec, TableRecord
 from catalog.row_filters import quote_name
 from catalog.runs_files import utc_now
 from catalog.schema import DATA_SCHEMA
-from catalog.store import Connection, Store
+from catalog.store import Connection, Store, rollback
 from catalog.tables import fingerprint, table_state
 from catalog.widen import INTEGER_TYPES, common_type
 from catalog.write_faults import classify_write_error
@@ -128,7 +129,7 @@ class JoinRepository:
     def run(self, plan: JoinPlan) -> JoinOutcome:
         """Bring the join's table up to date with its sides' tables, record the outcome, and publish a change."""
         before = table_state(self._store, plan.join_id)
-        outcome = self._store.write_steps(lambda connection: run_join(connection, plan))
+        outcome = self._store.write_steps_retrying(lambda connection: run_join(connection, plan))
         status = outcome.status
         if outcome.changed and status.outcome in ("built", "dropped"):
             after = table_state(self._store, plan.join_id)
@@ -212,7 +213,7 @@ def _finish(
             _store_status(connection, plan.join_id, status)
             connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            rollback(connection)
             raise
     return JoinOutcome(
         join_id=plan.join_id, name=plan.name, status=status, changed=changed, seconds=time.monotonic() - started
@@ -254,12 +255,15 @@ def _build(connection: Connection, plan: JoinPlan, left: _Side, right: _Side, in
         f"SELECT {', '.join(selected)} FROM ({left_sql}) AS l {_SQL_HOW[plan.how]} ({right_sql}) AS r ON {condition}"
     )
 
-    scratch = f'{DATA_SCHEMA}."dc_{plan.join_id}{SCRATCH_SUFFIX}"'
+    # On a lake, processes share the data schema, so each builds in its own temporary database.
+    in_lake = is_lake(connection)
+    scratch = f'{"temp.main" if in_lake else DATA_SCHEMA}."dc_{plan.join_id}{SCRATCH_SUFFIX}"'
     connection.execute(f"DROP TABLE IF EXISTS {scratch}")
     try:
         stamps = [built_at] if BUILD_TIME_COLUMN in left_names and BUILD_TIME_COLUMN not in keys else []
         cap = max_join_rows(left_rows, right_rows)
-        connection.execute(f"CREATE TABLE {scratch} AS {query} LIMIT ?", [*stamps, cap + 1])
+        kind = "TEMP TABLE" if in_lake else "TABLE"
+        connection.execute(f"CREATE {kind} {scratch} AS {query} LIMIT ?", [*stamps, cap + 1])
         if _count(connection, f"SELECT * FROM {scratch}") > cap:
             raise JoinDefinitionError(
                 f"the join gives more than {cap:,} rows ({MAX_FAN_OUT} times its larger side, or "
@@ -429,6 +433,7 @@ def _swap(
     collection_id = table.data_collection_id
     connection.execute("BEGIN TRANSACTION")
     try:
+        claim_table_writes(connection)
         version = (_table_version(connection, collection_id) or 0) + 1
         table = msgspec.structs.replace(
             table,
@@ -436,12 +441,15 @@ def _swap(
             aggregation_hash=hashlib.sha256(f"{table.inputs_fingerprint}:{version}".encode()).hexdigest(),
         )
         connection.execute(f"DROP TABLE IF EXISTS {table_name(collection_id)}")
-        connection.execute(f'ALTER TABLE {scratch} RENAME TO "dc_{collection_id}"')
+        if scratch.startswith("temp."):
+            connection.execute(f"CREATE TABLE {table_name(collection_id)} AS SELECT * FROM {scratch}")
+        else:
+            connection.execute(f'ALTER TABLE {scratch} RENAME TO "dc_{collection_id}"')
         store_table_record(connection, table, column_specs)
         _store_status(connection, collection_id, status)
         connection.execute("COMMIT")
     except BaseException:
-        connection.execute("ROLLBACK")
+        rollback(connection)
         raise
     return table
 
@@ -449,13 +457,14 @@ def _swap(
 def _drop(connection: Connection, collection_id: str, status: JoinStatus) -> None:
     connection.execute("BEGIN TRANSACTION")
     try:
+        claim_table_writes(connection)
         connection.execute(f"DROP TABLE IF EXISTS {table_name(collection_id)}")
         connection.execute("DELETE FROM aggregated_tables WHERE data_collection_id = ?", [collection_id])
         connection.execute("DELETE FROM column_specs WHERE data_collection_id = ?", [collection_id])
         _store_status(connection, collection_id, status)
         connection.execute("COMMIT")
     except BaseException:
-        connection.execute("ROLLBACK")
+        rollback(connection)
         raise
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import random
+import time
 from typing import Any
 
 import duckdb
@@ -26,6 +28,8 @@ _SCHEMAS = ("main", "data")
 # Snapshots and files older than this are removed by `maintain`; processes that read an
 # older snapshot than that would lose their files.
 RETENTION = "1 hour"
+# Attempts to attach while other processes create a new catalog's tables (see open_lake).
+ATTACH_ATTEMPTS = 8
 
 
 def is_remote(data_path: str) -> bool:
@@ -43,27 +47,43 @@ def open_lake(settings: CatalogSettings, config: dict[str, Any]) -> duckdb.DuckD
     turned off after the attach, with the data path and the spill folder as the only
     folders allowed, so SQL on this connection reads no other file. Raise CatalogError
     naming the setting at fault when the catalog cannot be attached.
+
+    Processes that start together on an empty catalog all try to create DuckLake's tables
+    in PostgreSQL, and all but one fail on PostgreSQL's unique names; once one succeeded,
+    the others attach to what it created, on a new connection.
     """
-    connection = duckdb.connect(":memory:", config={**EXTENSION_CONFIG, **config})
-    try:
-        extensions = ["ducklake", "postgres_scanner"] + (["httpfs"] if is_remote(settings.data_path) else [])
-        load_extensions(connection, extensions)
-        data_path = settings.data_path if is_remote(settings.data_path) else os.path.abspath(settings.data_path)
-        if not is_remote(data_path):
-            _make_folders(data_path)
-        options = [f"DATA_PATH {_quote(data_path)}"]
-        if settings.metadata_schema:
-            options.append(f"METADATA_SCHEMA {_quote(settings.metadata_schema)}")
+    data_path = settings.data_path if is_remote(settings.data_path) else os.path.abspath(settings.data_path)
+    if not is_remote(data_path):
+        _make_folders(data_path)
+    for attempt in range(ATTACH_ATTEMPTS):
         try:
-            connection.execute(
-                f"ATTACH {_quote('ducklake:postgres:' + settings.postgres)} AS {LAKE} ({', '.join(options)})"
-            )
+            connection = _attach(settings, config, data_path)
         except duckdb.Error as error:
+            if "Failed to initialize DuckLake" in str(error) and attempt < ATTACH_ATTEMPTS - 1:
+                logger.info("creating the new DuckLake catalog raced with another process; attaching again")
+                time.sleep(0.3 * (attempt + 1) * (0.5 + random.random()))
+                continue
             raise CatalogError(
                 f"cannot attach the DuckLake catalog (catalog.postgres, catalog.data_path {data_path!r}): "
                 f"{str(error).splitlines()[0]}. Check that PostgreSQL is reachable with that connection string "
                 "(the password comes from PGPASSWORD or ~/.pgpass)"
             ) from None
+        logger.info("attached DuckLake catalog with data path %s", data_path)
+        return connection
+    raise AssertionError("unreachable")
+
+
+def _attach(settings: CatalogSettings, config: dict[str, Any], data_path: str) -> duckdb.DuckDBPyConnection:
+    connection = duckdb.connect(":memory:", config={**EXTENSION_CONFIG, **config})
+    try:
+        extensions = ["ducklake", "postgres_scanner"] + (["httpfs"] if is_remote(data_path) else [])
+        load_extensions(connection, extensions)
+        options = [f"DATA_PATH {_quote(data_path)}"]
+        if settings.metadata_schema:
+            options.append(f"METADATA_SCHEMA {_quote(settings.metadata_schema)}")
+        connection.execute(
+            f"ATTACH {_quote('ducklake:postgres:' + settings.postgres)} AS {LAKE} ({', '.join(options)})"
+        )
         connection.execute(f"USE {LAKE}")
         if not is_remote(data_path):
             allowed = [data_path.rstrip(os.sep) + os.sep, str(config["temp_directory"]).rstrip(os.sep) + os.sep]
@@ -74,7 +94,6 @@ def open_lake(settings: CatalogSettings, config: dict[str, Any]) -> duckdb.DuckD
     except BaseException:
         connection.close()
         raise
-    logger.info("attached DuckLake catalog with data path %s", data_path)
     return connection
 
 
@@ -102,9 +121,27 @@ def is_lake(connection: duckdb.DuckDBPyConnection) -> bool:
     return row is not None and row[0] == LAKE
 
 
+class StalePlanError(Exception):
+    """Raised inside a table change when another process changed the table after this one planned its change."""
+
+
 def is_conflict(error: BaseException) -> bool:
-    """Return True for DuckLake's commit conflict, which a retry of the whole transaction resolves."""
+    """Return True for a conflict with another writer, which a retry of the whole work resolves."""
+    if isinstance(error, StalePlanError):
+        return True
     return isinstance(error, duckdb.TransactionException) and "Transaction conflict" in str(error)
+
+
+def claim_table_writes(connection: duckdb.DuckDBPyConnection) -> None:
+    """Make the open transaction conflict with any other write transaction on the catalog.
+
+    DuckLake commits two transactions that only insert into one table side by side, which
+    would duplicate a file, a run or a table's rows that two processes add at once, since
+    the catalog has no unique constraints. Both update the one row of table_writes instead,
+    so the second to commit fails and runs again, and writes behave as if they ran one
+    after another.
+    """
+    connection.execute("UPDATE table_writes SET n = n + 1")
 
 
 def maintain(connection: duckdb.DuckDBPyConnection) -> None:
@@ -113,6 +150,8 @@ def maintain(connection: duckdb.DuckDBPyConnection) -> None:
     The files removed are DuckLake's own Parquet files in the data path: depictiod copies
     every row there and never registers a workflow's file in place, so no user file is touched.
     """
+    # Shared change events (catalog.relay) are read within a second; an hour is plenty.
+    connection.execute(f"DELETE FROM change_events WHERE published_at < now()::TIMESTAMP - INTERVAL '{RETENTION}'")
     connection.execute(f"CALL ducklake_flush_inlined_data('{LAKE}')")
     connection.execute(f"CALL ducklake_merge_adjacent_files('{LAKE}')")
     connection.execute(f"CALL ducklake_expire_snapshots('{LAKE}', older_than => now() - INTERVAL '{RETENTION}')")

@@ -32,17 +32,20 @@ class ProjectRepository:
         self._store = store
 
     def sync_from_config(self, projects: list[Project]) -> None:
-        """Store the projects of the config files and drop config projects no longer listed.
+        """Store the projects of the config files and drop config projects no longer listed, except on a DuckLake catalog.
 
         Permissions and visibility set over the API replace the YAML's while the YAML's own
         values stay as they were when the change was made (see catalog.project_access).
         """
         configured = {project.id for project in projects}
+        # Processes that share a DuckLake catalog each list only the projects they ingest, so
+        # none of them removes the projects that it does not list.
+        shared = self._store.lake
 
         def work(connection: Connection) -> None:
             stored = connection.execute("SELECT id FROM projects WHERE source = 'config'").fetchall()
             for (project_id,) in stored:
-                if project_id not in configured:
+                if project_id not in configured and not shared:
                     logger.info("removing project %s: its file is no longer listed in the settings", project_id)
                     _delete_project(connection, project_id)
             for project in projects:

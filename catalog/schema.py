@@ -6,7 +6,7 @@ has none, so uniqueness is kept by the repositories in this package (delete, the
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Aggregated tables live in their own schema, one table per data collection.
 DATA_SCHEMA = "data"
@@ -38,6 +38,21 @@ EXTERNAL_TABLES = """CREATE TABLE IF NOT EXISTS external_tables (
     data_collection_id VARCHAR, location VARCHAR, size_bytes BIGINT, version BIGINT,
     rows_total BIGINT, write_mode VARCHAR, document VARCHAR, recorded_by VARCHAR,
     recorded_at TIMESTAMP)"""
+
+# Change events of the processes that share a DuckLake catalog, so each process can stream
+# the others' events (catalog.relay). DuckLake's row ids grow with each commit, so a reader
+# takes the rows after the last row id it saw. `origin` names the process that wrote a row.
+CHANGE_EVENTS = """CREATE TABLE IF NOT EXISTS change_events (
+    origin VARCHAR, type VARCHAR, project_id VARCHAR, data VARCHAR, published_at TIMESTAMP)"""
+
+# One row, updated by every write transaction on a DuckLake catalog. DuckLake lets two
+# transactions that only insert into a table commit side by side, so two processes that
+# register the same new file would both add it; two that update this row conflict, and the
+# second runs again and sees the first (catalog.lake.claim_table_writes).
+TABLE_WRITES = (
+    "CREATE TABLE IF NOT EXISTS table_writes (n BIGINT)",
+    "INSERT INTO table_writes SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM table_writes)",
+)
 
 STATEMENTS = (
     "CREATE TABLE IF NOT EXISTS catalog_meta (key VARCHAR, value VARCHAR)",
@@ -89,6 +104,8 @@ STATEMENTS = (
         files_changed INTEGER, files_removed INTEGER, files_failed INTEGER, details VARCHAR)""",
     PROJECT_ACCESS,
     EXTERNAL_TABLES,
+    CHANGE_EVENTS,
+    *TABLE_WRITES,
 )
 
 # Statements that take a catalog from the version of the key to the next one.
@@ -125,4 +142,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         # The user who last set the locations of a project sent over the API.
         "ALTER TABLE projects ADD COLUMN IF NOT EXISTS placed_by VARCHAR",
     ),
+    # Version 6 shares change events between the processes of a DuckLake catalog, and
+    # makes their table changes conflict with each other.
+    5: (CHANGE_EVENTS, *TABLE_WRITES),
 }

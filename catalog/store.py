@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import duckdb
 
 from catalog.errors import CatalogError, CatalogLockedError, CatalogUnwritableError, SchemaVersionError
-from catalog.lake import is_conflict, lake_cursor, maintain, open_lake
+from catalog.lake import StalePlanError, claim_table_writes, is_conflict, lake_cursor, maintain, open_lake
 from catalog.limits import resolve_limits
 from catalog.schema import MIGRATIONS, SCHEMA_VERSION, STATEMENTS
 from catalog.write_faults import classify_write_error, is_invalidated, is_read_only_file_system
@@ -78,6 +78,8 @@ REOPEN_READER_WAIT_SECONDS = 10.0
 CONFLICT_RETRIES = 8
 CONFLICT_FIRST_WAIT_SECONDS = 0.05
 CONFLICT_MAX_WAIT_SECONDS = 2.0
+# Seconds between two maintenance runs of a DuckLake catalog (see `checkpoint`).
+MAINTENANCE_SECONDS = 600.0
 # The catalog_meta row that each attempt to write again replaces.
 _WRITE_CHECK_KEY = "write_checked_at"
 
@@ -90,6 +92,10 @@ class Store:
         self.settings = settings or CatalogSettings(path=path)
         # True when the catalog is a DuckLake catalog that other processes may write too.
         self.lake = self.settings.backend == "ducklake"
+        # False until the schema is current, so that its creation and migration do not claim
+        # the row of table_writes before that table exists.
+        self._schema_ready = False
+        self._last_maintenance = time.monotonic()
         limits = resolve_limits(path, self.settings)
         self._limits = limits
         # Every table build opens a private reader database with these settings.
@@ -187,17 +193,25 @@ class Store:
             found = rows[0][0] if rows else "missing"
             if found.isdigit() and int(found) in MIGRATIONS:
                 self._migrate(int(found))
+                self._schema_ready = True
                 return
             if found != str(SCHEMA_VERSION):
                 raise SchemaVersionError(self.path, found, SCHEMA_VERSION)
+            self._schema_ready = True
             return
 
         def create(connection: Connection) -> None:
             for statement in STATEMENTS:
                 connection.execute(statement)
-            connection.execute("INSERT INTO catalog_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+            # Processes that create a new DuckLake catalog at once run this again after a conflict.
+            connection.execute(
+                "INSERT INTO catalog_meta SELECT 'schema_version', ? "
+                "WHERE NOT EXISTS (SELECT 1 FROM catalog_meta WHERE key = 'schema_version')",
+                [str(SCHEMA_VERSION)],
+            )
 
         self.write(create)
+        self._schema_ready = True
         logger.info("created catalog %s with schema version %d", self.path, SCHEMA_VERSION)
 
     def _migrate(self, version: int) -> None:
@@ -236,21 +250,15 @@ class Store:
             except duckdb.Error as error:
                 if not is_conflict(error) or attempt == CONFLICT_RETRIES:
                     raise
-                wait = min(CONFLICT_FIRST_WAIT_SECONDS * 2**attempt, CONFLICT_MAX_WAIT_SECONDS)
-                wait *= 0.5 + random.random()
-                logger.info(
-                    "write to catalog %s conflicted with another writer (attempt %d); retrying in %.2f s",
-                    self.path,
-                    attempt + 1,
-                    wait,
-                )
-                time.sleep(wait)
+                self._wait_after_conflict(attempt)
         raise AssertionError("unreachable")
 
     def _run_transaction(self, work: Callable[[Connection], T]) -> T:
         connection = self._write_connection
         connection.execute("BEGIN TRANSACTION")
         try:
+            if self.lake and self._schema_ready:
+                claim_table_writes(connection)
             result = work(connection)
         except BaseException:
             # ROLLBACK fails too on an invalidated database, and the error of `work` is the one to raise.
@@ -270,6 +278,31 @@ class Store:
         self._check_writable()
         return self._writer.submit(self._guarded, lambda: work(self._write_connection)).result()
 
+    def write_steps_retrying(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` as `write_steps` does, again as a whole after it lost a DuckLake commit conflict.
+
+        `work` must leave nothing half-applied when one of its transactions fails, as table
+        builds and joins do: their last transaction swaps the result in.
+        """
+        for attempt in range(CONFLICT_RETRIES + 1):
+            try:
+                return self.write_steps(work)
+            except (duckdb.Error, StalePlanError) as error:
+                if not is_conflict(error) or attempt == CONFLICT_RETRIES:
+                    raise
+                self._wait_after_conflict(attempt)
+        raise AssertionError("unreachable")
+
+    def _wait_after_conflict(self, attempt: int) -> None:
+        wait = min(CONFLICT_FIRST_WAIT_SECONDS * 2**attempt, CONFLICT_MAX_WAIT_SECONDS) * (0.5 + random.random())
+        logger.info(
+            "write to catalog %s conflicted with another writer (attempt %d); retrying in %.2f s",
+            self.path,
+            attempt + 1,
+            wait,
+        )
+        time.sleep(wait)
+
     def checkpoint(self) -> None:
         """Write the WAL into the database file, so it does not grow until the next restart.
 
@@ -278,6 +311,11 @@ class Store:
         """
         try:
             if self.lake:
+                # Maintenance rewrites files and talks to PostgreSQL many times, so it runs at
+                # most every MAINTENANCE_SECONDS, not after every scan.
+                if time.monotonic() - self._last_maintenance < MAINTENANCE_SECONDS:
+                    return
+                self._last_maintenance = time.monotonic()
                 self.write_steps(maintain)
             else:
                 self.write_steps(lambda connection: connection.execute("CHECKPOINT"))
@@ -487,6 +525,12 @@ class Store:
         with contextlib.suppress(duckdb.Error):
             self._connection.close()
         logger.info("closed catalog %s", self.path)
+
+
+def rollback(connection: Connection) -> None:
+    """Roll back the open transaction, if any: a COMMIT that lost a DuckLake conflict has ended it already."""
+    with contextlib.suppress(duckdb.TransactionException):
+        connection.execute("ROLLBACK")
 
 
 def _open_error(path: str, error: duckdb.Error) -> CatalogError:

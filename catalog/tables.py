@@ -190,7 +190,7 @@ class TableRepository:
         before = self._state(collection_id)
         outcomes_before = self._file_outcomes(file_ids)
         reader_config = self._store.reader_config
-        result = self._store.write_steps(lambda connection: build_table(connection, request, reader_config))
+        result = self._store.write_steps_retrying(lambda connection: build_table(connection, request, reader_config))
 
         failed = {item.file_id: item for item in result.files if item.status == "failed"}
         newly_failed = [

@@ -39,6 +39,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Seconds that a stop waits for open responses, such as a download a client stopped
 # reading, before it cancels them.
 SHUTDOWN_GRACE_SECONDS = 10
+# Roles of `depictiod serve`: what one process of a DuckLake catalog does.
+ROLES = ("all", "api", "ingest")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,6 +106,13 @@ def _parser() -> argparse.ArgumentParser:
         if name == "serve":
             command.add_argument("--host", help="address to listen on; overrides server.host")
             command.add_argument("--port", type=int, help="TCP port to listen on; overrides server.port")
+            command.add_argument(
+                "--role",
+                choices=list(ROLES),
+                default="all",
+                help="all: scan and serve (default); api: serve only; ingest: scan and write only, no HTTP. "
+                'api and ingest need catalog.backend = "ducklake"',
+            )
     _add_users_parser(commands)
     _add_backup_parsers(commands)
     return parser
@@ -307,6 +316,14 @@ def _serve(arguments: argparse.Namespace, settings: Settings, projects: list[Pro
     from api import create_app
     from api.security import KeyFileError, ensure_admin, load_or_create_key
 
+    role = getattr(arguments, "role", "all")
+    if role != "all" and settings.catalog.backend != "ducklake":
+        print(
+            f'depictiod: serve --role {role} needs catalog.backend = "ducklake" in {settings.source_file}: a DuckDB '
+            "catalog file is opened by one process only, so that process must both scan and serve (--role all)",
+            file=sys.stderr,
+        )
+        return 2
     host = arguments.host or settings.server.host
     port = arguments.port if arguments.port is not None else settings.server.port
     # Until the server runs, Ctrl-C and SIGTERM interrupt the main thread, which opens the
@@ -333,10 +350,13 @@ def _serve(arguments: argparse.Namespace, settings: Settings, projects: list[Pro
             catalog.close()
             return 130
 
+    if role == "ingest":
+        return _ingest_until_stopped(settings, projects, catalog, signals)
+
     # The server accepts requests during the start-up scan, which runs in a background
     # thread; /health/ready turns 200 once it is done. A stop during the scan ends it after
     # its current step, and the next start scans again.
-    app = create_app(settings, projects, catalog=catalog, scan_in_background=True)
+    app = create_app(settings, projects, catalog=catalog, scan_in_background=True, serve_only=role == "api")
     logger.info("starting depictiod %s on http://%s:%d", settings.source_file, host, port)
     server = _server_ending_event_streams(
         uvicorn.Config(
@@ -366,6 +386,28 @@ def _serve(arguments: argparse.Namespace, settings: Settings, projects: list[Pro
         # A lifespan that ran has stopped the ingestor and closed the catalog, and a second close does nothing.
         catalog.close()
         return 130 if signals.received else 1
+    return 0
+
+
+def _ingest_until_stopped(settings: Settings, projects: list[Project], catalog: Catalog, signals: _Interrupts) -> int:
+    """Scan, watch and reconcile the projects without serving HTTP, until SIGINT or SIGTERM (`serve --role ingest`)."""
+    from ingestor import Ingestor
+
+    ingestor = Ingestor(catalog, settings, projects)
+    logger.info(
+        "depictiod %s ingests %d projects into the shared catalog; no HTTP server", settings.source_file, len(projects)
+    )
+    try:
+        with signals.catch():
+            ingestor.start_in_background()
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        ingestor.stop()
+        catalog.close()
+    logger.info("depictiod ingest process stopped")
     return 0
 
 

@@ -113,6 +113,8 @@ class Ingestor:
         # The thread of the start-up scan while the service accepts requests (start_in_background).
         self._starter: threading.Thread | None = None
         self.status = IngestStatus()
+        # True in a process that only serves the API (see serve_only).
+        self.serving_only = False
         self.metrics = IngestMetrics()
         self._scan_lock = threading.Lock()
         # Set by stop(): a running scan ends after the step it is in.
@@ -207,18 +209,30 @@ class Ingestor:
         if project is None:
             logger.info("project %s is no longer ingested: it was deleted", project_id)
             return
+        if self.serving_only:
+            return
         for workflow in project.workflows:
             self._follow_workflow(project, workflow)
             self.request_rescan(str(workflow.id))
         logger.info("ingesting project %s (%s), sent over the API", project.name, project_id)
 
+    def serve_only(self) -> None:
+        """Make this ingestor never scan: the process serves the API, and `ingest` processes write (`serve --role api`).
+
+        Its projects and status stay available to the routes, and the start-up scan counts
+        as finished, so the process is ready at once.
+        """
+        self.serving_only = True
+        self.status.startup = "finished"
+
     def request_rescan(self, workflow_id: str) -> None:
         """Check a workflow soon, after a client registered or deleted its runs or files.
 
         With a watcher, the check waits for the workflow's settle window like a change
-        event. Without one, it runs on a worker thread, one at a time.
+        event. Without one, it runs on a worker thread, one at a time. A serving-only
+        ingestor leaves the check to the ingest processes, which reconcile every workflow.
         """
-        if self._stopping.is_set():
+        if self._stopping.is_set() or self.serving_only:
             return
         if self._watcher is not None:
             self._watcher.mark_changed(workflow_id, "registration")

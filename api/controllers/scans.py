@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import ClientException, NotFoundException
 from litestar.params import FromPath, QueryParameter
 
 from api.access import Access, format_time
@@ -56,7 +56,7 @@ class ScanController(Controller):
         status_code=200,
         sync_to_thread=True,
         opt={"access": "write"},
-        responses=error_responses(400, 401, 403, 404),
+        responses=error_responses(400, 401, 403, 404, 409),
         summary="Scan a project now (editors, owners and administrators)",
     )
     def scan_project(
@@ -64,6 +64,12 @@ class ScanController(Controller):
     ) -> ScanTriggerOut:
         access.project(project_id)
         ingestor: Ingestor = request.app.state.ingestor
+        if ingestor.serving_only:
+            raise ClientException(
+                "this process only serves the API (serve --role api); the ingest processes scan every project "
+                "on their schedule, or send the request to a process of role ingest or all",
+                status_code=409,
+            )
         result = ingestor.scan_project(project_id, trigger="api")
         if result is None:
             raise NotFoundException(f"project {project_id!r} is not scanned by this service")
