@@ -122,7 +122,7 @@ def migrate_catalog(
                 "migrate again"
             )
         result = MigrationResult(checks=checks, schema_version=version)
-        if not result.ok or same_uploads:
+        if not result.ok or same_uploads or "main.files" not in tables:
             return result
         copied, missing = _copy_uploads(connection, target, source_uploads, target_uploads)
     return msgspec.structs.replace(result, uploads_copied=copied, uploads_missing=missing)
@@ -335,7 +335,7 @@ def copy_tables(connection: Connection, target: CatalogSettings) -> list[str]:
                 )
             except duckdb.Error as error:
                 raise MigrationError(
-                    f"copying the table {name} failed: {_redacted(error, target.postgres)}; the target is unchanged"
+                    f"copying the table {name} failed: {_redacted(error, target.postgres)}; nothing was copied"
                 ) from None
         connection.execute("COMMIT")
     except BaseException:

@@ -434,3 +434,30 @@ def test_source_lake_changed_during_copy(
         _migrate(lake, CatalogSettings(path=str(tmp_path / "late.duckdb")))
 
     assert "another process changed the source catalog during the migration" in str(raised.value)
+
+
+def test_failed_copy_leaves_lake_empty(
+    postgres_cluster: PostgresCluster, postgres_database: str, tmp_path: Path
+) -> None:
+    # DuckLake has no ENUM type, so the second table fails after the first one was written.
+    path = tmp_path / "enum.duckdb"
+    connection = duckdb.connect(str(path))
+    connection.execute("CREATE TABLE catalog_meta (key VARCHAR, value VARCHAR)")
+    connection.execute("INSERT INTO catalog_meta VALUES ('schema_version', ?)", [str(catalog.SCHEMA_VERSION)])
+    connection.execute("CREATE TABLE many AS SELECT range AS number FROM range(100000)")
+    connection.execute("CREATE TYPE mood AS ENUM ('calm', 'busy')")
+    connection.execute("CREATE TABLE moods (mood mood)")
+    connection.close()
+    source = CatalogSettings(path=str(path))
+    lake = _lake(postgres_cluster, postgres_database, tmp_path, "enums")
+
+    with pytest.raises(MigrationError) as first:
+        _migrate(source, lake)
+    with pytest.raises(MigrationError) as second:
+        _migrate(source, lake)
+
+    assert "copying the table main.moods failed" in str(first.value)
+    assert "unsupported type ENUM" in str(first.value)
+    assert "nothing was copied" in str(first.value)
+    assert "copying the table main.moods failed" in str(second.value)
+    assert [name for _, _, names in os.walk(lake.data_path) for name in names] == []
