@@ -103,7 +103,7 @@ def migrate_catalog(
     it is for inspection, and the uploaded files are not copied. The source is only read.
     Raise MigrationError when the source is missing, the target is the source or is not
     empty, the copy fails, or another process changed the source during the copy. Raise
-    CatalogLockedError when a running process holds either DuckDB file.
+    CatalogLockedError when another process has either DuckDB file open.
     """
     check_distinct(source, target)
     same_uploads = os.path.abspath(source_uploads) == os.path.abspath(target_uploads)
@@ -146,9 +146,11 @@ def check_distinct(source: CatalogSettings, target: CatalogSettings) -> None:
 def attach_catalogs(source: CatalogSettings, target: CatalogSettings) -> Iterator[Connection]:
     """Yield a connection with `source` attached read-only as SOURCE and `target` as TARGET.
 
-    A DuckDB file that the target names and that did not exist is removed again when the
-    block raises before the copy committed anything.
+    When the block raises, a target DuckDB file that this call created is removed again,
+    unless it has a table by then.
     """
+    if source.backend == "duckdb" and not os.path.isfile(source.path):
+        raise MigrationError(f"there is no catalog file at {source.path!r} to migrate; check catalog.path")
     limits = resolve_limits(source.path, source)
     config = limits.catalog_config()
     # DuckDB creates only the last level of the spill folder.
@@ -177,8 +179,6 @@ def attach_catalogs(source: CatalogSettings, target: CatalogSettings) -> Iterato
 
 def _attach_source(connection: Connection, source: CatalogSettings) -> None:
     if source.backend == "duckdb":
-        if not os.path.isfile(source.path):
-            raise MigrationError(f"there is no catalog file at {source.path!r} to migrate; check catalog.path")
         _attach_file(connection, source.path, SOURCE, read_only=True)
         return
     try:

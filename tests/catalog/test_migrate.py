@@ -255,7 +255,7 @@ def test_missing_source_is_rejected(tmp_path: Path) -> None:
         _migrate(source, target)
 
     assert "there is no catalog file at" in str(raised.value)
-    assert not Path(target.path).exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
 
 
 def _corrupt_after_copy(monkeypatch: pytest.MonkeyPatch) -> None:
