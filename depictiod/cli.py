@@ -1,4 +1,4 @@
-"""The `depictiod` command: check, scan, serve, manage users, back up and restore."""
+"""The `depictiod` command: check, scan, serve, manage users, back up, restore and migrate."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         # A backup checks that its folder is outside the workflow locations, and a missing one contains nothing.
         allow_missing = arguments.command in ("serve", "scan", "backup")
         # Restoring a catalog needs no project file, so a broken one does not block it either.
-        without_projects = arguments.command in ("users", "restore")
+        without_projects = arguments.command in ("users", "restore", "migrate")
         projects = [] if without_projects else load_projects(settings.projects, None, allow_missing)
         problems = check_workflow_overrides(settings, projects)
         if problems:
@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "users": _users,
         "backup": _backup,
         "restore": _restore,
+        "migrate": _migrate,
     }
     try:
         return handlers[arguments.command](arguments, settings, projects)
@@ -115,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
             )
     _add_users_parser(commands)
     _add_backup_parsers(commands)
+    _add_migrate_parser(commands)
     return parser
 
 
@@ -173,6 +175,31 @@ def _add_backup_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPa
         "--revoke-tokens",
         action="store_true",
         help="revoke every token of the restored catalog, so every user and script must sign in again",
+    )
+
+
+def _add_migrate_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    migrate = commands.add_parser(
+        "migrate",
+        help="copy the catalog to a DuckDB file or a DuckLake catalog and compare every table, while no service runs",
+        description=(
+            "The source is the catalog of the settings file; the target must be empty. Relative paths start at "
+            "the current folder. The password of --postgres is best left to PGPASSWORD or ~/.pgpass."
+        ),
+    )
+    migrate.add_argument("--config", default="depictio.toml", help="path of the settings file (default: depictio.toml)")
+    migrate.add_argument("--to", required=True, choices=["duckdb", "ducklake"], help="the backend of the target")
+    migrate.add_argument(
+        "--path",
+        help="catalog.path of the target: the DuckDB file, or with ducklake the base of the uploads and spill "
+        "folders (default: catalog.path of the settings file)",
+    )
+    migrate.add_argument("--postgres", help="with --to ducklake: libpq connection string of the catalog database")
+    migrate.add_argument(
+        "--data-path", help="with --to ducklake: new or empty folder, or s3://bucket/prefix, for the Parquet files"
+    )
+    migrate.add_argument(
+        "--metadata-schema", help="with --to ducklake: PostgreSQL schema of the DuckLake metadata (default: public)"
     )
 
 
@@ -308,6 +335,12 @@ def _restore(arguments: argparse.Namespace, settings: Settings, projects: list[P
     from depictiod.backup import run_restore
 
     return run_restore(arguments, settings)
+
+
+def _migrate(arguments: argparse.Namespace, settings: Settings, projects: list[Project]) -> int:
+    from depictiod.migrate import run_migrate
+
+    return run_migrate(arguments, settings)
 
 
 def _serve(arguments: argparse.Namespace, settings: Settings, projects: list[Project]) -> int:
