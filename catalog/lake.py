@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import time
 from typing import Any
 
@@ -65,7 +66,7 @@ def open_lake(settings: CatalogSettings, config: dict[str, Any]) -> duckdb.DuckD
                 continue
             raise CatalogError(
                 f"cannot attach the DuckLake catalog (catalog.postgres, catalog.data_path {data_path!r}): "
-                f"{str(error).splitlines()[0]}. Check that PostgreSQL is reachable with that connection string "
+                f"{redacted_error(error, settings.postgres)}. Check that PostgreSQL is reachable with that connection string "
                 "(the password comes from PGPASSWORD or ~/.pgpass)"
             ) from None
         logger.info("attached DuckLake catalog with data path %s", data_path)
@@ -156,3 +157,15 @@ def maintain(connection: duckdb.DuckDBPyConnection) -> None:
     connection.execute(f"CALL ducklake_merge_adjacent_files('{LAKE}')")
     connection.execute(f"CALL ducklake_expire_snapshots('{LAKE}', older_than => now() - INTERVAL '{RETENTION}')")
     connection.execute(f"CALL ducklake_cleanup_old_files('{LAKE}', older_than => now() - INTERVAL '{RETENTION}')")
+
+
+# libpq's password field, which DuckDB's errors repeat from the connection string.
+_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def redacted_error(error: duckdb.Error, dsn: str) -> str:
+    """Return the first line of DuckDB's error without the password of the connection string `dsn`."""
+    message = str(error).splitlines()[0]
+    for match in _PASSWORD.finditer(dsn):
+        message = message.replace(match.group(2), "***")
+    return _PASSWORD.sub(r"\1***", message)

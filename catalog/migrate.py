@@ -31,7 +31,7 @@ import msgspec
 from catalog.build import quote
 from catalog.errors import CatalogError, CatalogLockedError
 from catalog.extensions import EXTENSION_CONFIG, load_extensions
-from catalog.lake import is_remote
+from catalog.lake import is_remote, redacted_error
 from catalog.limits import resolve_limits
 from catalog.schema import SCHEMA_VERSION
 from catalog.store import lock_holder
@@ -48,8 +48,6 @@ TARGET = "target"
 METADATA_SCHEMA_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # Names listed in a message about a target that is not empty; the rest are counted.
 _LISTED_NAMES = 10
-# libpq's password field, which DuckDB's errors repeat from the connection string.
-_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 # Count and checksum of one table. Each row's hash covers its position in row-id order and
 # every column, and the sum of those hashes does not depend on the order the rows are read in.
 _CHECKSUM_SQL = (
@@ -184,7 +182,7 @@ def _attach_source(connection: Connection, source: CatalogSettings) -> None:
     try:
         connection.execute(_lake_attach_sql(source, SOURCE, read_only=True))
     except duckdb.Error as error:
-        message = _redacted(error, source.postgres)
+        message = redacted_error(error, source.postgres)
         if "does not exist" in message:
             raise MigrationError(
                 f"there is no DuckLake catalog in metadata schema {source.metadata_schema or 'public'!r} of the "
@@ -210,7 +208,7 @@ def _attach_target(connection: Connection, target: CatalogSettings) -> None:
     try:
         connection.execute(_lake_attach_sql(target, TARGET, read_only=False))
     except duckdb.Error as error:
-        message = _redacted(error, target.postgres)
+        message = redacted_error(error, target.postgres)
         if "does not match existing data path" in message:
             raise MigrationError(
                 f"the target DuckLake catalog is not empty: it exists already with another data path ({message}); "
@@ -335,7 +333,7 @@ def copy_tables(connection: Connection, target: CatalogSettings) -> list[str]:
                 )
             except duckdb.Error as error:
                 raise MigrationError(
-                    f"copying the table {name} failed: {_redacted(error, target.postgres)}; nothing was copied"
+                    f"copying the table {name} failed: {redacted_error(error, target.postgres)}; nothing was copied"
                 ) from None
         connection.execute("COMMIT")
     except BaseException:
@@ -478,11 +476,3 @@ def _listing(names: list[str]) -> str:
     shown = ", ".join(names[:_LISTED_NAMES])
     rest = len(names) - _LISTED_NAMES
     return f"{shown} and {rest} more" if rest > 0 else shown
-
-
-def _redacted(error: duckdb.Error, dsn: str) -> str:
-    """Return the first line of DuckDB's error without the password of the connection string `dsn`."""
-    message = str(error).splitlines()[0]
-    for match in _PASSWORD.finditer(dsn):
-        message = message.replace(match.group(2), "***")
-    return _PASSWORD.sub(r"\1***", message)

@@ -23,7 +23,7 @@ class UsersCommandError(Exception):
 def run_users_command(arguments: argparse.Namespace, settings: Settings, stdin: TextIO = sys.stdin) -> int:
     """Run one `depictiod users` action; return the exit code."""
     # DuckDB allows one writing process per file, so opening fails while a service runs on it.
-    catalog = Catalog(settings.catalog.path)
+    catalog = Catalog(settings.catalog.path, settings.catalog)
     try:
         actions = {"add": _add, "list": _list, "set-admin": _set_admin, "reset-password": _reset_password}
         actions[arguments.action](arguments, catalog, stdin)

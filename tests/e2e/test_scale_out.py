@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -213,6 +214,11 @@ def test_new_run_visible_on_both_api_processes_within_a_second(site: Site) -> No
     # The test reads the catalog itself to learn when an ingest process committed the new run.
     observer_path = str(site.root / "observer.duckdb")
     observer = Catalog(observer_path, CatalogSettings(path=observer_path, **site.lake))  # type: ignore[arg-type]
+    # An api process streams the events of the ingest process that writes the change.
+    events: list[str] = []
+    stream = threading.Thread(target=_read_events, args=(site.api[1], headers, events), daemon=True)
+    stream.start()
+    time.sleep(1)
     try:
         shutil.copytree(site.penguins_data / "run_1_adelie", site.penguins_data / "run_4_copy")
         expected = _expected_rows(site.penguins_data, "physical_features.csv")
@@ -232,9 +238,21 @@ def test_new_run_visible_on_both_api_processes_within_a_second(site: Site) -> No
     finally:
         observer.close()
 
+    stream.join(timeout=40)
+    updates = [line for line in events if '"table.updated"' in line and PHYSICAL_FEATURES in line]
+    assert updates, f"{site.api[1].name} streamed no table.updated of the new run: {events[-5:]}"
     assert sorted(seen) == sorted(server.name for server in site.api), seen
     for name, seconds in seen.items():
         assert seconds <= VISIBLE_WITHIN_SECONDS, f"{name} showed the new run {seconds:.2f} s after its commit"
+
+
+def _read_events(server: Process, headers: dict[str, str], lines: list[str]) -> None:
+    """Collect the data lines of table.updated events that `server` streams for 30 seconds."""
+    params = {"types": "table.updated", "max_seconds": "30"}
+    with httpx.stream("GET", f"{server.base_url}{API}/events", params=params, headers=headers, timeout=60) as response:
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                lines.append(line)
 
 
 def _try_health(server: Process) -> bool:
