@@ -79,7 +79,9 @@ def _attach(settings: CatalogSettings, config: dict[str, Any], data_path: str) -
     try:
         extensions = ["ducklake", "postgres_scanner"] + (["httpfs"] if is_remote(data_path) else [])
         load_extensions(connection, extensions)
-        options = [f"DATA_PATH {_quote(data_path)}"]
+        # Rows are never kept inside PostgreSQL: a wide file's rows exceed its 8 KB row and
+        # 1,600-column limits there, so even one-row inserts go to Parquet files.
+        options = [f"DATA_PATH {_quote(data_path)}", "DATA_INLINING_ROW_LIMIT 0"]
         if settings.metadata_schema:
             options.append(f"METADATA_SCHEMA {_quote(settings.metadata_schema)}")
         connection.execute(

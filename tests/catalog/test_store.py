@@ -92,14 +92,14 @@ def lock_holder(catalog_path: Path) -> Iterator[subprocess.Popen[str]]:
             process.wait()
 
 
-def test_schema_version_is_five() -> None:
-    assert SCHEMA_VERSION == 5
+def test_schema_version_is_six() -> None:
+    assert SCHEMA_VERSION == 6
 
 
 def test_new_catalog_stores_schema_version(catalog_path: Path) -> None:
     Catalog(str(catalog_path)).close()
 
-    assert _schema_version(catalog_path) == "5"
+    assert _schema_version(catalog_path) == str(SCHEMA_VERSION)
 
 
 def test_new_catalog_creates_missing_folder(tmp_path: Path) -> None:
@@ -141,7 +141,7 @@ def test_reopen_keeps_schema_version(catalog_path: Path) -> None:
     Catalog(str(catalog_path)).close()
     Catalog(str(catalog_path)).close()
 
-    assert _schema_version(catalog_path) == "5"
+    assert _schema_version(catalog_path) == str(SCHEMA_VERSION)
 
 
 def test_other_schema_version_raises(catalog_path: Path) -> None:
@@ -273,7 +273,7 @@ def test_version_one_catalog_is_migrated(catalog_path: Path) -> None:
 
     Catalog(str(catalog_path)).close()
 
-    assert _schema_version(catalog_path) == "5"
+    assert _schema_version(catalog_path) == str(SCHEMA_VERSION)
     connection = duckdb.connect(str(catalog_path), read_only=True)
     columns = [row[0] for row in connection.execute("DESCRIBE runs").fetchall()]
     file_columns = [row[0] for row in connection.execute("DESCRIBE files").fetchall()]
@@ -294,7 +294,7 @@ def test_version_two_catalog_is_migrated(catalog_path: Path) -> None:
 
     Catalog(str(catalog_path)).close()
 
-    assert _schema_version(catalog_path) == "5"
+    assert _schema_version(catalog_path) == str(SCHEMA_VERSION)
     connection = duckdb.connect(str(catalog_path), read_only=True)
     columns = [row[0] for row in connection.execute("DESCRIBE aggregated_tables").fetchall()]
     tables = [row[0] for row in connection.execute("SHOW TABLES").fetchall()]
@@ -316,7 +316,7 @@ def test_version_three_catalog_is_migrated(catalog_path: Path) -> None:
 
     Catalog(str(catalog_path)).close()
 
-    assert _schema_version(catalog_path) == "5"
+    assert _schema_version(catalog_path) == str(SCHEMA_VERSION)
     connection = duckdb.connect(str(catalog_path), read_only=True)
     columns = [row[0] for row in connection.execute("DESCRIBE tokens").fetchall()]
     tables = [row[0] for row in connection.execute("SHOW TABLES").fetchall()]
@@ -345,7 +345,7 @@ def test_version_four_catalog_is_migrated(catalog_path: Path) -> None:
 
     Catalog(str(catalog_path)).close()
 
-    assert _schema_version(catalog_path) == "5"
+    assert _schema_version(catalog_path) == str(SCHEMA_VERSION)
     connection = duckdb.connect(str(catalog_path), read_only=True)
     origins = connection.execute("SELECT origin FROM runs").fetchall()
     file_columns = [row[0] for row in connection.execute("DESCRIBE files").fetchall()]
