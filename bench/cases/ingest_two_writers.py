@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -30,20 +31,20 @@ from config import CatalogSettings
 from tests.postgres import PostgresCluster, running_cluster
 
 CASE = "ingest_two_writers"
-# A scan still running after this many seconds is stopped and the side fails.
+# A scan still running after this many seconds is killed and the side fails.
 SCAN_TIMEOUT_SECONDS = 600
 # Part of the INFO line that catalog.store logs before it runs a write again after a commit conflict.
 CONFLICT_LOG_TEXT = "conflicted with another writer"
 
 
 class Size(msgspec.Struct, frozen=True):
-    # Runs of each project; both projects have as many.
+    # Runs in each of the two projects.
     runs: int
     rows_per_file: int
 
 
-# At the full size each project has 250 files and 500,000 rows (about 50 MB in all). A run
-# of the two DuckLake sides took 30 to 60 s on 2 cores, so the four runs of each fit in minutes.
+# At the full size each project has 250 files and 500,000 rows (13 MB of CSV), so the
+# whole case, with four runs of each side, takes minutes rather than an hour.
 SIZES = {"tiny": Size(runs=3, rows_per_file=20), "full": Size(runs=50, rows_per_file=2000)}
 
 
@@ -106,7 +107,7 @@ def _lines(schema: Schema, first_line: int, rows: int, seed: int) -> list[str]:
 
 
 def generate(root: Path, size: str) -> None:
-    """Write both projects: the same number of runs, files and rows in each, with other values."""
+    """Write both projects: the same number of runs, files and rows in each, but different values."""
     params = SIZES[size]
     for number, project in enumerate(PROJECTS):
         for run in range(params.runs):
@@ -200,7 +201,7 @@ def _lake_side(root: Path, plan: Plan, tool: str, groups: list[tuple[Project, ..
 
 
 def _lake_settings(cluster: PostgresCluster, database: str, folder: Path, name: str) -> CatalogSettings:
-    """Return the settings of one process on the lake in `database`: a local folder of its own, the shared data path."""
+    """Return the settings of one process on the lake in `database`, with its own local folder and the shared data path."""
     return CatalogSettings(
         path=str(folder / name / "catalog.duckdb"),
         backend="ducklake",
@@ -230,7 +231,7 @@ def _ingest(root: Path, folder: Path, writers: list[Writer]) -> Ingestion:
     seconds = time.perf_counter() - started
 
     failures = [
-        f"{' '.join(command)} exited with {status}:\n{log.read_text(errors='replace')[-3000:]}"
+        f"{' '.join(command)} exited with {status}{_killed_note(status)}:\n{log.read_text(errors='replace')[-3000:]}"
         for (command, log), (status, _) in zip(commands, exits, strict=True)
         if status != 0
     ]
@@ -241,7 +242,7 @@ def _ingest(root: Path, folder: Path, writers: list[Writer]) -> Ingestion:
 
 
 def _wait(process: subprocess.Popen[bytes], deadline: float) -> tuple[int, float]:
-    """Wait for `process` and return its exit status and peak RSS in MiB; kill it at `deadline`.
+    """Wait for `process`, killing it at `deadline`, and return its exit status and peak RSS in MiB.
 
     os.wait4 returns the resource usage of that one child, so a concurrent scan's memory
     does not count (ru_maxrss is in KiB on Linux). The 10 ms polling interval bounds the
@@ -255,6 +256,10 @@ def _wait(process: subprocess.Popen[bytes], deadline: float) -> tuple[int, float
         if time.monotonic() > deadline:
             process.kill()
         time.sleep(0.01)
+
+
+def _killed_note(status: int) -> str:
+    return f" (killed after {SCAN_TIMEOUT_SECONDS} s)" if status == -signal.SIGKILL else ""
 
 
 def _write_config(root: Path, folder: Path, writer: Writer) -> Path:
