@@ -74,7 +74,8 @@ conformance: $(VENV)/.installed-test
 	$(BIN)/pytest -q tests/conformance
 
 # Times depictiod against bare tools (DuckDB, polars, os.scandir, a bare Litestar app) on the same generated data; see bench/.
-bench: $(VENV)/.installed-test
+# ingest_two_writers starts a PostgreSQL cluster, so the server binaries are installed first.
+bench: $(VENV)/.installed-test postgres
 	$(BIN)/python -m bench
 
 # The catalog fault tests with every fault, also those that need root, tmpfs mounts and loop

@@ -32,14 +32,23 @@ def collection_id(index: int) -> str:
     return f"6b00000000000000000001{index:02x}"
 
 
-def write_project(root: Path, collections: list[Collection], location: str = "data") -> Path:
-    """Write root/project.yaml: one workflow whose run folders `run_*` lie in root/location."""
+def write_project(
+    root: Path,
+    collections: list[Collection],
+    location: str = "data",
+    *,
+    name: str = "bench",
+    project_id: str = PROJECT_ID,
+    workflow_id: str = WORKFLOW_ID,
+    file_name: str = "project.yaml",
+) -> Path:
+    """Write root/file_name: one workflow whose run folders `run_*` lie in root/location."""
     lines = [
-        f'id: "{PROJECT_ID}"',
-        "name: bench",
+        f'id: "{project_id}"',
+        f"name: {name}",
         "workflows:",
-        f'  - id: "{WORKFLOW_ID}"',
-        "    name: bench",
+        f'  - id: "{workflow_id}"',
+        f"    name: {name}",
         "    engine: {name: bench}",
         f"    data_location: {{structure: sequencing-runs, runs_regex: 'run_', locations: [{location}]}}",
         "    data_collections:",
@@ -53,7 +62,7 @@ def write_project(root: Path, collections: list[Collection], location: str = "da
             f"          scan: {{mode: recursive, scan_parameters: {{regex_config: {{pattern: '{collection.pattern}'}}}}}}",
             "          dc_specific_properties: {format: csv}",
         ]
-    path = root / "project.yaml"
+    path = root / file_name
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 

@@ -75,6 +75,8 @@ def format_side(side: Side) -> str:
             parts.append(f"{name.removesuffix('_ms').replace('_', ' ')} {value:.1f} ms")
         elif name == "rps" or name.endswith("_rps"):
             parts.append(f"{name.removesuffix('rps').replace('_', ' ')}{value:,.0f} req/s")
+        elif name.endswith("_per_s"):
+            parts.append(f"{value:,.1f} {name.removesuffix('_per_s')}/s")
         else:
             parts.append(f"{name} {value:g}")
     return f"{side.tool}: {', '.join(parts)}; peak RSS {side.peak_rss_mib:,.0f} MiB"

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import msgspec
 
-from bench.cases import api_throughput, big_file, event_latency, incremental_run, many_files, rescan_unchanged
+from bench.cases import (
+    api_throughput,
+    big_file,
+    event_latency,
+    incremental_run,
+    ingest_two_writers,
+    many_files,
+    rescan_unchanged,
+)
 from bench.results import Comparison, Plan, Side
 
 
@@ -19,6 +27,8 @@ class Case(msgspec.Struct, kw_only=True, frozen=True):
     sides: dict[str, Callable[[Path, Plan], Side]]
     # Turns the figures of every side into rows of the final table.
     compare: Callable[[dict[str, Side]], list[Comparison]]
+    # True when the sides start a PostgreSQL cluster (tests/postgres.py), so they need its binaries.
+    needs_postgres: bool = False
 
 
 CASES: dict[str, Case] = {
@@ -57,5 +67,16 @@ CASES: dict[str, Case] = {
         generate=api_throughput.generate,
         sides={"depictiod": api_throughput.run_depictiod, "bare": api_throughput.run_bare},
         compare=api_throughput.compare,
+    ),
+    "ingest_two_writers": Case(
+        name="ingest_two_writers",
+        generate=ingest_two_writers.generate,
+        sides={
+            "depictiod": ingest_two_writers.run_two_lake_writers,
+            "file": ingest_two_writers.run_one_file_writer,
+            "lake": ingest_two_writers.run_one_lake_writer,
+        },
+        compare=ingest_two_writers.compare,
+        needs_postgres=True,
     ),
 }
