@@ -157,6 +157,11 @@ class BackupRepository:
         when the folder rejects the files (read-only, name too long, permission denied), and
         BackupWriteError when a disk error or the timeout stops the backup.
         """
+        if self._store.lake:
+            raise BackupTargetError(
+                "a DuckLake catalog is backed up with PostgreSQL's own tools and a copy of catalog.data_path, "
+                "not with this command; see docs/scale-out.md"
+            )
         with self._lock:
             folder = check_backup_target(target, protected)
             created = _claim_folder(target, folder)
