@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test browser postgres lint typecheck pytest conformance check scan bench faults fuzz load leaks clean
+.PHONY: run test browser postgres lint typecheck pytest test-lake conformance check scan bench faults fuzz load leaks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,16 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
+# Catalog and ingestion tests that `make test` runs a second time on a DuckLake catalog;
+# `make test-lake` runs all of them there.
+LAKE_TESTS := tests/ingestor/test_aggregate.py tests/ingestor/test_incremental.py tests/ingestor/test_joins.py \
+	tests/catalog/test_events.py tests/catalog/test_scan_reports.py tests/catalog/test_external_tables.py
 pytest: $(VENV)/.installed-test browser postgres
 	$(BIN)/pytest -q
+	DEPICTIOD_TEST_BACKEND=ducklake $(BIN)/pytest -q $(LAKE_TESTS)
+
+test-lake: $(VENV)/.installed-test postgres
+	DEPICTIOD_TEST_BACKEND=ducklake $(BIN)/pytest -q tests/catalog tests/ingestor
 
 test: lint typecheck pytest
 

@@ -37,6 +37,10 @@ from catalog.backup import FORMAT, FORMAT_VERSION, BackupManifest, table_rows
 from catalog.backup_files import CopyTimeoutError, copy_in_child, describe_file, make_folders
 from catalog.store import Connection
 from config import CatalogSettings
+from tests import backends
+
+# These tests open, lock, copy or break the DuckDB file itself, which a DuckLake catalog does not have.
+pytestmark = pytest.mark.skipif(backends.backend() == "ducklake", reason="tests the DuckDB file backend")
 
 ROWS = 5000
 

@@ -19,8 +19,12 @@ from catalog import CatalogUnwritableError
 from catalog.store import Connection, Store
 from catalog.write_faults import classify_write_error
 from config import CatalogSettings
+from tests import backends
 from tests.faults import file_size_limit
 from tests.ingestor.helpers import wait_until
+
+# These tests open, lock, copy or break the DuckDB file itself, which a DuckLake catalog does not have.
+pytestmark = pytest.mark.skipif(backends.backend() == "ducklake", reason="tests the DuckDB file backend")
 
 # Seconds allowed for the store's background attempts to notice that writes work again.
 RECOVERY_DEADLINE_SECONDS = 20
