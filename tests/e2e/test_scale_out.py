@@ -26,7 +26,7 @@ import pytest
 
 from catalog import Catalog
 from config import CatalogSettings
-from tests.examples import copy_bundled_examples
+from tests.examples import copy_bundled_examples, write_settings
 from tests.postgres import PostgresCluster
 
 API = "/depictio/api/v1"
@@ -202,6 +202,13 @@ def test_tables_equal_files_on_both_api_processes(site: Site) -> None:
         assert len(keys) == _expected_rows(site.penguins_data, "physical_features.csv")
     assert _rows(site.api[0], headers, PHYSICAL_FEATURES) == _rows(site.api[1], headers, PHYSICAL_FEATURES)
 
+    # A fresh aggregation of the same files by one process on a DuckDB file gives the same rows.
+    fresh = _fresh_aggregation(site)
+    for collection_id in (PHYSICAL_FEATURES, IRIS_TABLE):
+        served = _rows(site.api[0], headers, collection_id)
+        assert served is not None
+        assert _comparable(served) == _comparable(fresh[collection_id]), collection_id
+
 
 def test_new_run_visible_on_both_api_processes_within_a_second(site: Site) -> None:
     headers = _sign_in(site.api[0])
@@ -253,6 +260,56 @@ def test_new_run_visible_on_both_api_processes_within_a_second(site: Site) -> No
     assert sorted(seen) == sorted(server.name for server in site.api), seen
     for name, seconds in seen.items():
         assert seconds <= VISIBLE_WITHIN_SECONDS, f"{name} showed the new run {seconds:.2f} s after its commit"
+
+
+def _fresh_aggregation(site: Site) -> dict[str, list[dict[str, str]]]:
+    """Scan the projects once into a new DuckDB file with `depictiod scan`, and export its two tables as rows."""
+    root = site.root / "fresh"
+    root.mkdir()
+    projects = [site.penguins_data.parent / "project.yaml", site.root / "bundled" / "iris" / "project.yaml"]
+    settings = write_settings(root, projects)
+    text = settings.read_text()
+    for key in ("backend", "postgres", "data_path", "metadata_schema"):
+        text = "\n".join(line for line in text.splitlines() if not line.startswith(f"{key} =")) + "\n"
+    settings.write_text(text)
+    result = subprocess.run(
+        [sys.executable, "-m", "depictiod", "scan", "--config", str(settings)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    catalog = Catalog(str(root / "catalog.duckdb"))
+    try:
+        tables = {}
+        for collection_id in (PHYSICAL_FEATURES, IRIS_TABLE):
+            with catalog.store.read() as cursor:
+                result_set = cursor.execute(f'SELECT * FROM data."dc_{collection_id}"')
+                names = [column[0] for column in result_set.description or []]
+                tables[collection_id] = [
+                    {name: "" if value is None else str(value) for name, value in zip(names, row, strict=True)}
+                    for row in result_set.fetchall()
+                ]
+        return tables
+    finally:
+        catalog.close()
+
+
+def _comparable(rows: list[dict[str, str]]) -> list[tuple[tuple[str, str], ...]]:
+    """Return rows as sorted tuples of their columns, without the time of their aggregation, for comparison."""
+    kept = [
+        tuple(sorted((name, _number(value)) for name, value in row.items() if name != "aggregation_time"))
+        for row in rows
+    ]
+    return sorted(kept)
+
+
+def _number(value: str) -> str:
+    # CSV exports and Python's str() write floats alike except for integral values ("2.0" and "2").
+    try:
+        return repr(float(value))
+    except ValueError:
+        return value
 
 
 def _read_events(server: Process, headers: dict[str, str], lines: list[str]) -> None:
