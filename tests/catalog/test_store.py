@@ -14,6 +14,10 @@ import pytest
 
 from catalog import SCHEMA_VERSION, Catalog, CatalogError, SchemaVersionError, UserRecord, store, user_id_for, utc_now
 from config import CatalogSettings
+from tests import backends
+
+# These tests open, lock, copy or break the DuckDB file itself, which a DuckLake catalog does not have.
+pytestmark = pytest.mark.skipif(backends.backend() == "ducklake", reason="tests the DuckDB file backend")
 
 # Seconds a helper process may take to open or lock a DuckDB file.
 PROCESS_DEADLINE = 30
@@ -22,10 +26,6 @@ PROCESS_DEADLINE = 30
 # or the deadline passes, so a failed test never leaves the process behind.
 HOLD_LOCK = """
 import select, sys, duckdb
-from tests import backends
-
-# These tests open, lock, copy or break the DuckDB file itself, which a DuckLake catalog does not have.
-pytestmark = pytest.mark.skipif(backends.backend() == "ducklake", reason="tests the DuckDB file backend")
 connection = duckdb.connect(sys.argv[1])
 print("locked", flush=True)
 select.select([sys.stdin], [], [], float(sys.argv[2]))
