@@ -270,12 +270,16 @@ def _build(connection: Connection, plan: JoinPlan, left: _Side, right: _Side, in
                 f"{MIN_ROW_CAP:,}), so its keys {keys} match many rows on both sides; join on more columns, or "
                 "roll one side up with granularity"
             )
+        # A temporary table is listed under the database "temp", schema "main".
+        database = "temp" if in_lake else None
+        schema = "main" if in_lake else DATA_SCHEMA
         columns = [
             (str(name), str(kind))
             for name, kind in connection.execute(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-                [DATA_SCHEMA, f"dc_{plan.join_id}{SCRATCH_SUFFIX}"],
+                "SELECT column_name, data_type FROM duckdb_columns() "
+                "WHERE database_name = coalesce(?, current_database()) AND schema_name = ? AND table_name = ? "
+                "ORDER BY column_index",
+                [database, schema, f"dc_{plan.join_id}{SCRATCH_SUFFIX}"],
             ).fetchall()
         ]
         rows = _count(connection, f"SELECT * FROM {scratch}")
