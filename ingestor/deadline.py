@@ -7,6 +7,9 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 
+# Seconds that the end of a scan waits for its cancelled deadline timer's thread to end.
+TIMER_JOIN_SECONDS = 5.0
+
 
 class ScanStopped(Exception):
     """Raised inside a scan when the service is stopping; the scan ends early."""
@@ -62,6 +65,9 @@ class ScanDeadline:
     ) -> None:
         if self._timer is not None:
             self._timer.cancel()
+            # A cancelled timer's thread ends a moment later; waiting for it means a stopped
+            # service leaves no thread behind.
+            self._timer.join(TIMER_JOIN_SECONDS)
             self._timer = None
 
     def check(self) -> None:
