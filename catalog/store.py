@@ -244,14 +244,7 @@ class Store:
         The loser of a conflict gets an error from COMMIT, and nothing of its transaction is
         applied. Its reads saw the old snapshot, so the whole of `work` runs again.
         """
-        for attempt in range(CONFLICT_RETRIES + 1):
-            try:
-                return self._run_transaction(work)
-            except duckdb.Error as error:
-                if not is_conflict(error) or attempt == CONFLICT_RETRIES:
-                    raise
-                self._wait_after_conflict(attempt)
-        raise AssertionError("unreachable")
+        return self._retry_conflicts(lambda: self._run_transaction(work))
 
     def _run_transaction(self, work: Callable[[Connection], T]) -> T:
         connection = self._write_connection
@@ -284,9 +277,13 @@ class Store:
         `work` must leave nothing half-applied when one of its transactions fails, as table
         builds and joins do: their last transaction swaps the result in.
         """
+        return self._retry_conflicts(lambda: self.write_steps(work))
+
+    def _retry_conflicts(self, run: Callable[[], T]) -> T:
+        """Call `run`, and again after each conflict with another writer, up to CONFLICT_RETRIES times."""
         for attempt in range(CONFLICT_RETRIES + 1):
             try:
-                return self.write_steps(work)
+                return run()
             except (duckdb.Error, StalePlanError) as error:
                 if not is_conflict(error) or attempt == CONFLICT_RETRIES:
                     raise
