@@ -44,7 +44,7 @@ def _quote(text: str) -> str:
 def open_lake(settings: CatalogSettings, config: dict[str, Any]) -> duckdb.DuckDBPyConnection:
     """Return a connection whose default database is the DuckLake catalog of `settings`.
 
-    `config` holds the DuckDB limits (memory, threads, spill folder). External access is
+    `config` contains the DuckDB limits (memory, threads, spill folder). External access is
     turned off after the attach, with the data path and the spill folder as the only
     folders allowed, so SQL on this connection reads no other file. Raise CatalogError
     naming the setting at fault when the catalog cannot be attached.

@@ -48,7 +48,7 @@ CHANGE_EVENTS = """CREATE TABLE IF NOT EXISTS change_events (
 # One row, updated by every write transaction on a DuckLake catalog. DuckLake lets two
 # transactions that only insert into a table commit side by side, so two processes that
 # register the same new file would both add it; two that update this row conflict, and the
-# second runs again and sees the first (catalog.lake.claim_table_writes).
+# second runs again on top of the first (catalog.lake.claim_table_writes).
 TABLE_WRITES = (
     "CREATE TABLE IF NOT EXISTS table_writes (n BIGINT)",
     "INSERT INTO table_writes SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM table_writes)",

@@ -210,7 +210,7 @@ def test_tables_equal_files_on_both_api_processes(site: Site) -> None:
         assert _comparable(served) == _comparable(fresh[collection_id]), collection_id
 
 
-def test_new_run_visible_on_both_api_processes_within_a_second(site: Site) -> None:
+def test_new_run_visible_within_a_second(site: Site) -> None:
     headers = _sign_in(site.api[0])
     _wait(
         lambda: all(_complete(site, server, headers) for server in site.api),
@@ -239,7 +239,7 @@ def test_new_run_visible_on_both_api_processes_within_a_second(site: Site) -> No
         seen: dict[str, float] = {}
 
         def watch(server: Process) -> None:
-            # One thread per api process, so a slow answer of one does not delay the other's.
+            # One thread per api process, so a slow response of one does not delay the other.
             while time.monotonic() - committed_at < 10:
                 if _row_count(server, headers, PHYSICAL_FEATURES) == expected:
                     seen[server.name] = time.monotonic() - committed_at
